@@ -1,0 +1,79 @@
+/**
+ * The one place tcpproxy's errors are defined. Every error the program reports
+ * to a user carries a stable `code` (documented in the man page, EXIT STATUS
+ * and DIAGNOSTICS) so scripts and tests never have to match on prose.
+ */
+
+/** Stable error codes, with the process exit status each one leads to. */
+export const ERROR_CODES = {
+  /** Bad command line: unknown option, missing value, extra argument. */
+  ERR_USAGE: 2,
+  /** A configuration file (or a value given on the command line) is invalid. */
+  ERR_CONFIG: 2,
+  /** A keyword or option that this version parses but does not implement. */
+  ERR_NOT_SUPPORTED: 2,
+  /** A listening socket could not be bound. */
+  ERR_BIND: 1,
+  /** A file the program needs could not be read or written. */
+  ERR_IO: 1,
+  /** A PROXY protocol header was missing, malformed or too slow. */
+  ERR_PROXY_HEADER: 1,
+  /** The process could not take on the configured user and group. */
+  ERR_PRIVILEGES: 1,
+  /** Anything else that stops the program from running. */
+  ERR_RUNTIME: 1,
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** Base class: a one-line, user-facing message plus a stable code. */
+export class TcpproxyError extends Error {
+  override name = 'TcpproxyError'
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+
+  /** The exit status a command-line run ends with when this error stops it. */
+  get exitCode(): number {
+    return ERROR_CODES[this.code]
+  }
+}
+
+/**
+ * An error at a position in a configuration file, rendered `FILE:LINE: message`;
+ * line 0 stands for a value from the command line, rendered `OPTION: message`.
+ */
+export class ConfigError extends TcpproxyError {
+  override name = 'ConfigError'
+  readonly file: string
+  readonly line: number
+  /** The message without the position prefix. */
+  readonly reason: string
+
+  constructor(file: string, line: number, reason: string, code: ErrorCode = 'ERR_CONFIG') {
+    super(code, line > 0 ? `${file}:${line}: ${reason}` : `${file}: ${reason}`)
+    this.file = file
+    this.line = line
+    this.reason = reason
+  }
+}
+
+/** A malformed PROXY protocol header; `offset` is the byte where parsing stopped. */
+export class ProxyHeaderError extends TcpproxyError {
+  override name = 'ProxyHeaderError'
+  readonly offset: number
+
+  constructor(reason: string, offset: number) {
+    super('ERR_PROXY_HEADER', `bad PROXY header at byte ${offset}: ${reason}`)
+    this.offset = offset
+  }
+}
+
+/** The text of any thrown value, for log lines. */
+export function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message
+  return String(err)
+}

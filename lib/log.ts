@@ -1,0 +1,47 @@
+/**
+ * Log records and how they are written. Every line the program logs is a
+ * LogEntry: the original's tag (`+OK`, `+INFO`, `-INFO`, `-ERR`, `+DEBUG`, or
+ * none for `bound to`/`ready`), a stable event name for machines, and the
+ * original's text. Sinks decide the rendering.
+ */
+import type { Writable } from 'node:stream'
+
+export type Tag = '+OK' | '+INFO' | '-INFO' | '-ERR' | '+DEBUG' | ''
+
+export interface LogEntry {
+  tag: Tag
+  /** Stable, machine-readable name of what happened (`connect`, `disconnect`, ...). */
+  event: string
+  /** The human text after the tag, as the original wrote it. */
+  text: string
+  /** The connection the line belongs to, if any. */
+  id?: number
+}
+
+export interface Logger {
+  /** Whether `+DEBUG` entries are wanted; callers skip building them otherwise. */
+  readonly debug: boolean
+  log(entry: LogEntry): void
+}
+
+/** The classic text: `TAG: text` (no tag for untagged lines), `, id= N` for connections. */
+export function formatText(entry: LogEntry): string {
+  const head = entry.tag === '' ? '' : `${entry.tag}: `
+  const tail = entry.id === undefined ? '' : `, id= ${entry.id}`
+  return head + entry.text + tail
+}
+
+/**
+ * The foreground logger of `-d`: `ident[pid]: TAG: text` lines on a stream
+ * (stderr), as the original printed them in debug mode.
+ */
+export function streamLogger(stream: Writable, ident: string, pid: number, debug: boolean): Logger {
+  const prefix = `${ident}[${pid}]: `
+  return {
+    debug,
+    log(entry) {
+      if (entry.tag === '+DEBUG' && !debug) return
+      stream.write(prefix + formatText(entry) + '\n')
+    },
+  }
+}

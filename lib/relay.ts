@@ -1,0 +1,133 @@
+/**
+ * The byte relay between a client and its upstream. Both sockets must be
+ * created with `allowHalfOpen: true`: when one side ends its output (FIN),
+ * the other side's write direction is shut down (`end()` = shutdown(SHUT_WR),
+ * the original's 1.1.4 behaviour) and the opposite direction keeps flowing
+ * until it ends too. Unlike the original, this holds whichever side closes
+ * first. An error or reset on either side resets the other and ends both.
+ *
+ * Backpressure: a chunk is written to the peer only as it arrives, and the
+ * reading side is paused while the peer's write buffer is over its high-water
+ * mark, so memory per connection stays bounded by the two sockets' buffers.
+ *
+ * The event handlers are shared functions, not per-connection closures; each
+ * socket points at its Relay, which keeps the per-connection cost small.
+ */
+import type { Socket } from 'node:net'
+
+/** Who ended the session: the side that closed its output first, or why it was cut. */
+export type CloseReason = 'client' | 'server' | 'timeout' | 'client-error' | 'server-error' | 'shutdown'
+
+export interface RelayResult {
+  /** Bytes written to the client (server to client). */
+  received: number
+  /** Bytes written to the server (client to server). */
+  sent: number
+  closedBy: CloseReason
+  /** The socket error that ended the session, if any. */
+  error: Error | null
+}
+
+const kRelay = Symbol('relay')
+type RelaySocket = Socket & { [kRelay]: Relay }
+
+class Relay {
+  closedBy: CloseReason | null = null
+  error: Error | null = null
+  /** Set once the session was cut (error, timeout, shutdown) rather than closed by both sides. */
+  cut = false
+  open = 2
+
+  constructor(
+    readonly client: Socket,
+    readonly server: Socket,
+    readonly done: (r: RelayResult) => void,
+  ) {}
+
+  peer(s: Socket): Socket {
+    return s === this.client ? this.server : this.client
+  }
+
+  /** Tear both sockets down; `reset` sends RST where the cause was a reset or error. */
+  abort(reason: CloseReason, error: Error | null, reset: boolean): void {
+    // The first cut is the cause; it overrides a half-close already seen.
+    if (!this.cut) {
+      this.cut = true
+      this.closedBy = reason
+      this.error = error
+    }
+    for (const s of [this.client, this.server]) {
+      if (s.destroyed) continue
+      if (reset) s.resetAndDestroy()
+      else s.destroy()
+    }
+  }
+}
+
+function onData(this: RelaySocket, chunk: Buffer): void {
+  // Returning false means the peer's buffer is full: stop reading until 'drain'.
+  if (!this[kRelay].peer(this).write(chunk)) this.pause()
+}
+
+function onDrain(this: RelaySocket): void {
+  this[kRelay].peer(this).resume()
+}
+
+function onEnd(this: RelaySocket): void {
+  const r = this[kRelay]
+  r.closedBy ??= this === r.client ? 'client' : 'server'
+  const peer = r.peer(this)
+  // Half-close: pass the FIN on, keep relaying the other direction.
+  if (!peer.destroyed) peer.end()
+}
+
+function onError(this: RelaySocket, err: Error): void {
+  const r = this[kRelay]
+  r.abort(this === r.client ? 'client-error' : 'server-error', err, true)
+}
+
+function onTimeout(this: RelaySocket): void {
+  this[kRelay].abort('timeout', null, false)
+}
+
+function onClose(this: RelaySocket): void {
+  const r = this[kRelay]
+  if (--r.open > 0) return
+  r.done({
+    received: r.client.bytesWritten,
+    sent: r.server.bytesWritten,
+    // Both sockets only close after an end (half-close) or a cut, each of which sets it.
+    closedBy: r.closedBy as CloseReason,
+    error: r.error,
+  })
+}
+
+/** A running relay; `abort` ends it at once (graceful shutdown, reload). */
+export interface RelayHandle {
+  abort(): void
+}
+
+/**
+ * Relay between two connected sockets until both directions have ended, an
+ * error occurs, or neither side moved a byte for `idleMs` (0 = no limit).
+ * `done` is called once, after both sockets have closed.
+ */
+export function relay(client: Socket, server: Socket, idleMs: number, done: (r: RelayResult) => void): RelayHandle {
+  const r = new Relay(client, server, done)
+  for (const s of [client, server] as RelaySocket[]) {
+    s[kRelay] = r
+    s.on('data', onData)
+    s.on('drain', onDrain)
+    s.on('end', onEnd)
+    s.on('error', onError)
+    s.on('close', onClose)
+    // Each socket's timer is refreshed by its reads and its writes, so either
+    // timer firing means no byte moved in either direction for idleMs.
+    if (idleMs > 0) {
+      s.setTimeout(idleMs)
+      s.on('timeout', onTimeout)
+    }
+    s.resume()
+  }
+  return { abort: () => r.abort('shutdown', null, false) }
+}
