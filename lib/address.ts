@@ -33,10 +33,14 @@ function bad(reason: string): never {
  */
 export function canonicalIp(ip: string): string {
   if (isIP(ip) !== 6) return ip
+  // Node reports link-local socket addresses with their zone (`fe80::1%eth0`),
+  // which URL refuses: canonicalise the address and keep the zone as written.
+  const pct = ip.indexOf('%')
+  const zone = pct < 0 ? '' : ip.slice(pct)
   // WHATWG URL serialises IPv6 hosts in RFC 5952 canonical form.
-  const canon = new URL(`http://[${ip}]/`).hostname.slice(1, -1)
+  const canon = new URL(`http://[${pct < 0 ? ip : ip.slice(0, pct)}]/`).hostname.slice(1, -1)
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canon)
-  if (mapped === null) return canon
+  if (mapped === null) return canon + zone
   const hi = parseInt(mapped[1] as string, 16)
   const lo = parseInt(mapped[2] as string, 16)
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
@@ -52,7 +56,8 @@ export function isWildcard(iface: string): boolean {
   return WILDCARDS.has(iface) || iface === '[::]'
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$/i
+// RFC 1035 labels: at most 63 characters (first, up to 61 in the middle, last); 253 in all.
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
 
 /** Validate a host: an IP address (brackets allowed for IPv6) or a DNS name. */
 export function parseHost(text: string): string {

@@ -23,6 +23,19 @@ export interface CliOptions {
   server: string[]
 }
 
+/** The options of an empty command line. */
+export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
+  bind: null,
+  config: null,
+  debug: false,
+  standalone: false,
+  timeout: null,
+  connectTimeout: null,
+  listPorts: false,
+  check: false,
+  server: [],
+})
+
 export type CliResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number; output: string }
 
 function seconds(option: string) {
@@ -58,9 +71,11 @@ function program(version: string): Command {
 /** Parse argv (without node and script). Throws TcpproxyError ERR_USAGE on bad input. */
 export function parseArgs(argv: readonly string[], version: string): CliResult {
   let output = ''
+  // Help and version text is returned, never written: one collector serves both streams.
+  const collect = (s: string): void => void (output += s)
   const cmd = program(version)
     .exitOverride()
-    .configureOutput({ writeOut: s => void (output += s), writeErr: s => void (output += s), outputError: () => {} })
+    .configureOutput({ writeOut: collect, writeErr: collect, outputError: () => {} })
   try {
     cmd.parse(argv as string[], { from: 'user' })
   } catch (err) {

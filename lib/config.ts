@@ -68,7 +68,8 @@ export function parseSeconds(text: string): number {
 
 const later = (what: string): Keyword => ({ value: 'rest', scope: 'service', unsupported: what })
 
-const KEYWORDS: Record<string, Keyword> = {
+// A Map, not an object literal: a keyword such as "constructor" must not find Object.prototype.
+const KEYWORDS = new Map<string, Keyword>(Object.entries({
   server: {
     value: 'rest',
     scope: 'service',
@@ -102,11 +103,15 @@ const KEYWORDS: Record<string, Keyword> = {
   logname: { value: 'rest', scope: 'global', unsupported: 'syslog' },
   standalone: { value: 'word', scope: 'global', unsupported: 'inetd mode' },
   debug: { value: 'word', scope: 'global', unsupported: 'the debug keyword (use -d)' },
-}
+} satisfies Record<string, Keyword>))
+
+/** Every keyword the parser knows (implemented or refused as not supported yet). */
+export const KEYWORD_NAMES: readonly string[] = ['port', 'interface', ...KEYWORDS.keys()]
 
 /** Split a line into keyword and value; the value of `word` keywords must be one word. */
 function splitLine(line: string): { keyword: string; value: string } {
-  const m = /^(\S+)(?:\s+(.*))?$/.exec(line) as RegExpExecArray
+  // `s`: the value may hold a lone CR or U+2028, which `.` alone does not match.
+  const m = /^(\S+)(?:\s+(.*))?$/s.exec(line) as RegExpExecArray
   return { keyword: (m[1] as string).toLowerCase(), value: m[2] ?? '' }
 }
 
@@ -128,7 +133,10 @@ export function parseConfig(text: string, file: string, lookup: PortLookup, init
     }
   }
 
-  const lines = text.split('\n')
+  // CRLF files parse too: the CR goes with the line end.
+  const lines = text.split(/\r?\n/)
+  // A final newline ends the last line rather than starting another.
+  const lastLine = Math.max(1, lines.length - (lines[lines.length - 1] === '' ? 1 : 0))
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1
     const line = (lines[i] as string).trim()
@@ -169,7 +177,7 @@ export function parseConfig(text: string, file: string, lookup: PortLookup, init
       continue
     }
 
-    const kw = KEYWORDS[keyword]
+    const kw = KEYWORDS.get(keyword)
     if (kw === undefined) fail(`unknown keyword ${JSON.stringify(keyword)}`)
     const k = kw as Keyword
     if (raw === '') fail(`missing value for "${keyword}"`)
@@ -187,7 +195,7 @@ export function parseConfig(text: string, file: string, lookup: PortLookup, init
   }
   closePort()
 
-  if (services.length === 0) throw new ConfigError(file, lines.length, 'no service defined (expected "port" and "interface" lines)')
+  if (services.length === 0) throw new ConfigError(file, lastLine, 'no service defined (expected "port" and "interface" lines)')
   for (const s of services) {
     if (s.servers === null) {
       throw new ConfigError(file, s.source.line, `service ${s.ifaceText} port ${s.port} has no "server"`)

@@ -27,6 +27,8 @@ export async function resolveServices(services: readonly ServiceDef[], lookup: A
       if (isIP(s.iface) !== 0) return { ...s, addresses: [s.iface] }
       try {
         const found = [...new Set((await lookup(s.iface)).map(canonicalIp))]
+        // A service with no address would never be listened on nor selected.
+        if (found.length === 0) throw new Error('no addresses')
         return { ...s, addresses: found }
       } catch (err) {
         throw new ConfigError(s.source.file, s.source.line, `cannot resolve interface "${s.iface}": ${errorText(err)}`)

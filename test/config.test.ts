@@ -1,0 +1,386 @@
+/**
+ * tcpproxy.conf: the grammar, the defaults, and every error with its FILE:LINE.
+ */
+import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { DEFAULT_SETTINGS, MAX_LINE, parseConfig, parseSeconds } from '../lib/config.js'
+import type { PortLookup } from '../lib/services.js'
+
+const lookup: PortLookup = name => ({ smtp: 25, telnet: 23, http: 80 })[name]
+const FILE = 'test.conf'
+const parse = (lines: string[]) => parseConfig(lines.join('\n') + '\n', FILE, lookup)
+const configError = (line: number, reason: string) => ({
+  name: 'ConfigError',
+  code: 'ERR_CONFIG',
+  message: `${FILE}:${line}: ${reason}`,
+  line,
+  reason,
+})
+const fails = (t: Test, lines: string[], line: number, reason: string, note?: string) =>
+  t.throws(() => parse(lines), configError(line, reason), note ?? reason)
+
+t.test('one port, one interface, one server: one service with the default timeouts', async t => {
+  const c = parse(['port 8025', 'interface 127.0.0.1', 'server 127.0.0.1:25'])
+  t.same(c, {
+    ports: [8025],
+    services: [
+      {
+        servers: [{ host: '127.0.0.1', port: 25 }],
+        timeout: 60,
+        connectTimeout: 10,
+        port: 8025,
+        iface: '127.0.0.1',
+        ifaceText: '127.0.0.1',
+        source: { file: FILE, line: 2 },
+      },
+    ],
+  })
+})
+
+t.test('several interfaces of a port are separate services with their own settings', async t => {
+  const c = parse([
+    'port smtp',
+    '  interface 127.0.0.1',
+    '    server mail.example.org',
+    '    timeout 300',
+    '  interface *',
+    '    server [::1]:2525, 127.0.0.1:http',
+    '    connect-timeout 2.5',
+  ])
+  t.same(
+    c.services.map(s => [s.port, s.iface, s.ifaceText, s.servers, s.timeout, s.connectTimeout, s.source.line]),
+    [
+      [25, '127.0.0.1', '127.0.0.1', [{ host: 'mail.example.org', port: null }], 300, 10, 2],
+      [
+        25,
+        null,
+        '*',
+        [
+          { host: '::1', port: 2525 },
+          { host: '127.0.0.1', port: 80 },
+        ],
+        60,
+        2.5,
+        5,
+      ],
+    ],
+  )
+})
+
+t.test('interfaces keep their text but are canonical for matching', async t => {
+  const c = parse([
+    'port 8025',
+    'interface ::FFFF:127.0.0.2',
+    'server a.example',
+    'interface Mail.Example.ORG',
+    'server a.example',
+    'interface FE80::1%eth0',
+    'server a.example',
+    'interface any',
+    'server a.example',
+  ])
+  t.same(
+    c.services.map(s => [s.iface, s.ifaceText]),
+    [
+      ['127.0.0.2', '::FFFF:127.0.0.2'],
+      ['mail.example.org', 'Mail.Example.ORG'],
+      ['fe80::1%eth0', 'FE80::1%eth0'],
+      [null, 'any'],
+    ],
+  )
+})
+
+t.test('keywords are case-insensitive', async t => {
+  const c = parse(['TIMEOUT 5', 'Port 8025', 'INTERFACE 127.0.0.1', 'Server 127.0.0.1:25', 'Connect-Timeout 3'])
+  t.same(
+    c.services.map(s => [s.port, s.iface, s.servers, s.timeout, s.connectTimeout]),
+    [[8025, '127.0.0.1', [{ host: '127.0.0.1', port: 25 }], 5, 3]],
+  )
+})
+
+t.test('comment lines, blank lines and indentation are ignored', async t => {
+  const c = parse(['# a comment', '', '   # an indented comment', '\t', 'port 8025', '\tinterface *\t', '\t\tserver   127.0.0.1:25  ', '#port 9999'])
+  t.same(c.ports, [8025])
+  t.same(c.services[0]?.servers, [{ host: '127.0.0.1', port: 25 }])
+})
+
+t.test('a "#" after a value is part of the value, not a comment', async t => {
+  fails(t, ['port 8025', 'interface *', 'server 127.0.0.1:25 # mail'], 3, 'unknown port or service name: "25 # mail"')
+})
+
+t.test('a file with CRLF line ends parses like one with LF', async t => {
+  const text = 'timeout 5\r\nport 8025\r\ninterface 127.0.0.1\r\nserver 127.0.0.1:25\r\n'
+  const c = parseConfig(text, FILE, lookup)
+  t.same(c, parseConfig(text.replaceAll('\r', ''), FILE, lookup))
+  t.same(c.services[0]?.servers, [{ host: '127.0.0.1', port: 25 }])
+  t.equal(c.services[0]?.timeout, 5)
+})
+
+t.test('errors in a CRLF file name the right line', async t => {
+  t.throws(() => parseConfig('port 8025\r\ninterface *\r\nbogus 1\r\n', FILE, lookup), configError(3, 'unknown keyword "bogus"'))
+  t.throws(() => parseConfig('# only a comment\r\n', FILE, lookup), configError(1, 'no service defined (expected "port" and "interface" lines)'))
+})
+
+t.test('a lone CR or a Unicode line separator inside a line is an error at that line, not a crash', async t => {
+  t.throws(() => parseConfig('port 8025\rinterface *\n', FILE, lookup), configError(1, 'unexpected text after "port 8025"'))
+  t.throws(
+    () => parseConfig('port 8025\ninterface *\nserver a.example\u2028b.example\n', FILE, lookup),
+    configError(3, 'bad host name or address: "a.example\u2028b.example"'),
+  )
+})
+
+t.test('directives before the first port are defaults for every later service', async t => {
+  const c = parse([
+    'timeout 5',
+    'connect-timeout 1',
+    'server fallback.example:25',
+    'port 8025',
+    'interface 127.0.0.1',
+    'interface 127.0.0.2',
+    'timeout 7',
+    'server 10.0.0.1',
+    'port 8026',
+    'interface *',
+  ])
+  t.same(
+    c.services.map(s => [s.port, s.iface, s.servers, s.timeout, s.connectTimeout]),
+    [
+      [8025, '127.0.0.1', [{ host: 'fallback.example', port: 25 }], 5, 1],
+      [8025, '127.0.0.2', [{ host: '10.0.0.1', port: null }], 7, 1],
+      [8026, null, [{ host: 'fallback.example', port: 25 }], 5, 1],
+    ],
+  )
+})
+
+t.test('the initial defaults (from the command line) apply unless the file sets its own', async t => {
+  const initial = { servers: null, timeout: 0, connectTimeout: 30 }
+  const c = parseConfig('timeout 9\nport 8025\ninterface *\nserver a.example\n', FILE, lookup, initial)
+  t.equal(c.services[0]?.timeout, 9, 'the file overrides -t')
+  t.equal(c.services[0]?.connectTimeout, 30, 'the file leaves --connect-timeout')
+  t.same(initial, { servers: null, timeout: 0, connectTimeout: 30 }, 'the initial object is not changed')
+  t.same(DEFAULT_SETTINGS, { servers: null, timeout: 60, connectTimeout: 10 })
+})
+
+t.test('"-" is an empty value: "server -" takes a default server away', async t => {
+  fails(
+    t,
+    ['server a.example', 'port 8025', 'interface 127.0.0.1', 'interface 127.0.0.2', 'server -'],
+    4,
+    'service 127.0.0.2 port 8025 has no "server"',
+  )
+  fails(t, ['server a.example', 'server -', 'port 8025', 'interface *'], 4, 'service * port 8025 has no "server"')
+  fails(t, ['port 8025', 'interface *', 'timeout -'], 3, 'not a number of seconds: ""')
+})
+
+t.test('ports are listed in the order of their port lines, each once', async t => {
+  const c = parse([
+    'port 8026',
+    'interface *',
+    'server a.example',
+    'port smtp',
+    'interface *',
+    'server a.example',
+    'port 8026',
+    'interface 127.0.0.1',
+    'server a.example',
+  ])
+  t.same(c.ports, [8026, 25])
+  t.same(
+    c.services.map(s => [s.port, s.iface]),
+    [
+      [8026, null],
+      [25, null],
+      [8026, '127.0.0.1'],
+    ],
+  )
+})
+
+t.test('timeouts take non-negative decimal seconds', async t => {
+  t.equal(parseSeconds('0'), 0)
+  t.equal(parseSeconds('30'), 30)
+  t.equal(parseSeconds('0.5'), 0.5)
+  for (const bad of ['', '-1', '.5', '1.', '1e3', 'abc', '1 2', '0x10']) {
+    t.throws(() => parseSeconds(bad), { name: 'TcpproxyError', code: 'ERR_CONFIG', message: `not a number of seconds: ${JSON.stringify(bad)}` })
+  }
+  fails(t, ['port 8025', 'interface *', 'server a.example', 'timeout soon'], 4, 'not a number of seconds: "soon"')
+  fails(t, ['connect-timeout -3'], 1, 'not a number of seconds: "-3"')
+})
+
+t.test('an unknown keyword is an error at its line', async t => {
+  fails(t, ['port 8025', 'interface *', 'server a.example', 'bogus value'], 4, 'unknown keyword "bogus"')
+  fails(t, ['Bogus'], 1, 'unknown keyword "bogus"', 'even without a value')
+})
+
+t.test('names of Object.prototype are unknown keywords too', async t => {
+  fails(t, ['constructor x'], 1, 'unknown keyword "constructor"')
+  fails(t, ['__proto__ x'], 1, 'unknown keyword "__proto__"')
+  fails(t, ['toString x'], 1, 'unknown keyword "tostring"')
+})
+
+t.test('a keyword without its value is an error', async t => {
+  fails(t, ['port'], 1, 'missing value for "port"')
+  fails(t, ['port 8025', 'interface'], 2, 'missing value for "interface"')
+  fails(t, ['port 8025', 'interface *', 'server'], 3, 'missing value for "server"')
+  fails(t, ['TIMEOUT   '], 1, 'missing value for "timeout"')
+  fails(t, ['connect-timeout'], 1, 'missing value for "connect-timeout"')
+})
+
+t.test('one-word values refuse trailing text', async t => {
+  fails(t, ['port 8025 8026'], 1, 'unexpected text after "port 8025"')
+  fails(t, ['port 8025', 'interface 127.0.0.1 127.0.0.2'], 2, 'unexpected text after "interface 127.0.0.1"')
+  fails(t, ['timeout 30 seconds'], 1, 'unexpected text after "timeout 30"')
+  fails(t, ['connect-timeout 1\t2'], 1, 'unexpected text after "connect-timeout 1"')
+  fails(t, ['pidfile /run/tcpproxy.pid now'], 1, 'unexpected text after "pidfile /run/tcpproxy.pid"')
+})
+
+t.test('a per-service directive between port and interface is an error', async t => {
+  fails(t, ['port 8025', 'server a.example', 'interface *'], 2, '"server" must follow an "interface" line (after "port 8025")')
+  fails(t, ['port 8025', 'interface *', 'server a.example', 'port 8026', 'timeout 5'], 5, '"timeout" must follow an "interface" line (after "port 8026")')
+})
+
+t.test('an interface before any port is an error', async t => {
+  fails(t, ['timeout 5', 'interface 127.0.0.1'], 2, '"interface" before any "port" line')
+})
+
+t.test('a port without an interface is an error at the port line', async t => {
+  fails(t, ['port 8025', 'port 8026', 'interface *', 'server a.example'], 1, '"port 8025" has no "interface" line (use "interface *" for every address)')
+  fails(t, ['port 8025', 'interface *', 'server a.example', '', 'port 8026', '# nothing'], 5, '"port 8026" has no "interface" line (use "interface *" for every address)')
+})
+
+t.test('the same interface twice on a port is an error naming the first line', async t => {
+  fails(t, ['port 8025', 'interface 127.0.0.1', 'server a.example', 'interface 127.0.0.1'], 4, 'duplicate service 127.0.0.1 port 8025 (first defined at line 2)')
+  fails(t, ['port 8025', 'interface *', 'server a.example', 'interface any'], 4, 'duplicate service * port 8025 (first defined at line 2)')
+  fails(
+    t,
+    ['port 8025', 'interface 127.0.0.2', 'server a.example', 'port 8025', 'interface ::ffff:127.0.0.2'],
+    5,
+    'duplicate service 127.0.0.2 port 8025 (first defined at line 2)',
+    'an IPv4-mapped address is the same interface, in another port group too',
+  )
+})
+
+t.test('an unknown port or service name is an error', async t => {
+  fails(t, ['port nosuch'], 1, 'unknown port or service name: "nosuch"')
+  fails(t, ['port 0'], 1, 'unknown port or service name: "0"')
+  fails(t, ['port 65536'], 1, 'unknown port or service name: "65536"')
+  fails(t, ['port 8025', 'interface *', 'server a.example:nosuch'], 3, 'unknown port or service name: "nosuch"')
+})
+
+t.test('a bad interface or server address is an error at its line', async t => {
+  fails(t, ['port 8025', 'interface bad!host'], 2, 'bad host name or address: "bad!host"')
+  fails(t, ['port 8025', 'interface [::1'], 2, 'bad host name or address: "[::1"')
+  fails(t, ['port 8025', 'interface *', 'server [::1:25'], 3, 'missing "]" in "[::1:25"')
+  fails(t, ['port 8025', 'interface *', 'server a.example,,b.example'], 3, 'empty item in server list "a.example,,b.example"')
+  fails(t, ['port 8025', 'interface *', 'server a b'], 3, 'bad host name or address: "a b"')
+})
+
+t.test('"server" with a path points to "exec"', async t => {
+  const hint = '"server" takes host[:port]; use "exec" for a handler program'
+  fails(t, ['port 8025', 'interface *', 'server /usr/sbin/handler -x'], 3, hint)
+  fails(t, ['server ./handler'], 1, hint)
+})
+
+t.test('a file without services is an error at its last line', async t => {
+  const reason = 'no service defined (expected "port" and "interface" lines)'
+  t.throws(() => parseConfig('', FILE, lookup), configError(1, reason), 'an empty file')
+  t.throws(() => parseConfig('timeout 5', FILE, lookup), configError(1, reason), 'no final newline')
+  t.throws(() => parseConfig('timeout 5\n', FILE, lookup), configError(1, reason), 'a final newline does not add a line')
+  t.throws(() => parseConfig('# c\ntimeout 5\n\n', FILE, lookup), configError(3, reason), 'a blank last line counts')
+})
+
+t.test('a service without a server is an error at its interface line', async t => {
+  fails(t, ['port 8025', 'interface 127.0.0.1', 'server a.example', 'interface *', 'timeout 5'], 4, 'service * port 8025 has no "server"')
+})
+
+t.test('lines longer than MAX_LINE characters are refused, MAX_LINE itself is fine', async t => {
+  t.equal(MAX_LINE, 4096)
+  const head = 'server 127.0.0.1:25'
+  const tail = ',127.0.0.1:26'
+  const exact = head + ' '.repeat(MAX_LINE - head.length - tail.length) + tail
+  t.equal(exact.length, MAX_LINE)
+  const c = parse(['port 8025', 'interface *', exact])
+  t.same(c.services[0]?.servers, [
+    { host: '127.0.0.1', port: 25 },
+    { host: '127.0.0.1', port: 26 },
+  ])
+  fails(t, ['port 8025', 'interface *', exact.replace(tail, ' ' + tail)], 3, 'line longer than 4096 characters')
+  t.ok(parse(['# ' + 'x'.repeat(MAX_LINE), 'port 8025', 'interface *', 'server a.example']), 'a long comment is still a comment')
+})
+
+t.test('every keyword of a later release is refused by name', async t => {
+  const later: [string, string][] = [
+    ['exec /usr/sbin/handler', 'handler programs'],
+    ['acp /usr/sbin/check', 'access control programs'],
+    ['acp-timeout 5', 'access control programs'],
+    ['setenv FOO bar', 'handler programs'],
+    ['writefile /tmp/dump', 'traffic dumps'],
+    ['max-connections 10', 'connection limits'],
+    ['accept-proxy yes', 'the PROXY protocol'],
+    ['send-proxy v1', 'the PROXY protocol'],
+    ['proxy-timeout 5', 'the PROXY protocol'],
+    ['redirect-mode on', 'transparent proxying'],
+    ['srcip 10.0.0.1', 'transparent proxying'],
+    ['forge-addr yes', 'transparent proxying'],
+    ['forge-port yes', 'transparent proxying'],
+    ['user nobody nogroup', 'changing the user'],
+    ['uid 65534', 'changing the user'],
+    ['gid 65534', 'changing the user'],
+    ['pidfile /run/tcpproxy.pid', 'pidfiles'],
+    ['logname tcpproxy mail', 'syslog'],
+    ['standalone yes', 'inetd mode'],
+    ['debug 1', 'the debug keyword (use -d)'],
+  ]
+  for (const [line, what] of later) {
+    const keyword = line.split(' ')[0] as string
+    const reason = `"${keyword}" is not supported yet (${what})`
+    fails(t, ['port 8025', 'interface *', 'server a.example', line.toUpperCase()], 4, reason)
+    fails(t, [line], 1, reason, `${reason}, before any port`)
+  }
+})
+
+t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback services', async t => {
+  const url = new URL('../etc/tcpproxy.conf', import.meta.url)
+  const path = fileURLToPath(url)
+  const text = readFileSync(url, 'utf8')
+  const c = parseConfig(text, path, lookup)
+  t.same(c.ports, [8080, 8023])
+  t.same(
+    c.services.map(({ source, ...rest }) => rest),
+    [
+      {
+        servers: [{ host: '127.0.0.1', port: 8000 }],
+        timeout: 60,
+        connectTimeout: 10,
+        port: 8080,
+        iface: '127.0.0.1',
+        ifaceText: '127.0.0.1',
+      },
+      {
+        servers: [
+          { host: 'localhost', port: 8000 },
+          { host: '127.0.0.1', port: 8000 },
+        ],
+        timeout: 300,
+        connectTimeout: 10,
+        port: 8080,
+        iface: null,
+        ifaceText: '*',
+      },
+      {
+        servers: [{ host: '127.0.0.1', port: 23 }],
+        timeout: 0,
+        connectTimeout: 10,
+        port: 8023,
+        iface: '127.0.0.1',
+        ifaceText: '127.0.0.1',
+      },
+    ],
+  )
+  // Each service names the file and its own interface line.
+  const lines = text.split('\n')
+  for (const s of c.services) {
+    t.equal(s.source.file, path)
+    t.equal(lines[s.source.line - 1]?.trim(), `interface ${s.ifaceText}`, `line ${s.source.line}`)
+  }
+})

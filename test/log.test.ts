@@ -1,0 +1,50 @@
+/**
+ * Log lines: the classic text and the foreground stream logger of -d.
+ */
+import t from 'tap'
+import { PassThrough } from 'node:stream'
+import { formatText, streamLogger } from '../lib/log.js'
+
+t.test('formatText writes TAG: text', async t => {
+  t.equal(formatText({ tag: '+INFO', event: 'connect', text: 'connect: client= 127.0.0.1' }), '+INFO: connect: client= 127.0.0.1')
+  t.equal(formatText({ tag: '-ERR', event: 'error', text: "can't connect" }), "-ERR: can't connect")
+})
+
+t.test('formatText writes untagged lines without a colon', async t => {
+  t.equal(formatText({ tag: '', event: 'bound', text: 'bound to 127.0.0.1:8025' }), 'bound to 127.0.0.1:8025')
+})
+
+t.test('formatText appends the connection id', async t => {
+  t.equal(formatText({ tag: '+OK', event: 'disconnect', text: 'disconnect: client= ::1', id: 7 }), '+OK: disconnect: client= ::1, id= 7')
+  t.equal(formatText({ tag: '', event: 'x', text: 'untagged', id: 0 }), 'untagged, id= 0', 'id 0 is an id too')
+})
+
+function capture(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough()
+  const chunks: Buffer[] = []
+  stream.on('data', (c: Buffer) => chunks.push(c))
+  return { stream, text: () => Buffer.concat(chunks).toString() }
+}
+
+t.test('streamLogger writes ident[pid]: lines, one per entry', async t => {
+  const out = capture()
+  const logger = streamLogger(out.stream, 'tcpproxy', 4242, false)
+  t.equal(logger.debug, false)
+  logger.log({ tag: '', event: 'bound', text: 'bound to 127.0.0.1:8025' })
+  logger.log({ tag: '+INFO', event: 'connect', text: 'connect: client= 127.0.0.1', id: 1 })
+  t.equal(out.text(), 'tcpproxy[4242]: bound to 127.0.0.1:8025\ntcpproxy[4242]: +INFO: connect: client= 127.0.0.1, id= 1\n')
+})
+
+t.test('streamLogger drops +DEBUG entries unless debug is on', async t => {
+  const quiet = capture()
+  const q = streamLogger(quiet.stream, 'tp', 1, false)
+  q.log({ tag: '+DEBUG', event: 'trace', text: 'hidden' })
+  q.log({ tag: '-INFO', event: 'close', text: 'shown' })
+  t.equal(quiet.text(), 'tp[1]: -INFO: shown\n')
+
+  const loud = capture()
+  const l = streamLogger(loud.stream, 'tp', 2, true)
+  t.equal(l.debug, true)
+  l.log({ tag: '+DEBUG', event: 'trace', text: 'visible', id: 3 })
+  t.equal(loud.text(), 'tp[2]: +DEBUG: visible, id= 3\n')
+})

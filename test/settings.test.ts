@@ -1,0 +1,201 @@
+/**
+ * From command-line options to a configuration: file mode and command-line mode.
+ */
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { DEFAULT_OPTIONS, type CliOptions } from '../lib/cli.js'
+import { DEFAULT_CONFIG_FILE, buildConfig, type SettingsDeps } from '../lib/settings.js'
+import type { PortLookup } from '../lib/services.js'
+
+const NONE: CliOptions = DEFAULT_OPTIONS
+const opts = (o: Partial<CliOptions>): CliOptions => ({ ...NONE, ...o })
+const lookup: PortLookup = name => ({ smtp: 25 })[name]
+const CONF = 'timeout 5\nport 8025\ninterface 127.0.0.1\nserver 127.0.0.1:smtp\n'
+
+/** Deps whose readFile serves `files` and records what was read. */
+function deps(files: Record<string, string> = {}): SettingsDeps & { read: string[] } {
+  const read: string[] = []
+  return {
+    read,
+    lookup,
+    readFile: path => {
+      read.push(path)
+      const text = files[path]
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' })
+      return text
+    },
+  }
+}
+
+t.test('-c reads and parses the named file', async t => {
+  const d = deps({ 'my.conf': CONF })
+  const c = buildConfig(opts({ config: 'my.conf' }), d)
+  t.same(d.read, ['my.conf'])
+  t.same(c, {
+    ports: [8025],
+    services: [
+      {
+        servers: [{ host: '127.0.0.1', port: 25 }],
+        timeout: 5,
+        connectTimeout: 10,
+        port: 8025,
+        iface: '127.0.0.1',
+        ifaceText: '127.0.0.1',
+        source: { file: 'my.conf', line: 3 },
+      },
+    ],
+  })
+})
+
+t.test('without -b and server the default file /etc/tcpproxy.conf is read', async t => {
+  t.equal(DEFAULT_CONFIG_FILE, '/etc/tcpproxy.conf')
+  const d = deps({ '/etc/tcpproxy.conf': CONF })
+  const c = buildConfig(opts({ debug: true, listPorts: true }), d)
+  t.same(d.read, ['/etc/tcpproxy.conf'])
+  t.same(c.ports, [8025])
+})
+
+t.test('errors in the file name the file and line', async t => {
+  t.throws(() => buildConfig(opts({}), deps({ '/etc/tcpproxy.conf': 'port 8025\nbogus\n' })), {
+    name: 'ConfigError',
+    code: 'ERR_CONFIG',
+    message: '/etc/tcpproxy.conf:2: unknown keyword "bogus"',
+  })
+})
+
+t.test('a server argument and a configuration file exclude each other', async t => {
+  t.throws(() => buildConfig(opts({ config: 'my.conf', server: ['a.example'] }), deps({ 'my.conf': CONF })), {
+    name: 'TcpproxyError',
+    code: 'ERR_USAGE',
+    message: 'a server argument and a configuration file exclude each other',
+  })
+})
+
+t.test('-b and a configuration file exclude each other', async t => {
+  t.throws(() => buildConfig(opts({ config: 'my.conf', bind: '8025' }), deps({ 'my.conf': CONF })), {
+    name: 'TcpproxyError',
+    code: 'ERR_USAGE',
+    message: '-b and a configuration file exclude each other',
+  })
+})
+
+t.test('an unreadable file is ERR_IO naming the path and the errno code', async t => {
+  t.throws(() => buildConfig(opts({ config: '/nonexistent/tcpproxy.conf' }), deps()), {
+    name: 'TcpproxyError',
+    code: 'ERR_IO',
+    message: 'cannot read configuration file /nonexistent/tcpproxy.conf: ENOENT',
+  })
+  t.throws(() => buildConfig(opts({}), deps()), { code: 'ERR_IO', message: 'cannot read configuration file /etc/tcpproxy.conf: ENOENT' })
+})
+
+t.test('a read failure without an errno code gives its message', async t => {
+  const d: SettingsDeps = {
+    lookup,
+    readFile: () => {
+      throw new Error('not text')
+    },
+  }
+  t.throws(() => buildConfig(opts({ config: 'x.conf' }), d), { code: 'ERR_IO', message: 'cannot read configuration file x.conf: not text' })
+})
+
+t.test('a real file is read through readFileSync, and a directory is EISDIR', async t => {
+  const dir = t.testdir({ 'tcpproxy.conf': CONF, sub: {} })
+  const real: SettingsDeps = { lookup, readFile: path => readFileSync(path, 'utf8') }
+  const c = buildConfig(opts({ config: join(dir, 'tcpproxy.conf') }), real)
+  t.same(c.services[0]?.source, { file: join(dir, 'tcpproxy.conf'), line: 3 })
+  t.throws(() => buildConfig(opts({ config: join(dir, 'sub') }), real), {
+    code: 'ERR_IO',
+    message: `cannot read configuration file ${join(dir, 'sub')}: EISDIR`,
+  })
+  t.throws(() => buildConfig(opts({ config: join(dir, 'missing.conf') }), real), {
+    code: 'ERR_IO',
+    message: `cannot read configuration file ${join(dir, 'missing.conf')}: ENOENT`,
+  })
+})
+
+t.test('-b and a server describe one service on the command line', async t => {
+  const d = deps()
+  t.same(buildConfig(opts({ bind: '127.0.0.1:8025', server: ['a.example:smtp, [::1]'] }), d), {
+    ports: [8025],
+    services: [
+      {
+        servers: [
+          { host: 'a.example', port: 25 },
+          { host: '::1', port: null },
+        ],
+        timeout: 60,
+        connectTimeout: 10,
+        port: 8025,
+        iface: '127.0.0.1',
+        ifaceText: '127.0.0.1',
+        source: { file: 'option -b', line: 0 },
+      },
+    ],
+  })
+  t.same(d.read, [], 'no file is read')
+})
+
+t.test('-b with a port alone listens on every address', async t => {
+  const c = buildConfig(opts({ bind: 'smtp', server: ['10.0.0.1'] }), deps())
+  t.same(
+    c.services.map(s => [s.port, s.iface, s.ifaceText]),
+    [[25, null, '*']],
+  )
+})
+
+t.test('-t and --connect-timeout are the defaults in both modes', async t => {
+  const cli = buildConfig(opts({ bind: '8025', server: ['a.example'], timeout: 0, connectTimeout: 3 }), deps())
+  t.same([cli.services[0]?.timeout, cli.services[0]?.connectTimeout], [0, 3])
+  const file = buildConfig(opts({ config: 'my.conf', timeout: 0, connectTimeout: 3 }), deps({ 'my.conf': CONF }))
+  t.same([file.services[0]?.timeout, file.services[0]?.connectTimeout], [5, 3], 'the file\'s own timeout wins over -t')
+})
+
+t.test('-b without a server is an error unless -z only lists the ports', async t => {
+  t.throws(() => buildConfig(opts({ bind: '8025' }), deps()), {
+    name: 'TcpproxyError',
+    code: 'ERR_USAGE',
+    message: 'missing server argument after -b',
+  })
+  const c = buildConfig(opts({ bind: '8025', listPorts: true }), deps())
+  t.same(c.ports, [8025])
+  t.equal(c.services[0]?.servers, null)
+})
+
+t.test('a bad -b value is an error prefixed with the option', async t => {
+  t.throws(() => buildConfig(opts({ bind: '[::1]', server: ['a.example'] }), deps()), {
+    name: 'ConfigError',
+    code: 'ERR_CONFIG',
+    message: 'option -b: missing port in "[::1]"',
+  })
+  t.throws(() => buildConfig(opts({ bind: '127.0.0.1:nosuch', server: ['a.example'] }), deps()), {
+    message: 'option -b: unknown port or service name: "nosuch"',
+  })
+  t.throws(() => buildConfig(opts({ bind: '0', listPorts: true }), deps()), { message: 'option -b: unknown port or service name: "0"' })
+})
+
+t.test('a bad server argument is an error prefixed "server argument: "', async t => {
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['bad host:25'] }), deps()), {
+    name: 'ConfigError',
+    code: 'ERR_CONFIG',
+    message: 'server argument: bad host name or address: "bad host"',
+  })
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example,'] }), deps()), {
+    message: 'server argument: empty item in server list "a.example,"',
+  })
+})
+
+t.test('a handler program is not supported yet, with or without -b', async t => {
+  const notYet = { name: 'TcpproxyError', code: 'ERR_NOT_SUPPORTED', message: 'handler programs are not supported yet' }
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['/bin/cat', '-n'] }), deps()), notYet)
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['./handler'] }), deps()), notYet)
+  t.throws(() => buildConfig(opts({ server: ['/usr/sbin/handler'] }), deps()), notYet)
+})
+
+t.test('a server without -b (inetd mode) is not supported yet', async t => {
+  t.throws(() => buildConfig(opts({ server: ['mail.example.org'] }), deps()), {
+    name: 'TcpproxyError',
+    code: 'ERR_NOT_SUPPORTED',
+    message: 'a server without -b (inetd mode) is not supported yet',
+  })
+})
