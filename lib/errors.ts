@@ -77,3 +77,8 @@ export function errorText(err: unknown): string {
   if (err instanceof Error) return err.message
   return String(err)
 }
+
+/** The errno code of a system error (`EADDRINUSE`), else its text. */
+export function errorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException | null)?.code ?? errorText(err)
+}

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
-import { formatHostPort } from './address.js'
+import { describeService } from './describe.js'
 import { parseArgs } from './cli.js'
 import { TcpproxyError, errorText } from './errors.js'
 import { streamLogger } from './log.js'
@@ -18,6 +18,9 @@ import { VERSION } from './version.js'
 const GRACE_MS = 10_000
 
 function fail(err: unknown): never {
+  // Every expected failure is a TcpproxyError; anything else is a bug, still
+  // reported as one line rather than a stack trace.
+  /* c8 ignore next */
   const e = err instanceof TcpproxyError ? err : new TcpproxyError('ERR_RUNTIME', errorText(err))
   process.stderr.write(`tcpproxy: ${e.message}\n`)
   process.exit(e.exitCode)
@@ -40,14 +43,10 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     }
     const services = await resolveServices(config.services)
     const proxy = new Proxy(services, {
-      logger: streamLogger(process.stderr, basename(process.argv[1] ?? 'tcpproxy'), process.pid, o.debug),
+      logger: streamLogger(process.stderr, basename(process.argv[1] as string), process.pid, o.debug),
     })
     if (o.check) {
-      for (const s of services) {
-        const servers = (s.servers ?? []).map(e => (e.port === null ? `${e.host}:${s.port}` : formatHostPort(e.host, e.port)))
-        const iface = s.addresses === null ? '*' : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')
-        process.stdout.write(`${s.addresses === null ? `*:${s.port}` : iface} -> ${servers.join(',')} (timeout ${s.timeout})\n`)
-      }
+      for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
     }
     await proxy.listen()

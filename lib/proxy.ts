@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type ListenSpec } from './address.js'
-import { TcpproxyError, errorText } from './errors.js'
+import { TcpproxyError, errorCode, errorText } from './errors.js'
 import type { Logger } from './log.js'
 import { relay, type RelayHandle, type RelayResult } from './relay.js'
 import type { ResolvedService } from './resolve.js'
@@ -22,31 +22,38 @@ interface Session {
   relay: RelayHandle | null
 }
 
-const wildcardHosts = ['::', '0.0.0.0']
+/** Listen on one address; rejects with the system error. */
+function listenOn(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host, port, backlog: 511 }, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+}
 
 /** Bind one listener; the wildcard is `::` (dual stack), or 0.0.0.0 where IPv6 is off. */
 async function bind(server: Server, spec: ListenSpec): Promise<void> {
-  const hosts = spec.address === null ? wildcardHosts : [spec.address]
-  for (let i = 0; ; i++) {
+  const hosts = spec.address === null ? ['::', '0.0.0.0'] : [spec.address]
+  let code = ''
+  for (const host of hosts) {
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen({ host: hosts[i], port: spec.port, backlog: 511 }, () => {
-          server.off('error', reject)
-          resolve()
-        })
-      })
-      return
+      return await listenOn(server, host, spec.port)
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
+      code = errorCode(err)
       // Only a machine without IPv6 makes the dual-stack wildcard fail this way.
       /* c8 ignore next */
-      if (i + 1 < hosts.length && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) continue
-      const where = spec.address === null ? `*:${spec.port}` : formatHostPort(spec.address, spec.port)
-      throw new TcpproxyError('ERR_BIND', `cannot bind ${where}: ${code ?? errorText(err)}`, { cause: err })
+      if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') break
     }
   }
+  const where = spec.address === null ? `*:${spec.port}` : formatHostPort(spec.address, spec.port)
+  throw new TcpproxyError('ERR_BIND', `cannot bind ${where}: ${code}`)
 }
+
+/** Running out of descriptors is logged at most this often, not once per refused connection. */
+const RESOURCE_ERROR_LOG_MS = 10_000
+const OUT_OF_DESCRIPTORS = new Set(['EMFILE', 'ENFILE'])
 
 export class Proxy {
   readonly #log: Logger
@@ -56,6 +63,8 @@ export class Proxy {
   readonly #sessions = new Set<Session>()
   #nextId = 0
   #closing = false
+  #resourceErrorLogged = -Infinity
+  #resourceErrorsSuppressed = 0
 
   constructor(services: readonly ResolvedService[], options: ProxyOptions) {
     this.#log = options.logger
@@ -78,7 +87,7 @@ export class Proxy {
         await this.#closeListeners()
         throw err
       }
-      server.on('error', err => this.#log.log({ tag: '-ERR', event: 'accept-error', text: `accept error: ${errorText(err)}` }))
+      server.on('error', this.#onResourceError)
       this.#servers.push(server)
       const a = server.address() as { address: string; port: number }
       this.#log.log({ tag: '', event: 'bound', text: `bound to ${formatHostPort(a.address, a.port)}` })
@@ -118,21 +127,19 @@ export class Proxy {
     }
     const session: Session = { client, relay: null }
     this.#sessions.add(session)
-    // Errors before the relay owns the socket (e.g. a reset while connecting).
-    const early = (): void => {}
-    client.on('error', early)
-
+    // Until the relay takes it over the client socket is paused and written
+    // to by no one, so it cannot emit 'error' meanwhile.
     const servers = service.servers as NonNullable<ResolvedService['servers']>
-    connectFirst(servers, localPort, service.connectTimeout * 1000, f =>
+    connectFirst(servers, localPort, service.connectTimeout * 1000, f => {
+      if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return
       log.log({
         tag: '-INFO',
         event: 'connect-failed',
         id,
         text: `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
-      }),
-    ).then(
+      })
+    }).then(
       up => {
-        client.off('error', early)
         const serverText = formatHostPort(up.host, up.port)
         if (client.destroyed || this.#closing) {
           up.socket.destroy()
@@ -152,15 +159,15 @@ export class Proxy {
         })
       },
       (f: { host: string; port: number; error: Error }) => {
-        client.off('error', early)
         this.#sessions.delete(session)
+        client.destroy()
+        if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return this.#onResourceError(f.error)
         log.log({
           tag: '-ERR',
           event: 'connection-error',
           id,
           text: `connection error: client= ${clientIp}, server= ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
         })
-        client.destroy()
       },
     )
   }
@@ -182,6 +189,25 @@ export class Proxy {
         `disconnect: client= ${clientIp}, server= ${serverText}, received= ${r.received}, send= ${r.sent}, ` +
         `duration= ${duration}, closed-by= ${r.closedBy}`,
     })
+  }
+
+  /**
+   * Out of file descriptors (EMFILE/ENFILE), in accept() or in an upstream
+   * connect. libuv sheds connections it cannot accept (it keeps a spare
+   * descriptor for that) and a failed connect closes its client, so the
+   * daemon keeps serving; the log gets one line per episode, not one per
+   * refused connection. Also the listeners' 'error' handler.
+   */
+  readonly #onResourceError = (err: Error): void => {
+    const now = performance.now()
+    if (now - this.#resourceErrorLogged < RESOURCE_ERROR_LOG_MS) {
+      this.#resourceErrorsSuppressed++
+      return
+    }
+    const more = this.#resourceErrorsSuppressed > 0 ? ` (${this.#resourceErrorsSuppressed} more since the last report)` : ''
+    this.#resourceErrorLogged = now
+    this.#resourceErrorsSuppressed = 0
+    this.#log.log({ tag: '-ERR', event: 'resource-error', text: `${errorText(err)}: new connections are refused${more}` })
   }
 
   #closeListeners(): Promise<void> {

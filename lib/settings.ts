@@ -8,7 +8,7 @@
 import { parseListenSpec, parseServerList } from './address.js'
 import type { CliOptions } from './cli.js'
 import { DEFAULT_SETTINGS, parseConfig, type Config, type ServiceSettings } from './config.js'
-import { ConfigError, TcpproxyError, errorText } from './errors.js'
+import { ConfigError, TcpproxyError, errorCode, errorText } from './errors.js'
 import type { PortLookup } from './services.js'
 
 export const DEFAULT_CONFIG_FILE = '/etc/tcpproxy.conf'
@@ -48,7 +48,7 @@ export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
     try {
       text = deps.readFile(file)
     } catch (err) {
-      throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${(err as NodeJS.ErrnoException).code ?? errorText(err)}`)
+      throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errorCode(err)}`)
     }
     return parseConfig(text, file, deps.lookup, defaults)
   }

@@ -1,0 +1,25 @@
+import t from 'tap'
+import { describeService } from '../lib/describe.js'
+import type { ResolvedService } from '../lib/resolve.js'
+
+const base: ResolvedService = {
+  port: 8025,
+  iface: null,
+  ifaceText: '*',
+  addresses: null,
+  servers: [{ host: 'mail.example.org', port: null }, { host: '::1', port: 25 }],
+  timeout: 60,
+  connectTimeout: 10,
+  source: { file: 'f', line: 1 },
+}
+
+t.test('the wildcard shows as *:PORT and a missing server port is the listening port', async t => {
+  t.equal(describeService(base), '*:8025 -> mail.example.org:8025,[::1]:25 (timeout 60)')
+})
+
+t.test('every address of an interface is listed', async t => {
+  t.equal(
+    describeService({ ...base, addresses: ['127.0.0.1', '::1'], servers: [{ host: 'h', port: 1 }], timeout: 0 }),
+    '127.0.0.1:8025 [::1]:8025 -> h:1 (timeout 0)',
+  )
+})

@@ -1,0 +1,30 @@
+/**
+ * The documentation stays true: every option of --help and every keyword
+ * of the configuration parser is in the man page, README shows the two
+ * set-up commands. (The shipped sample is parsed in config.test.ts and run
+ * in e2e-forward.test.ts.)
+ */
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { parseArgs } from '../lib/cli.js'
+import { KEYWORD_NAMES } from '../lib/config.js'
+
+const man = readFileSync(new URL('../man/tcpproxy.1', import.meta.url), 'utf8').replace(/\\-/g, '-').replace(/\\f[BIRP]/g, '')
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+
+t.test('every option in --help is documented in the man page', async t => {
+  const r = parseArgs(['--help'], '0')
+  const help = r.kind === 'exit' ? r.output : ''
+  const flags = [...help.matchAll(/(?:^|[\s,])(--?[a-zA-Z][\w-]*)/gm)].map(m => m[1] as string)
+  t.ok(flags.length >= 10, `found ${flags.length} flags in --help`)
+  for (const flag of new Set(flags)) t.ok(man.includes(flag), `${flag} is in the man page`)
+})
+
+t.test('every configuration keyword is documented in the man page', async t => {
+  for (const k of KEYWORD_NAMES) t.match(man, new RegExp(`^\\.B[IR]? ${k}\\b|^\\.B ${k}$|\\.BR ${k} `, 'm'), `${k} is in the man page`)
+})
+
+t.test('README gives the two set-up commands', async t => {
+  t.match(readme, 'npm ci && ./bin/tcpproxy -d -c etc/tcpproxy.conf')
+  t.match(readme, 'npm ci && npm test')
+})

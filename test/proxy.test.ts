@@ -1,0 +1,92 @@
+/** lib/proxy.ts in process: lifecycle paths the end-to-end tests cannot time precisely. */
+import t from 'tap'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import type { LogEntry, Logger } from '../lib/log.js'
+import { Proxy } from '../lib/proxy.js'
+import type { ResolvedService } from '../lib/resolve.js'
+import { backend, freePort, hangingPort } from './fixtures/harness.js'
+import { socketPair } from './fixtures/pair.js'
+
+function memoryLogger(): Logger & { entries: LogEntry[] } {
+  const entries: LogEntry[] = []
+  return { debug: false, entries, log: e => void entries.push(e) }
+}
+
+function service(port: number, upPort: number, extra: Partial<ResolvedService> = {}): ResolvedService {
+  return {
+    port,
+    iface: '127.0.0.1',
+    ifaceText: '127.0.0.1',
+    addresses: ['127.0.0.1'],
+    servers: [{ host: '127.0.0.1', port: upPort }],
+    timeout: 60,
+    connectTimeout: 5,
+    source: { file: 'test', line: 1 },
+    ...extra,
+  }
+}
+
+t.test('close() cuts sessions still open after the grace period', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume())
+  t.teardown(() => up.close())
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Proxy([service(port, up.port)], { logger: log })
+  await proxy.listen()
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  c.resume()
+  while (!log.entries.some(e => e.event === 'connect')) await new Promise(r => setTimeout(r, 10))
+  t.equal(proxy.sessions, 1)
+  const start = Date.now()
+  await proxy.close(300)
+  t.ok(Date.now() - start >= 250, 'waited for the grace period')
+  t.equal(proxy.sessions, 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= shutdown')
+})
+
+t.test('close() during an upstream connect drops the session when the connect completes', async t => {
+  const holePort = await hangingPort(t, 400, 'then-accept')
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Proxy([service(port, holePort)], { logger: log })
+  await proxy.listen()
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  const closed = once(c, 'close')
+  while (!log.entries.some(e => e.event === 'connected')) await new Promise(r => setTimeout(r, 10))
+  await proxy.close(0)
+  await closed
+  t.notOk(log.entries.some(e => e.event === 'connect'), 'no relay was started')
+  t.equal(proxy.sessions, 0)
+})
+
+t.test('a failed bind releases the listeners already bound', async t => {
+  const busy = createServer().listen(0, '127.0.0.1')
+  await once(busy, 'listening')
+  t.teardown(() => busy.close())
+  const busyPort = (busy.address() as { port: number }).port
+  const first = await freePort()
+  const proxy = new Proxy([service(first, 9), service(busyPort, 9)], { logger: memoryLogger() })
+  await t.rejects(proxy.listen(), { code: 'ERR_BIND', message: `cannot bind 127.0.0.1:${busyPort}: EADDRINUSE` })
+  const again = createServer().listen(first, '127.0.0.1')
+  await once(again, 'listening')
+  t.pass('the first port is free again')
+  again.close()
+})
+
+t.test('a socket handed over during shutdown, or already gone, is closed at once', async t => {
+  const log = memoryLogger()
+  const proxy = new Proxy([service(await freePort(), 9)], { logger: log })
+  await proxy.close(0)
+  const [outer, inner] = await socketPair()
+  const closed = once(outer, 'close')
+  outer.on('end', () => outer.end())
+  proxy.handle(inner)
+  await closed
+  t.ok(inner.destroyed)
+  const [outer2, inner2] = await socketPair()
+  outer2.destroy()
+  inner2.destroy()
+  proxy.handle(inner2)
+  t.same(log.entries, [], 'nothing was logged for either')
+})
