@@ -6,6 +6,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { TcpproxyError } from './errors.js'
 import { parseSeconds } from './config.js'
+import { DEFAULT_PIDFILE } from './pidfile.js'
 
 export interface CliOptions {
   /** `-b [interface:]port` as written. */
@@ -19,6 +20,34 @@ export interface CliOptions {
   connectTimeout: number | null
   listPorts: boolean
   check: boolean
+  /** `-a PROG`: access control program command line. */
+  acp: string | null
+  acpTimeout: number | null
+  /** `-v PREFIX`: environment variable prefix for handlers and ACPs. */
+  envPrefix: string | null
+  /** `-n`: no reverse DNS lookup of clients. */
+  noResolve: boolean
+  /** `-w BASE`: traffic dump file base name. */
+  writefile: string | null
+  /** `-l NAME`: the name in log lines. */
+  logname: string | null
+  /** `--accept-proxy CIDR[,CIDR...]` as written. */
+  acceptProxy: string | null
+  proxyTimeout: number | null
+  /** `--send-proxy v1|v2|none` as written. */
+  sendProxy: string | null
+  /** `-p` (the default pidfile) or `--pidfile FILE`. */
+  pidfile: string | null
+  /** `-u USER[.GROUP]`. */
+  user: string | null
+  /** `--foreground`: stay in the foreground (systemd, containers) without -d's debug lines. */
+  foreground: boolean
+  syslogSocket: string | null
+  syslogFacility: string | null
+  logFormat: 'text' | 'json' | null
+  /** `--grace SECONDS`: how long open sessions may finish after SIGTERM. */
+  grace: number | null
+  maxConnections: number | null
   /** The server argument: host list, or a handler program and its arguments. */
   server: string[]
 }
@@ -33,6 +62,23 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   connectTimeout: null,
   listPorts: false,
   check: false,
+  acp: null,
+  acpTimeout: null,
+  envPrefix: null,
+  noResolve: false,
+  writefile: null,
+  logname: null,
+  acceptProxy: null,
+  proxyTimeout: null,
+  sendProxy: null,
+  pidfile: null,
+  user: null,
+  foreground: false,
+  syslogSocket: null,
+  syslogFacility: null,
+  logFormat: null,
+  grace: null,
+  maxConnections: null,
   server: [],
 })
 
@@ -45,6 +91,14 @@ function seconds(option: string) {
     } catch (err) {
       throw new TcpproxyError('ERR_USAGE', `option ${option}: ${(err as Error).message}`)
     }
+  }
+}
+
+/** A positive whole number. */
+function count(option: string) {
+  return (value: string): number => {
+    if (!/^[1-9]\d*$/.test(value)) throw new TcpproxyError('ERR_USAGE', `option ${option}: not a positive whole number: ${JSON.stringify(value)}`)
+    return Number(value)
   }
 }
 
@@ -62,6 +116,24 @@ function program(version: string): Command {
     .addOption(
       new Option('--connect-timeout <seconds>', 'timeout of each upstream connect (default 10)').argParser(seconds('--connect-timeout')),
     )
+    .addOption(new Option('-a, --acp <program>', 'access control program run per connection (exit 0 grants)'))
+    .addOption(new Option('--acp-timeout <seconds>', 'deny when the access control program runs longer (default 10)').argParser(seconds('--acp-timeout')))
+    .addOption(new Option('-v, --env-prefix <prefix>', 'prefix of the variables given to programs (default PROXY_)'))
+    .option('-n, --no-resolve', 'do not look up client host names (PROXY_CLIENTNAME is the IP)')
+    .addOption(new Option('-w, --writefile <base>', 'append each connection\'s traffic to BASE.ID.log'))
+    .addOption(new Option('-l, --logname <name>', 'the name in log lines and PROXY_LOGNAME'))
+    .addOption(new Option('--accept-proxy <cidrs>', 'peers (address[/bits],...) whose connections start with a PROXY header'))
+    .addOption(new Option('--proxy-timeout <seconds>', 'time a trusted peer has to send the PROXY header (default 5)').argParser(seconds('--proxy-timeout')))
+    .addOption(new Option('--send-proxy <version>', 'start upstream connections with a PROXY header (v1 or v2)'))
+    .option('--foreground', 'stay in the foreground, logging to stderr (systemd, containers)')
+    .option('-p', `write the pid to ${DEFAULT_PIDFILE}`)
+    .addOption(new Option('--pidfile <file>', 'write the pid to this file'))
+    .addOption(new Option('-u, --user <user[.group]>', 'run as this user when started as root (default nobody)'))
+    .addOption(new Option('--syslog-socket <path>', 'syslog socket (default /dev/log)'))
+    .addOption(new Option('--syslog-facility <name>', 'syslog facility (default mail)'))
+    .addOption(new Option('--log-format <format>', 'text (default) or json').choices(['text', 'json']))
+    .addOption(new Option('--grace <seconds>', 'time open sessions get after SIGTERM (default 10)').argParser(seconds('--grace')))
+    .addOption(new Option('--max-connections <n>', 'close connections beyond this many at once').argParser(count('--max-connections')))
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
     .version(`tcpproxy ${version}`, '-V, --version', 'print the version and exit')
@@ -106,6 +178,24 @@ export function parseArgs(argv: readonly string[], version: string): CliResult {
       connectTimeout: (o['connectTimeout'] as number | undefined) ?? null,
       listPorts: o['listPorts'] === true,
       check: o['check'] === true,
+      acp: (o['acp'] as string | undefined) ?? null,
+      acpTimeout: (o['acpTimeout'] as number | undefined) ?? null,
+      envPrefix: (o['envPrefix'] as string | undefined) ?? null,
+      // commander turns --no-resolve into resolve: false
+      noResolve: o['resolve'] === false,
+      writefile: (o['writefile'] as string | undefined) ?? null,
+      logname: (o['logname'] as string | undefined) ?? null,
+      acceptProxy: (o['acceptProxy'] as string | undefined) ?? null,
+      proxyTimeout: (o['proxyTimeout'] as number | undefined) ?? null,
+      sendProxy: (o['sendProxy'] as string | undefined) ?? null,
+      pidfile: (o['pidfile'] as string | undefined) ?? (o['p'] === true ? DEFAULT_PIDFILE : null),
+      user: (o['user'] as string | undefined) ?? null,
+      foreground: o['foreground'] === true,
+      syslogSocket: (o['syslogSocket'] as string | undefined) ?? null,
+      syslogFacility: (o['syslogFacility'] as string | undefined) ?? null,
+      logFormat: (o['logFormat'] as 'text' | 'json' | undefined) ?? null,
+      grace: (o['grace'] as number | undefined) ?? null,
+      maxConnections: (o['maxConnections'] as number | undefined) ?? null,
       server,
     },
   }

@@ -11,6 +11,8 @@
  */
 import { ConfigError, TcpproxyError } from './errors.js'
 import { parseInterface, parseServerList, type Endpoint } from './address.js'
+import { parseCidrList } from './cidr.js'
+import { DEFAULT_PIDFILE } from './pidfile.js'
 import { parsePort, type PortLookup } from './services.js'
 
 /** Per-service settings; the ones before the first `port` are the defaults. */
@@ -21,6 +23,38 @@ export interface ServiceSettings {
   timeout: number
   /** Seconds allowed for each upstream connect attempt. */
   connectTimeout: number
+  /** A handler program's command line (words), run instead of connecting to a server. */
+  exec: string[] | null
+  /** The access control program's command line, or null. */
+  acp: string[] | null
+  /** Seconds the access control program may run before access is denied. */
+  acpTimeout: number
+  /** Base name of the per-connection traffic dump files, or null. */
+  writefile: string | null
+  /** Peers (`address/prefix`) whose connections must start with a PROXY header; null = none. */
+  acceptProxy: string[] | null
+  /** Seconds a trusted peer has to send the complete PROXY header. */
+  proxyTimeout: number
+  /** PROXY protocol version sent to upstreams, or null. */
+  sendProxy: 'v1' | 'v2' | null
+  /** At most this many sessions of this service at once; null = no limit. */
+  maxConnections: number | null
+}
+
+/** Settings of the whole program, wherever they appear in the file. */
+export interface GlobalSettings {
+  /** Prefix of the environment variables given to handlers and ACPs (`setenv`). */
+  envPrefix: string
+  /** Name in log lines and PROXY_LOGNAME (`logname`); null = the program name. */
+  logname: string | null
+  /** `standalone yes|no`; null when the file does not say. */
+  standalone: boolean | null
+  /** Where to write the pid (`pidfile`), or null. */
+  pidfile: string | null
+  /** `user USER[.GROUP]` to run as when started as root; null = nobody. */
+  user: string | null
+  /** At most this many sessions at once, all services together; null = no limit. */
+  maxConnections: number | null
 }
 
 /** One (port, interface) service. */
@@ -36,6 +70,7 @@ export interface ServiceDef extends ServiceSettings {
 
 export interface Config {
   services: ServiceDef[]
+  globals: GlobalSettings
   /** Ports in the order of their `port` lines, each once (for `-z`). */
   ports: number[]
 }
@@ -44,7 +79,66 @@ export const DEFAULT_SETTINGS: ServiceSettings = Object.freeze({
   servers: null,
   timeout: 60,
   connectTimeout: 10,
+  exec: null,
+  acp: null,
+  acpTimeout: 10,
+  writefile: null,
+  acceptProxy: null,
+  // The spec asks receivers to allow at least 3 s, for a TCP retransmit.
+  proxyTimeout: 5,
+  sendProxy: null,
+  maxConnections: null,
 })
+
+/** `send-proxy v1|v2|none`. */
+export function parseProxyVersion(text: string): 'v1' | 'v2' | null {
+  if (text === 'v1' || text === 'v2') return text
+  if (text === 'none' || text === '') return null
+  throw new TcpproxyError('ERR_CONFIG', `PROXY protocol version must be v1, v2 or none, not ${JSON.stringify(text)}`)
+}
+
+export const DEFAULT_GLOBALS: GlobalSettings = Object.freeze({
+  envPrefix: 'PROXY_',
+  logname: null,
+  standalone: null,
+  pidfile: null,
+  user: null,
+  maxConnections: null,
+})
+
+
+
+
+/** A positive whole number (connection limits). */
+export function parseCount(text: string): number {
+  if (!/^[1-9]\d*$/.test(text)) throw new TcpproxyError('ERR_CONFIG', `not a positive whole number: ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+/**
+ * A program's command line: words split on blanks, no quoting and no shell,
+ * as the original (nothing a client sends can ever reach a shell).
+ */
+export function splitCommand(text: string): string[] | null {
+  // A control character (NUL above all) can only be a mistake, and exec(2) would refuse it.
+  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(text)) {
+    throw new TcpproxyError('ERR_CONFIG', `control character in program command line ${JSON.stringify(text)}`)
+  }
+  const words = text.trim().split(/[ \t]+/).filter(w => w !== '')
+  return words.length === 0 ? null : words
+}
+
+/** True for a server argument that names a handler program rather than a host. */
+export function isProgram(text: string): boolean {
+  return text.startsWith('/') || text.startsWith('.')
+}
+
+/** An environment variable prefix: what a shell accepts in a variable name. */
+export function parseEnvPrefix(text: string): string {
+  if (text === '') return DEFAULT_GLOBALS.envPrefix
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(text)) throw new TcpproxyError('ERR_CONFIG', `not a variable name prefix: ${JSON.stringify(text)}`)
+  return text
+}
 
 /** A configuration line longer than this is refused rather than split (the original cut at 300 bytes). */
 export const MAX_LINE = 4096
@@ -55,7 +149,7 @@ interface Keyword {
   value: 'word' | 'rest'
   scope: Scope
   /** Applies the value; throws TcpproxyError with a reason on a bad value. */
-  apply?: (s: ServiceSettings, value: string, lookup: PortLookup) => void
+  apply?: (s: ServiceSettings, g: GlobalSettings, value: string, lookup: PortLookup, inService: boolean) => void
   /** For keywords a later release implements: parsed, then refused. */
   unsupported?: string
 }
@@ -73,37 +167,68 @@ const KEYWORDS = new Map<string, Keyword>(Object.entries({
   server: {
     value: 'rest',
     scope: 'service',
-    apply: (s, v, lookup) => {
-      if (v.startsWith('/') || v.startsWith('.')) {
-        throw new TcpproxyError('ERR_CONFIG', `"server" takes host[:port]; use "exec" for a handler program`)
-      }
+    apply: (s, _g, v, lookup) => {
+      if (isProgram(v)) throw new TcpproxyError('ERR_CONFIG', `"server" takes host[:port]; use "exec" for a handler program`)
       s.servers = v === '' ? null : parseServerList(v, lookup)
+      // A service's own server replaces a default handler, and vice versa.
+      if (s.servers !== null) s.exec = null
     },
   },
-  timeout: { value: 'word', scope: 'service', apply: (s, v) => void (s.timeout = parseSeconds(v)) },
-  'connect-timeout': { value: 'word', scope: 'service', apply: (s, v) => void (s.connectTimeout = parseSeconds(v)) },
+  exec: {
+    value: 'rest',
+    scope: 'service',
+    apply: (s, _g, v) => {
+      if (v !== '' && !isProgram(v)) throw new TcpproxyError('ERR_CONFIG', `"exec" needs a program path starting with "/" or "."`)
+      s.exec = splitCommand(v)
+      if (s.exec !== null) s.servers = null
+    },
+  },
+  timeout: { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.timeout = parseSeconds(v)) },
+  'connect-timeout': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.connectTimeout = parseSeconds(v)) },
+  acp: { value: 'rest', scope: 'service', apply: (s, _g, v) => void (s.acp = splitCommand(v)) },
+  'acp-timeout': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.acpTimeout = parseSeconds(v)) },
+  writefile: { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.writefile = v === '' ? null : v) },
+  setenv: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.envPrefix = parseEnvPrefix(v)) },
+  logname: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.logname = v === '' ? null : v) },
+  standalone: {
+    value: 'word',
+    scope: 'global',
+    apply: (_s, g, v) => {
+      if (v !== 'yes' && v !== 'no') throw new TcpproxyError('ERR_CONFIG', `"standalone" takes yes or no`)
+      g.standalone = v === 'yes'
+    },
+  },
   // Parsed so that a file written for a later release fails loudly, never half-works.
-  exec: later('handler programs'),
-  acp: later('access control programs'),
-  'acp-timeout': later('access control programs'),
-  setenv: later('handler programs'),
-  writefile: later('traffic dumps'),
-  'max-connections': later('connection limits'),
-  'accept-proxy': later('the PROXY protocol'),
-  'send-proxy': later('the PROXY protocol'),
-  'proxy-timeout': later('the PROXY protocol'),
+  // Before the first port the limit of the whole daemon, after an interface that of the service.
+  'max-connections': {
+    value: 'word',
+    scope: 'service',
+    apply: (s, g, v, _lookup, inService) => {
+      if (inService) s.maxConnections = parseCount(v)
+      else g.maxConnections = parseCount(v)
+    },
+  },
+  'accept-proxy': { value: 'rest', scope: 'service', apply: (s, _g, v) => void (s.acceptProxy = v === '' ? null : parseCidrList(v)) },
+  'send-proxy': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.sendProxy = parseProxyVersion(v)) },
+  'proxy-timeout': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.proxyTimeout = parseSeconds(v)) },
   'redirect-mode': later('transparent proxying'),
   srcip: later('transparent proxying'),
   'forge-addr': later('transparent proxying'),
   'forge-port': later('transparent proxying'),
-  user: { value: 'rest', scope: 'global', unsupported: 'changing the user' },
-  uid: { value: 'word', scope: 'global', unsupported: 'changing the user' },
-  gid: { value: 'word', scope: 'global', unsupported: 'changing the user' },
-  pidfile: { value: 'word', scope: 'global', unsupported: 'pidfiles' },
-  logname: { value: 'rest', scope: 'global', unsupported: 'syslog' },
-  standalone: { value: 'word', scope: 'global', unsupported: 'inetd mode' },
+  user: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = v === '' ? null : v) },
+  // 1.x spelled the user as numeric uid/gid lines; they become a `user` spec.
+  uid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${numeric(v)}${groupPart(g.user)}`) },
+  gid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${userPart(g.user)}.${numeric(v)}`) },
+  pidfile: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.pidfile = v === '' ? DEFAULT_PIDFILE : v) },
   debug: { value: 'word', scope: 'global', unsupported: 'the debug keyword (use -d)' },
 } satisfies Record<string, Keyword>))
+
+function numeric(text: string): string {
+  if (!/^\d+$/.test(text)) throw new TcpproxyError('ERR_CONFIG', `not a number: ${JSON.stringify(text)}`)
+  return text
+}
+const userPart = (spec: string | null): string => (spec === null ? 'nobody' : (spec.split('.')[0] as string))
+const groupPart = (spec: string | null): string => (spec?.includes('.') === true ? spec.slice(spec.indexOf('.')) : '')
 
 /** Every keyword the parser knows (implemented or refused as not supported yet). */
 export const KEYWORD_NAMES: readonly string[] = ['port', 'interface', ...KEYWORDS.keys()]
@@ -119,8 +244,15 @@ function splitLine(line: string): { keyword: string; value: string } {
  * Parse configuration text. `file` names it in errors; `lookup` resolves port
  * names; `initial` are the defaults before the file's own (from the command line).
  */
-export function parseConfig(text: string, file: string, lookup: PortLookup, initial: ServiceSettings = DEFAULT_SETTINGS): Config {
+export function parseConfig(
+  text: string,
+  file: string,
+  lookup: PortLookup,
+  initial: ServiceSettings = DEFAULT_SETTINGS,
+  initialGlobals: GlobalSettings = DEFAULT_GLOBALS,
+): Config {
   const defaults: ServiceSettings = { ...initial }
+  const globals: GlobalSettings = { ...initialGlobals }
   const services: ServiceDef[] = []
   const ports: number[] = []
   const seen = new Map<string, number>()
@@ -188,7 +320,7 @@ export function parseConfig(text: string, file: string, lookup: PortLookup, init
     }
     const value = raw === '-' ? '' : raw
     try {
-      ;(k.apply as NonNullable<Keyword['apply']>)(current ?? defaults, value, lookup)
+      ;(k.apply as NonNullable<Keyword['apply']>)(current ?? defaults, globals, value, lookup, current !== null)
     } catch (err) {
       fail((err as TcpproxyError).message)
     }
@@ -197,9 +329,9 @@ export function parseConfig(text: string, file: string, lookup: PortLookup, init
 
   if (services.length === 0) throw new ConfigError(file, lastLine, 'no service defined (expected "port" and "interface" lines)')
   for (const s of services) {
-    if (s.servers === null) {
-      throw new ConfigError(file, s.source.line, `service ${s.ifaceText} port ${s.port} has no "server"`)
+    if (s.servers === null && s.exec === null) {
+      throw new ConfigError(file, s.source.line, `service ${s.ifaceText} port ${s.port} has no "server" or "exec"`)
     }
   }
-  return { services, ports }
+  return { services, ports, globals }
 }

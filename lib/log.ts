@@ -5,6 +5,9 @@
  * original's text. Sinks decide the rendering.
  */
 import type { Writable } from 'node:stream'
+// A cycle (syslog.ts uses formatText), harmless: neither module uses the
+// other's exports while it is being evaluated, only when called.
+import { jsonLine } from './syslog.js'
 
 export type Tag = '+OK' | '+INFO' | '-INFO' | '-ERR' | '+DEBUG' | ''
 
@@ -16,6 +19,11 @@ export interface LogEntry {
   text: string
   /** The connection the line belongs to, if any. */
   id?: number
+  /**
+   * Structured data for `--log-format json` (client, server, received, sent,
+   * duration, closedBy, ...); the text format does not show it.
+   */
+  fields?: Record<string, string | number | null>
 }
 
 export interface Logger {
@@ -33,15 +41,23 @@ export function formatText(entry: LogEntry): string {
 
 /**
  * The foreground logger of `-d`: `ident[pid]: TAG: text` lines on a stream
- * (stderr), as the original printed them in debug mode.
+ * (stderr), as the original printed them in debug mode; with `format` json,
+ * one JSON object per line (see jsonLine), without the prefix so that every
+ * line parses on its own.
  */
-export function streamLogger(stream: Writable, ident: string, pid: number, debug: boolean): Logger {
+export function streamLogger(
+  stream: Writable,
+  ident: string,
+  pid: number,
+  debug: boolean,
+  format: 'text' | 'json' = 'text',
+): Logger {
   const prefix = `${ident}[${pid}]: `
   return {
     debug,
     log(entry) {
       if (entry.tag === '+DEBUG' && !debug) return
-      stream.write(prefix + formatText(entry) + '\n')
+      stream.write(format === 'json' ? jsonLine(entry, new Date()) + '\n' : prefix + formatText(entry) + '\n')
     },
   }
 }

@@ -1,33 +1,110 @@
 /**
- * The process edge: argv, files, stdout/stderr, signals and the exit status.
- * Everything below it (lib/proxy.ts and friends) is given what it needs.
+ * The process edge: argv, files, stdout/stderr, signals, the exit status,
+ * and the choice of process model. Everything below it (lib/proxy.ts and
+ * friends) is given what it needs.
+ *
+ * - `-z`, `--check`: print and exit.
+ * - inetd mode: serve the connection on stdin, exit.
+ * - standalone: in the background unless -d/--foreground (lib/daemon.ts);
+ *   started as root, a supervisor binds and a worker running as the
+ *   configured user serves (lib/supervisor.ts); otherwise one process.
  */
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
+import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import { parseArgs, type CliOptions } from './cli.js'
+import type { Config } from './config.js'
+import { STATUS_FD_ENV, launchDetached, reportStatus } from './daemon.js'
 import { describeService } from './describe.js'
-import { parseArgs } from './cli.js'
 import { TcpproxyError, errorText } from './errors.js'
-import { streamLogger } from './log.js'
+import { inheritedConnection, sameSocket } from './inetd.js'
+import type { Logger } from './log.js'
+import { openLogger, parseFacility, type LogSettings } from './logging.js'
+import { writePidfile, type Pidfile } from './pidfile.js'
+import { DEFAULT_USER, dropPrivileges, resolveIdentity, type Identity } from './privileges.js'
 import { Proxy } from './proxy.js'
-import { resolveServices } from './resolve.js'
+import { resolveServices, type ResolvedService } from './resolve.js'
 import { loadServices } from './services.js'
-import { buildConfig } from './settings.js'
+import type { ProgramContext } from './session.js'
+import { buildConfig, chooseMode, type SettingsDeps } from './settings.js'
+import { Supervisor } from './supervisor.js'
+import { FACILITIES } from './syslog.js'
 import { VERSION } from './version.js'
 
-/** Seconds open sessions get to finish after SIGTERM/SIGINT. */
-const GRACE_MS = 10_000
+/** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
+const DEFAULT_GRACE_S = 10
 
-function fail(err: unknown): never {
+/** Report a failure: to the launcher waiting on the status pipe, and on stderr; then exit. */
+function fail(err: unknown, statusFd: number | null): never {
   // Every expected failure is a TcpproxyError; anything else is a bug, still
   // reported as one line rather than a stack trace.
   /* c8 ignore next */
   const e = err instanceof TcpproxyError ? err : new TcpproxyError('ERR_RUNTIME', errorText(err))
-  process.stderr.write(`tcpproxy: ${e.message}\n`)
+  if (statusFd !== null) reportStatus(statusFd, { ok: false, code: e.exitCode, message: e.message })
+  else process.stderr.write(`tcpproxy: ${e.message}\n`)
   process.exit(e.exitCode)
+}
+
+/** The variables programs inherit: tcpproxy's own environment. */
+function inheritedEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined))
+}
+
+/** The status pipe of a daemon started by launchDetached, taken out of the environment programs inherit. */
+function takeStatusFd(): number | null {
+  const fd = process.env[STATUS_FD_ENV]
+  delete process.env[STATUS_FD_ENV]
+  return fd === undefined ? null : Number(fd)
+}
+
+interface Running {
+  /** Serve new connections with these services (SIGHUP). Throws when they cannot be put in place. */
+  reload(services: readonly ResolvedService[]): Promise<void>
+  /** Drain for up to graceMs (0: cut now); resolves with the exit status. */
+  stop(graceMs: number): Promise<number>
+}
+
+/** One process serving everything (not root, or root told to stay root). */
+async function single(services: readonly ResolvedService[], logger: Logger, programs: ProgramContext, config: Config): Promise<Running> {
+  const proxy = new Proxy(services, { logger, programs, maxConnections: config.globals.maxConnections })
+  await proxy.listen()
+  return {
+    reload: s => proxy.update(s),
+    stop: async graceMs => {
+      await proxy.close(graceMs)
+      return 0
+    },
+  }
+}
+
+/** A root supervisor and an unprivileged worker. */
+async function supervised(
+  services: readonly ResolvedService[],
+  logger: Logger,
+  programs: ProgramContext,
+  config: Config,
+  identity: Identity,
+  log: LogSettings,
+): Promise<Running> {
+  const supervisor = new Supervisor({
+    init: { identity, log, programs, maxConnections: config.globals.maxConnections },
+    logger,
+    workerPath: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
+  })
+  await supervisor.start(services)
+  return {
+    reload: s => supervisor.reload(s),
+    stop: async graceMs => {
+      const status = await supervisor.stop(graceMs)
+      return status === 0 ? 0 : 1
+    },
+  }
 }
 
 /** Run tcpproxy with the process's arguments; returns once it serves (or exits). */
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const statusFd = takeStatusFd()
   try {
     const parsed = parseArgs(argv, VERSION)
     if (parsed.kind === 'exit') {
@@ -35,31 +112,135 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       process.exit(parsed.code)
     }
     const o = parsed.options
-    const config = buildConfig(o, { readFile: path => readFileSync(path, 'utf8'), lookup: loadServices() })
+    // A connection on standard input means inetd mode (unless -b/-s say otherwise).
+    const inherited = o.bind === null && !o.standalone && !o.listPorts && !o.check ? inheritedConnection(0) : null
+    const deps: SettingsDeps = {
+      readFile: path => readFileSync(path, 'utf8'),
+      lookup: loadServices(),
+      inetdPort: inherited?.localPort ?? null,
+    }
+    const config = buildConfig(o, deps)
     if (o.listPorts) {
       // For fuser(1)/netuser: bare decimal ports, one per line; nothing bound.
       process.stdout.write(config.ports.map(p => `${p}\n`).join(''))
       process.exit(0)
     }
     const services = await resolveServices(config.services)
-    const proxy = new Proxy(services, {
-      logger: streamLogger(process.stderr, basename(process.argv[1] as string), process.pid, o.debug),
-    })
     if (o.check) {
       for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
     }
-    await proxy.listen()
-    let stopping = false
-    const stop = (): void => {
-      // A second signal means "now".
-      if (stopping) process.exit(1)
-      stopping = true
-      void proxy.close(GRACE_MS).then(() => process.exit(0))
+    const proxyName = basename(process.argv[1] as string)
+    const logName = config.globals.logname ?? proxyName
+    const logSettings = (target: LogSettings['target']): LogSettings => ({
+      target,
+      ident: logName,
+      debug: o.debug,
+      format: o.logFormat ?? 'text',
+      syslogSocket: o.syslogSocket ?? '/dev/log',
+      facility: o.syslogFacility === null ? (FACILITIES['mail'] as number) : parseFacility(o.syslogFacility),
+    })
+    // Only root changes identity; a normal user's ids are left alone.
+    const identity = process.getuid?.() === 0 ? resolveIdentity(config.globals.user ?? DEFAULT_USER) : null
+    const programs: ProgramContext = {
+      baseEnv: inheritedEnv(),
+      envPrefix: config.globals.envPrefix,
+      pid: process.pid,
+      proxyName,
+      logName,
+      resolveNames: !o.noResolve,
+      runAs: {},
     }
-    process.on('SIGTERM', stop)
-    process.on('SIGINT', stop)
+
+    if (chooseMode(o, config, inherited !== null) === 'inetd') {
+      if (inherited === null) throw new TcpproxyError('ERR_USAGE', 'inetd mode needs a connected TCP socket on standard input')
+      if (identity !== null) dropPrivileges(identity)
+      // inetd often connects stderr to the client too: never log into the connection.
+      const stderrIsClient = !o.debug && sameSocket(0, 2)
+      // ...not even as syslog's fallback: then unreachable syslog means no log.
+      const fallback = stderrIsClient ? new Writable({ write: (_c, _e, done) => done() }) : process.stderr
+      const logger = openLogger(logSettings(stderrIsClient ? 'syslog' : 'stderr'), process.pid, fallback)
+      await new Proxy(services, { logger, programs, maxConnections: null }).handle(inherited)
+      await logger.close()
+      process.exit(0)
+    }
+    inherited?.destroy()
+    await standalone(o, argv, config, services, programs, identity, logSettings, deps, statusFd)
   } catch (err) {
-    fail(err)
+    fail(err, statusFd)
   }
+}
+
+async function standalone(
+  o: CliOptions,
+  argv: readonly string[],
+  config: Config,
+  services: readonly ResolvedService[],
+  programs: ProgramContext,
+  identity: Identity | null,
+  logSettings: (target: LogSettings['target']) => LogSettings,
+  deps: SettingsDeps,
+  statusFd: number | null,
+): Promise<void> {
+  const foreground = o.debug || o.foreground
+  if (!foreground && statusFd === null) {
+    // Re-run detached; report what the daemon reports.
+    const r = await launchDetached(process.execPath, [process.argv[1] as string, ...argv], process.env)
+    if (r.ok) process.exit(0)
+    process.stderr.write(`tcpproxy: ${r.message}\n`)
+    process.exit(r.code)
+  }
+  const settings = logSettings(foreground ? 'stderr' : 'syslog')
+  const logger = openLogger(settings, process.pid, process.stderr)
+  // Written before anything is bound (a live tcpproxy in it refuses the start)
+  // and, started as root, before any process gives up root.
+  const pidfile: Pidfile | null = config.globals.pidfile === null ? null : writePidfile(config.globals.pidfile, process.pid)
+  let running: Running
+  try {
+    running =
+      identity !== null && identity.uid !== 0
+        ? await supervised(services, logger, programs, config, identity, settings)
+        : await single(services, logger, programs, config)
+  } catch (err) {
+    pidfile?.remove()
+    throw err
+  }
+  logger.log({ tag: '', event: 'ready', text: 'ready' })
+  if (statusFd !== null) reportStatus(statusFd, { ok: true })
+
+  const graceMs = (o.grace ?? DEFAULT_GRACE_S) * 1000
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      // A second signal means "now".
+      void running.stop(0).finally(() => {
+        pidfile?.remove()
+        process.exit(1)
+      })
+      return
+    }
+    stopping = true
+    logger.log({ tag: '+INFO', event: 'signal', text: `caught ${signal}, stopping` })
+    void running.stop(graceMs).then(async status => {
+      pidfile?.remove()
+      await logger.close()
+      process.exit(status)
+    })
+  }
+  let reloading = Promise.resolve()
+  const reload = (): void => {
+    // One reload at a time; a HUP during a reload is served after it.
+    reloading = reloading.then(async () => {
+      try {
+        const next = await resolveServices(buildConfig(o, deps).services)
+        await running.reload(next)
+        logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })
+      } catch (err) {
+        logger.log({ tag: '-ERR', event: 'reload-failed', text: `reload failed, keeping the old configuration: ${errorText(err)}` })
+      }
+    })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGHUP', reload)
 }

@@ -1,66 +1,39 @@
 /**
- * The forwarder: listeners, per-connection service selection, upstream
- * connect with failover, the relay, and the original's log lines. One event
- * loop serves every connection; nothing here reads `process.*`.
+ * The forwarder: listeners, per-connection service selection, the sessions
+ * in progress, graceful shutdown. One event loop serves every connection
+ * (lib/session.ts does the per-connection work); nothing here reads
+ * `process.*`.
  */
-import { createServer, type Server, type Socket } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type ListenSpec } from './address.js'
-import { TcpproxyError, errorCode, errorText } from './errors.js'
+import { errorText } from './errors.js'
+import { boundAddress, bindListener, closeListener, configureServer, reconcileListeners } from './listeners.js'
 import type { Logger } from './log.js'
-import { relay, type RelayHandle, type RelayResult } from './relay.js'
 import type { ResolvedService } from './resolve.js'
 import { buildSelector, planListeners } from './select.js'
-import { connectFirst } from './upstream.js'
+import { Session, type ProgramContext } from './session.js'
 
 export interface ProxyOptions {
   logger: Logger
-}
-
-/** A session in progress, kept so shutdown can drain or cut it. */
-interface Session {
-  client: Socket
-  relay: RelayHandle | null
-}
-
-/** Listen on one address; rejects with the system error. */
-function listenOn(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ host, port, backlog: 511 }, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-}
-
-/** Bind one listener; the wildcard is `::` (dual stack), or 0.0.0.0 where IPv6 is off. */
-async function bind(server: Server, spec: ListenSpec): Promise<void> {
-  const hosts = spec.address === null ? ['::', '0.0.0.0'] : [spec.address]
-  let code = ''
-  for (const host of hosts) {
-    try {
-      return await listenOn(server, host, spec.port)
-    } catch (err) {
-      code = errorCode(err)
-      // Only a machine without IPv6 makes the dual-stack wildcard fail this way.
-      /* c8 ignore next */
-      if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') break
-    }
-  }
-  const where = spec.address === null ? `*:${spec.port}` : formatHostPort(spec.address, spec.port)
-  throw new TcpproxyError('ERR_BIND', `cannot bind ${where}: ${code}`)
+  programs: ProgramContext
+  /** At most this many sessions at once (all services); null = no limit. */
+  maxConnections?: number | null
 }
 
 /** Running out of descriptors is logged at most this often, not once per refused connection. */
 const RESOURCE_ERROR_LOG_MS = 10_000
-const OUT_OF_DESCRIPTORS = new Set(['EMFILE', 'ENFILE'])
 
 export class Proxy {
   readonly #log: Logger
-  readonly #select: (address: string, port: number) => ResolvedService | undefined
-  readonly #specs: ListenSpec[]
-  readonly #servers: Server[] = []
+  readonly #programs: ProgramContext
+  #select: (address: string, port: number) => ResolvedService | undefined
+  #specs: ListenSpec[]
+  /** Listeners by specKey. */
+  readonly #servers = new Map<string, Server>()
   readonly #sessions = new Set<Session>()
+  /** Open sessions per service, for the services' max-connections. */
+  readonly #perService = new Map<ResolvedService, number>()
+  readonly #maxConnections: number | null
   #nextId = 0
   #closing = false
   #resourceErrorLogged = -Infinity
@@ -68,6 +41,8 @@ export class Proxy {
 
   constructor(services: readonly ResolvedService[], options: ProxyOptions) {
     this.#log = options.logger
+    this.#programs = options.programs
+    this.#maxConnections = options.maxConnections ?? null
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
   }
@@ -77,28 +52,74 @@ export class Proxy {
     return this.#sessions.size
   }
 
-  /** Bind every listener; on any failure the ones already bound are closed and ERR_BIND thrown. */
-  async listen(): Promise<void> {
-    for (const spec of this.#specs) {
-      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, s => this.handle(s))
-      try {
-        await bind(server, spec)
-      } catch (err) {
-        await this.#closeListeners()
-        throw err
-      }
-      server.on('error', this.#onResourceError)
-      this.#servers.push(server)
-      const a = server.address() as { address: string; port: number }
-      this.#log.log({ tag: '', event: 'bound', text: `bound to ${formatHostPort(a.address, a.port)}` })
-    }
-    this.#log.log({ tag: '', event: 'ready', text: 'ready' })
+  /** Keys (specKey) of the listeners in use. */
+  get listening(): string[] {
+    return [...this.#servers.keys()]
   }
 
-  /** Serve one accepted (or inherited) client connection. The socket must be paused and half-open capable. */
-  handle(client: Socket): void {
+  /** Bind every listener; on any failure the ones already bound are closed and ERR_BIND thrown. */
+  async listen(): Promise<void> {
+    await reconcileListeners(this.listening, this.#specs, this.#listenerOps)
+  }
+
+  /**
+   * Serve connections from an already listening server (bound here or by
+   * the supervisor), under the name `key`.
+   */
+  adopt(key: string, server: Server): void {
+    configureServer(server)
+    server.on('connection', s => void this.handle(s))
+    server.on('error', this.#onResourceError)
+    this.#servers.set(key, server)
+    this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
+  }
+
+  /** Stop listening on `key` (removed by a reload). Open sessions go on. */
+  async unlisten(key: string): Promise<void> {
+    // Only keys of listeners in use are ever given (reconcileListeners).
+    const server = this.#servers.get(key) as Server
+    this.#servers.delete(key)
+    await closeListener(server)
+    this.#log.log({ tag: '', event: 'unbound', text: `closed ${key}` })
+  }
+
+  /**
+   * New services, listeners left alone (the supervisor manages those): new
+   * connections are served by them, sessions already open keep the service
+   * they started with.
+   */
+  setServices(services: readonly ResolvedService[]): void {
+    const select = buildSelector(services)
+    this.#select = select
+    this.#specs = planListeners(services)
+  }
+
+  /**
+   * New services with their listeners (a reload in a single process). If a
+   * listener cannot be bound, everything stays as it was and ERR_BIND is thrown.
+   */
+  async update(services: readonly ResolvedService[]): Promise<void> {
+    const select = buildSelector(services)
+    const specs = planListeners(services)
+    await reconcileListeners(this.listening, specs, this.#listenerOps)
+    this.#select = select
+    this.#specs = specs
+  }
+
+  readonly #listenerOps = {
+    bind: async (key: string, spec: ListenSpec): Promise<void> => this.adopt(key, await bindListener(spec)),
+    unbind: (key: string): Promise<void> => this.unlisten(key),
+  }
+
+
+
+
+  /**
+   * Serve one accepted (or inherited) client connection; resolves when it is
+   * over. The socket must be paused and half-open capable.
+   */
+  async handle(client: Socket): Promise<void> {
     const id = ++this.#nextId
-    const log = this.#log
     if (client.remoteAddress === undefined || client.localAddress === undefined || this.#closing) {
       // Gone before we looked at it, or we are shutting down.
       client.destroy()
@@ -107,16 +128,16 @@ export class Proxy {
     const local = canonicalIp(client.localAddress)
     const localPort = client.localPort as number
     const clientIp = canonicalIp(client.remoteAddress)
-    const started = performance.now()
-    log.log({
+    const clientPort = client.remotePort as number
+    this.#log.log({
       tag: '+INFO',
       event: 'connected',
       id,
-      text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, client.remotePort as number)}`,
+      text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`,
     })
     const service = this.#select(local, localPort)
     if (service === undefined) {
-      log.log({
+      this.#log.log({
         tag: '-ERR',
         event: 'no-service',
         id,
@@ -125,70 +146,40 @@ export class Proxy {
       client.destroy()
       return
     }
-    const session: Session = { client, relay: null }
-    this.#sessions.add(session)
-    // Until the relay takes it over the client socket is paused and written
-    // to by no one, so it cannot emit 'error' meanwhile.
-    const servers = service.servers as NonNullable<ResolvedService['servers']>
-    connectFirst(servers, localPort, service.connectTimeout * 1000, f => {
-      if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return
-      log.log({
-        tag: '-INFO',
-        event: 'connect-failed',
-        id,
-        text: `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
-      })
-    }).then(
-      up => {
-        const serverText = formatHostPort(up.host, up.port)
-        if (client.destroyed || this.#closing) {
-          up.socket.destroy()
-          client.destroy()
-          this.#sessions.delete(session)
-          return
-        }
-        log.log({
-          tag: '+INFO',
-          event: 'connect',
-          id,
-          text: `connect: client= ${clientIp}, server= ${serverText}, timeout= ${service.timeout}`,
-        })
-        session.relay = relay(client, up.socket, service.timeout * 1000, r => {
-          this.#sessions.delete(session)
-          this.#logEnd(id, clientIp, serverText, started, r)
-        })
-      },
-      (f: { host: string; port: number; error: Error }) => {
-        this.#sessions.delete(session)
-        client.destroy()
-        if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return this.#onResourceError(f.error)
-        log.log({
-          tag: '-ERR',
-          event: 'connection-error',
-          id,
-          text: `connection error: client= ${clientIp}, server= ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
-        })
-      },
-    )
-  }
-
-  #logEnd(id: number, clientIp: string, serverText: string, started: number, r: RelayResult): void {
-    const log = this.#log
-    if (r.closedBy === 'timeout') {
-      log.log({ tag: '-ERR', event: 'timeout', id, text: `connection timed out: client= ${clientIp}, server= ${serverText}` })
-    } else if (r.error !== null) {
-      const side = r.closedBy === 'client-error' ? 'client' : 'server'
-      log.log({ tag: '-INFO', event: 'socket-error', id, text: `${side} close() detected, error= ${errorText(r.error)}` })
+    const inService = this.#perService.get(service) ?? 0
+    const limit =
+      this.#maxConnections !== null && this.#sessions.size >= this.#maxConnections
+        ? `${this.#maxConnections} in all`
+        : service.maxConnections !== null && inService >= service.maxConnections
+          ? `${service.maxConnections} for ${service.ifaceText}:${service.port}`
+          : null
+    if (limit !== null) {
+      this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
+      client.destroy()
+      return
     }
-    const duration = ((performance.now() - started) / 1000).toFixed(3)
-    log.log({
-      tag: '+OK',
-      event: 'disconnect',
+    const session = new Session({
       id,
-      text:
-        `disconnect: client= ${clientIp}, server= ${serverText}, received= ${r.received}, send= ${r.sent}, ` +
-        `duration= ${duration}, closed-by= ${r.closedBy}`,
+      client,
+      service,
+      local,
+      localPort,
+      clientIp,
+      clientPort,
+      log: this.#log,
+      programs: this.#programs,
+      onResourceError: this.#onResourceError,
     })
+    this.#sessions.add(session)
+    this.#perService.set(service, inService + 1)
+    try {
+      await session.run()
+    } finally {
+      this.#sessions.delete(session)
+      const left = (this.#perService.get(service) as number) - 1
+      if (left === 0) this.#perService.delete(service)
+      else this.#perService.set(service, left)
+    }
   }
 
   /**
@@ -211,8 +202,9 @@ export class Proxy {
   }
 
   #closeListeners(): Promise<void> {
-    const servers = this.#servers.splice(0)
-    return Promise.all(servers.map(s => new Promise<void>(resolve => s.close(() => resolve())))).then(() => {})
+    const servers = [...this.#servers.values()]
+    this.#servers.clear()
+    return Promise.all(servers.map(closeListener)).then(() => {})
   }
 
   /**
@@ -226,10 +218,7 @@ export class Proxy {
     while (this.#sessions.size > 0 && Date.now() < deadline) {
       await new Promise(resolve => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))))
     }
-    for (const s of this.#sessions) {
-      if (s.relay !== null) s.relay.abort()
-      else s.client.destroy()
-    }
+    for (const s of this.#sessions) s.abort()
     while (this.#sessions.size > 0) await new Promise(resolve => setTimeout(resolve, 5))
     await listeners
   }

@@ -28,6 +28,9 @@ export interface RelayResult {
   error: Error | null
 }
 
+/** Called with each chunk read from a side, and an empty chunk at its EOF (the `-w` dump). */
+export type Tap = (from: 'CLIENT' | 'SERVER', chunk: Buffer) => void
+
 const kRelay = Symbol('relay')
 type RelaySocket = Socket & { [kRelay]: Relay }
 
@@ -42,7 +45,12 @@ class Relay {
     readonly client: Socket,
     readonly server: Socket,
     readonly done: (r: RelayResult) => void,
+    readonly tap: Tap | null,
   ) {}
+
+  side(s: Socket): 'CLIENT' | 'SERVER' {
+    return s === this.client ? 'CLIENT' : 'SERVER'
+  }
 
   peer(s: Socket): Socket {
     return s === this.client ? this.server : this.client
@@ -69,6 +77,13 @@ function onData(this: RelaySocket, chunk: Buffer): void {
   if (!this[kRelay].peer(this).write(chunk)) this.pause()
 }
 
+/** onData with the dump tap: a separate function so the common path pays nothing for it. */
+function onDataTapped(this: RelaySocket, chunk: Buffer): void {
+  const r = this[kRelay]
+  ;(r.tap as Tap)(r.side(this), chunk)
+  if (!r.peer(this).write(chunk)) this.pause()
+}
+
 function onDrain(this: RelaySocket): void {
   this[kRelay].peer(this).resume()
 }
@@ -76,6 +91,7 @@ function onDrain(this: RelaySocket): void {
 function onEnd(this: RelaySocket): void {
   const r = this[kRelay]
   r.closedBy ??= this === r.client ? 'client' : 'server'
+  r.tap?.(r.side(this), Buffer.alloc(0))
   const peer = r.peer(this)
   // Half-close: pass the FIN on, keep relaying the other direction.
   if (!peer.destroyed) peer.end()
@@ -110,13 +126,14 @@ export interface RelayHandle {
 /**
  * Relay between two connected sockets until both directions have ended, an
  * error occurs, or neither side moved a byte for `idleMs` (0 = no limit).
- * `done` is called once, after both sockets have closed.
+ * `done` is called once, after both sockets have closed. `tap` sees every
+ * chunk (for the traffic dump).
  */
-export function relay(client: Socket, server: Socket, idleMs: number, done: (r: RelayResult) => void): RelayHandle {
-  const r = new Relay(client, server, done)
+export function relay(client: Socket, server: Socket, idleMs: number, done: (r: RelayResult) => void, tap: Tap | null = null): RelayHandle {
+  const r = new Relay(client, server, done, tap)
   for (const s of [client, server] as RelaySocket[]) {
     s[kRelay] = r
-    s.on('data', onData)
+    s.on('data', tap === null ? onData : onDataTapped)
     s.on('drain', onDrain)
     s.on('end', onEnd)
     s.on('error', onError)
@@ -129,5 +146,8 @@ export function relay(client: Socket, server: Socket, idleMs: number, done: (r: 
     }
     s.resume()
   }
+  // A side whose EOF was consumed before the relay started (while a PROXY
+  // header was read) would never emit 'end' again: pass that FIN on now.
+  for (const s of [client, server] as RelaySocket[]) if (s.readableEnded) onEnd.call(s)
   return { abort: () => r.abort('shutdown', null, false) }
 }

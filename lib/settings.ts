@@ -7,8 +7,20 @@
  */
 import { parseListenSpec, parseServerList } from './address.js'
 import type { CliOptions } from './cli.js'
-import { DEFAULT_SETTINGS, parseConfig, type Config, type ServiceSettings } from './config.js'
+import {
+  DEFAULT_GLOBALS,
+  DEFAULT_SETTINGS,
+  isProgram,
+  parseConfig,
+  parseEnvPrefix,
+  parseProxyVersion,
+  splitCommand,
+  type Config,
+  type GlobalSettings,
+  type ServiceSettings,
+} from './config.js'
 import { ConfigError, TcpproxyError, errorCode, errorText } from './errors.js'
+import { parseCidrList } from './cidr.js'
 import type { PortLookup } from './services.js'
 
 export const DEFAULT_CONFIG_FILE = '/etc/tcpproxy.conf'
@@ -16,6 +28,8 @@ export const DEFAULT_CONFIG_FILE = '/etc/tcpproxy.conf'
 export interface SettingsDeps {
   readFile: (path: string) => string
   lookup: PortLookup
+  /** The local port of a connection on standard input (inetd mode), else null. */
+  inetdPort: number | null
 }
 
 /** Command-line values that become the defaults of every service. */
@@ -24,6 +38,24 @@ function cliDefaults(o: CliOptions): ServiceSettings {
     ...DEFAULT_SETTINGS,
     ...(o.timeout === null ? {} : { timeout: o.timeout }),
     ...(o.connectTimeout === null ? {} : { connectTimeout: o.connectTimeout }),
+    ...(o.acp === null ? {} : { acp: splitCommand(o.acp) }),
+    ...(o.acpTimeout === null ? {} : { acpTimeout: o.acpTimeout }),
+    ...(o.writefile === null ? {} : { writefile: o.writefile }),
+    ...(o.acceptProxy === null ? {} : { acceptProxy: fromOption('option --accept-proxy', () => parseCidrList(o.acceptProxy as string)) }),
+    ...(o.proxyTimeout === null ? {} : { proxyTimeout: o.proxyTimeout }),
+    ...(o.sendProxy === null ? {} : { sendProxy: fromOption('option --send-proxy', () => parseProxyVersion(o.sendProxy as string)) }),
+  }
+}
+
+/** Command-line values of program-wide settings. */
+function cliGlobals(o: CliOptions): GlobalSettings {
+  return {
+    ...DEFAULT_GLOBALS,
+    ...(o.envPrefix === null ? {} : { envPrefix: fromOption('option -v', () => parseEnvPrefix(o.envPrefix as string)) }),
+    ...(o.logname === null ? {} : { logname: o.logname }),
+    ...(o.pidfile === null ? {} : { pidfile: o.pidfile }),
+    ...(o.user === null ? {} : { user: o.user }),
+    ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
   }
 }
 
@@ -36,10 +68,24 @@ function fromOption<T>(option: string, parse: () => T): T {
   }
 }
 
+/**
+ * Whether to listen (standalone) or serve the one connection on standard
+ * input (inetd). `-b` and `-s` mean standalone, a server without `-b`
+ * means inetd; with a file, `standalone yes|no` decides, else whether
+ * standard input is a socket (as tcpproxy 2.0).
+ */
+export function chooseMode(o: CliOptions, config: Config, stdinIsSocket: boolean): 'standalone' | 'inetd' {
+  if (o.bind !== null || o.standalone) return 'standalone'
+  if (o.server.length > 0) return 'inetd'
+  const s = config.globals.standalone
+  if (s !== null) return s ? 'standalone' : 'inetd'
+  return stdinIsSocket ? 'inetd' : 'standalone'
+}
+
 /** The configuration the options describe. Throws TcpproxyError with a one-line message. */
 export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
   const defaults = cliDefaults(o)
-  const handler = o.server[0]?.startsWith('/') === true || o.server[0]?.startsWith('.') === true
+  const globals = cliGlobals(o)
   if (o.config !== null || (o.bind === null && o.server.length === 0)) {
     if (o.server.length > 0) throw new TcpproxyError('ERR_USAGE', 'a server argument and a configuration file exclude each other')
     if (o.bind !== null) throw new TcpproxyError('ERR_USAGE', '-b and a configuration file exclude each other')
@@ -50,23 +96,41 @@ export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
     } catch (err) {
       throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errorCode(err)}`)
     }
-    return parseConfig(text, file, deps.lookup, defaults)
+    return parseConfig(text, file, deps.lookup, defaults, globals)
   }
-  if (handler) throw new TcpproxyError('ERR_NOT_SUPPORTED', 'handler programs are not supported yet')
-  if (o.bind === null) throw new TcpproxyError('ERR_NOT_SUPPORTED', 'a server without -b (inetd mode) is not supported yet')
-  const spec = fromOption('option -b', () => parseListenSpec(o.bind as string, deps.lookup))
+  let port: number
+  let iface: string | null = null
+  let where = 'option -b'
+  if (o.bind === null) {
+    // A server without -b: the connection on standard input (inetd mode, or
+    // a handler that exec'd tcpproxy); a missing server port is its local port.
+    if (deps.inetdPort === null) {
+      throw new TcpproxyError('ERR_USAGE', 'a server without -b needs a connection on standard input (inetd mode); use -b PORT to listen')
+    }
+    port = deps.inetdPort
+    where = 'server argument'
+  } else {
+    const spec = fromOption('option -b', () => parseListenSpec(o.bind as string, deps.lookup))
+    port = spec.port
+    iface = spec.address
+  }
   if (o.server.length === 0 && !o.listPorts) throw new TcpproxyError('ERR_USAGE', 'missing server argument after -b')
-  const servers = o.server.length === 0 ? null : fromOption('server argument', () => parseServerList(o.server[0] as string, deps.lookup))
+  const first = o.server[0]
+  const handler = first !== undefined && isProgram(first)
+  const servers = first === undefined || handler ? null : fromOption('server argument', () => parseServerList(first, deps.lookup))
   return {
-    ports: [spec.port],
+    ports: [port],
+    globals,
     services: [
       {
         ...defaults,
         servers,
-        port: spec.port,
-        iface: spec.address,
-        ifaceText: spec.address ?? '*',
-        source: { file: 'option -b', line: 0 },
+        // A handler's arguments are the further words of the command line.
+        exec: handler ? o.server.flatMap(w => splitCommand(w) ?? []) : null,
+        port,
+        iface,
+        ifaceText: iface ?? '*',
+        source: { file: where, line: 0 },
       },
     ],
   }

@@ -21,6 +21,11 @@ t.test('every short option and its long form', async t => {
     [['-s'], ['--standalone'], { standalone: true }],
     [['-t', '30'], ['--timeout', '30'], { timeout: 30 }],
     [['-z'], ['--list-ports'], { listPorts: true }],
+    [['-a', '/usr/sbin/check -x'], ['--acp', '/usr/sbin/check -x'], { acp: '/usr/sbin/check -x' }],
+    [['-v', 'MY_'], ['--env-prefix', 'MY_'], { envPrefix: 'MY_' }],
+    [['-n'], ['--no-resolve'], { noResolve: true }],
+    [['-w', '/tmp/dump'], ['--writefile', '/tmp/dump'], { writefile: '/tmp/dump' }],
+    [['-l', 'smtp-proxy'], ['--logname', 'smtp-proxy'], { logname: 'smtp-proxy' }],
   ]
   for (const [short, long, expected] of cases) {
     t.same(parseArgs(short, V), run(expected), short.join(' '))
@@ -32,6 +37,19 @@ t.test('the options without a short form', async t => {
   t.same(parseArgs(['--connect-timeout', '2.5'], V), run({ connectTimeout: 2.5 }))
   t.same(parseArgs(['--connect-timeout=0'], V), run({ connectTimeout: 0 }))
   t.same(parseArgs(['--check'], V), run({ check: true }))
+  t.same(parseArgs(['--acp-timeout', '0.5'], V), run({ acpTimeout: 0.5 }))
+  t.same(parseArgs(['--acp-timeout=30'], V), run({ acpTimeout: 30 }))
+})
+
+t.test('without -n client names are looked up; -n turns that off', async t => {
+  const r = parseArgs(['-b', '8025', 'a.example'], V)
+  t.equal(r.kind === 'run' && r.options.noResolve, false)
+  t.same(parseArgs(['-dn', '-b', '8025', 'a.example'], V), run({ debug: true, noResolve: true, bind: '8025', server: ['a.example'] }))
+})
+
+t.test('option values are taken as written: checked later, where they are used', async t => {
+  // -v is checked by buildConfig (option -v: ...), -a split there; an empty value is a value.
+  t.same(parseArgs(['-v', 'bad-prefix', '-a', '', '-l', ''], V), run({ envPrefix: 'bad-prefix', acp: '', logname: '' }))
 })
 
 t.test('-f is the same as -c', async t => {
@@ -46,6 +64,7 @@ t.test('a bad number of seconds names the option', async t => {
   t.throws(() => parseArgs(['-t', 'abc'], V), usage('option -t: not a number of seconds: "abc"'))
   t.throws(() => parseArgs(['-t', '-5'], V), usage('option -t: not a number of seconds: "-5"'))
   t.throws(() => parseArgs(['--connect-timeout', 'soon'], V), usage('option --connect-timeout: not a number of seconds: "soon"'))
+  t.throws(() => parseArgs(['--acp-timeout', '1m'], V), usage('option --acp-timeout: not a number of seconds: "1m"'))
 })
 
 t.test('an unknown option is an error without commander\'s "error: " prefix', async t => {
@@ -57,6 +76,8 @@ t.test('an option without its value is an error without commander\'s "error: " p
   t.throws(() => parseArgs(['-b'], V), usage("option '-b, --bind <[interface:]port>' argument missing"))
   t.throws(() => parseArgs(['-t'], V), usage("option '-t, --timeout <seconds>' argument missing"))
   t.throws(() => parseArgs(['-f'], V), usage("option '-f <file>' argument missing"))
+  t.throws(() => parseArgs(['-a'], V), usage("option '-a, --acp <program>' argument missing"))
+  t.throws(() => parseArgs(['-w'], V), usage("option '-w, --writefile <base>' argument missing"))
 })
 
 t.test('a host server takes no further arguments', async t => {
@@ -67,6 +88,8 @@ t.test('a host server takes no further arguments', async t => {
 t.test('a handler program keeps its own arguments after --', async t => {
   t.same(parseArgs(['-b', '8025', '--', '/bin/cat', '-n'], V), run({ bind: '8025', server: ['/bin/cat', '-n'] }))
   t.same(parseArgs(['-b', '8025', './handler', 'arg'], V), run({ bind: '8025', server: ['./handler', 'arg'] }))
+  t.same(parseArgs(['-b', '8025', '/usr/sbin/handler a b'], V), run({ bind: '8025', server: ['/usr/sbin/handler a b'] }), 'a quoted command line stays one word here')
+  t.same(parseArgs(['/usr/sbin/handler', 'x'], V), run({ server: ['/usr/sbin/handler', 'x'] }), 'without -b (inetd mode) too')
 })
 
 t.test('short flags cluster', async t => {
@@ -90,9 +113,21 @@ t.test('-h and --help print the usage with every option and exit 0', async t => 
     if (r.kind !== 'exit') throw new Error('expected an exit result')
     t.equal(r.code, 0)
     t.match(r.output, /^Usage: tcpproxy \[options\] \[server\]\n/)
-    for (const opt of ['-b, --bind', '-c, --config', '-d, --debug', '-s, --standalone', '-t, --timeout', '--connect-timeout', '-z, --list-ports', '--check', '-V, --version', '-h, --help']) {
+    for (const opt of ['-b, --bind', '-c, --config', '-d, --debug', '-s, --standalone', '-t, --timeout', '--connect-timeout', '-z, --list-ports', '--check', '-V, --version', '-h, --help',
+      '-a, --acp', '--acp-timeout', '-v, --env-prefix', '-n, --no-resolve', '-w, --writefile', '-l, --logname']) {
       t.match(r.output, opt, `${flag} lists ${opt}`)
     }
     t.notMatch(r.output, /-f <file>/, '-f stays hidden')
   }
+})
+
+t.test('-p means the default pidfile, --pidfile another; daemon options are typed', async t => {
+  const a = parseArgs(['-p', '--foreground', '-u', 'mail.daemon', '--grace', '2.5', '--max-connections', '50', '--log-format', 'json', '--syslog-socket', '/tmp/log', '--syslog-facility', 'local0', '-b', '1', 'h'], '1')
+  t.match(a, {
+    kind: 'run',
+    options: { pidfile: '/var/run/tcpproxy.pid', foreground: true, user: 'mail.daemon', grace: 2.5, maxConnections: 50, logFormat: 'json', syslogSocket: '/tmp/log', syslogFacility: 'local0' },
+  })
+  t.match(parseArgs(['--pidfile', '/run/x.pid', '-b', '1', 'h'], '1'), { options: { pidfile: '/run/x.pid' } })
+  t.throws(() => parseArgs(['--max-connections', '0'], '1'), { code: 'ERR_USAGE', message: 'option --max-connections: not a positive whole number: "0"' })
+  t.throws(() => parseArgs(['--log-format', 'xml'], '1'), { code: 'ERR_USAGE', message: /--log-format.*xml/ })
 })

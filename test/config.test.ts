@@ -4,7 +4,16 @@
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { DEFAULT_SETTINGS, MAX_LINE, parseConfig, parseSeconds } from '../lib/config.js'
+import {
+  DEFAULT_GLOBALS,
+  DEFAULT_SETTINGS,
+  MAX_LINE,
+  isProgram,
+  parseConfig,
+  parseEnvPrefix,
+  parseSeconds,
+  splitCommand,
+} from '../lib/config.js'
 import type { PortLookup } from '../lib/services.js'
 
 const lookup: PortLookup = name => ({ smtp: 25, telnet: 23, http: 80 })[name]
@@ -17,18 +26,34 @@ const configError = (line: number, reason: string) => ({
   line,
   reason,
 })
+/** What `fn` throws (undefined when it does not). */
+const thrown = (fn: () => unknown): unknown => {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
+/** The lines fail with exactly this reason at this line (t.throws would accept a substring). */
 const fails = (t: Test, lines: string[], line: number, reason: string, note?: string) =>
-  t.throws(() => parse(lines), configError(line, reason), note ?? reason)
+  t.has(thrown(() => parse(lines)), configError(line, reason), note ?? reason)
 
 t.test('one port, one interface, one server: one service with the default timeouts', async t => {
   const c = parse(['port 8025', 'interface 127.0.0.1', 'server 127.0.0.1:25'])
   t.same(c, {
     ports: [8025],
+    globals: DEFAULT_GLOBALS,
     services: [
       {
+        ...DEFAULT_SETTINGS,
         servers: [{ host: '127.0.0.1', port: 25 }],
         timeout: 60,
         connectTimeout: 10,
+        exec: null,
+        acp: null,
+        acpTimeout: 10,
+        writefile: null,
         port: 8025,
         iface: '127.0.0.1',
         ifaceText: '127.0.0.1',
@@ -154,12 +179,24 @@ t.test('directives before the first port are defaults for every later service', 
 })
 
 t.test('the initial defaults (from the command line) apply unless the file sets its own', async t => {
-  const initial = { servers: null, timeout: 0, connectTimeout: 30 }
+  const initial = { ...DEFAULT_SETTINGS, timeout: 0, connectTimeout: 30 }
   const c = parseConfig('timeout 9\nport 8025\ninterface *\nserver a.example\n', FILE, lookup, initial)
   t.equal(c.services[0]?.timeout, 9, 'the file overrides -t')
   t.equal(c.services[0]?.connectTimeout, 30, 'the file leaves --connect-timeout')
-  t.same(initial, { servers: null, timeout: 0, connectTimeout: 30 }, 'the initial object is not changed')
-  t.same(DEFAULT_SETTINGS, { servers: null, timeout: 60, connectTimeout: 10 })
+  t.same(initial, { ...DEFAULT_SETTINGS, timeout: 0, connectTimeout: 30 }, 'the initial object is not changed')
+  // Other features add their own defaults; these are the ones of this file's keywords.
+  t.has(DEFAULT_SETTINGS, {
+    servers: null,
+    timeout: 60,
+    connectTimeout: 10,
+    exec: null,
+    acp: null,
+    acpTimeout: 10,
+    writefile: null,
+    acceptProxy: null,
+    proxyTimeout: 5,
+    sendProxy: null,
+  })
 })
 
 t.test('"-" is an empty value: "server -" takes a default server away', async t => {
@@ -167,9 +204,9 @@ t.test('"-" is an empty value: "server -" takes a default server away', async t 
     t,
     ['server a.example', 'port 8025', 'interface 127.0.0.1', 'interface 127.0.0.2', 'server -'],
     4,
-    'service 127.0.0.2 port 8025 has no "server"',
+    'service 127.0.0.2 port 8025 has no "server" or "exec"',
   )
-  fails(t, ['server a.example', 'server -', 'port 8025', 'interface *'], 4, 'service * port 8025 has no "server"')
+  fails(t, ['server a.example', 'server -', 'port 8025', 'interface *'], 4, 'service * port 8025 has no "server" or "exec"')
   fails(t, ['port 8025', 'interface *', 'timeout -'], 3, 'not a number of seconds: ""')
 })
 
@@ -290,7 +327,7 @@ t.test('a file without services is an error at its last line', async t => {
 })
 
 t.test('a service without a server is an error at its interface line', async t => {
-  fails(t, ['port 8025', 'interface 127.0.0.1', 'server a.example', 'interface *', 'timeout 5'], 4, 'service * port 8025 has no "server"')
+  fails(t, ['port 8025', 'interface 127.0.0.1', 'server a.example', 'interface *', 'timeout 5'], 4, 'service * port 8025 has no "server" or "exec"')
 })
 
 t.test('lines longer than MAX_LINE characters are refused, MAX_LINE itself is fine', async t => {
@@ -310,25 +347,10 @@ t.test('lines longer than MAX_LINE characters are refused, MAX_LINE itself is fi
 
 t.test('every keyword of a later release is refused by name', async t => {
   const later: [string, string][] = [
-    ['exec /usr/sbin/handler', 'handler programs'],
-    ['acp /usr/sbin/check', 'access control programs'],
-    ['acp-timeout 5', 'access control programs'],
-    ['setenv FOO bar', 'handler programs'],
-    ['writefile /tmp/dump', 'traffic dumps'],
-    ['max-connections 10', 'connection limits'],
-    ['accept-proxy yes', 'the PROXY protocol'],
-    ['send-proxy v1', 'the PROXY protocol'],
-    ['proxy-timeout 5', 'the PROXY protocol'],
     ['redirect-mode on', 'transparent proxying'],
     ['srcip 10.0.0.1', 'transparent proxying'],
     ['forge-addr yes', 'transparent proxying'],
     ['forge-port yes', 'transparent proxying'],
-    ['user nobody nogroup', 'changing the user'],
-    ['uid 65534', 'changing the user'],
-    ['gid 65534', 'changing the user'],
-    ['pidfile /run/tcpproxy.pid', 'pidfiles'],
-    ['logname tcpproxy mail', 'syslog'],
-    ['standalone yes', 'inetd mode'],
     ['debug 1', 'the debug keyword (use -d)'],
   ]
   for (const [line, what] of later) {
@@ -345,10 +367,12 @@ t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback ser
   const text = readFileSync(url, 'utf8')
   const c = parseConfig(text, path, lookup)
   t.same(c.ports, [8080, 8023])
+  t.same(c.globals, DEFAULT_GLOBALS)
   t.same(
     c.services.map(({ source, ...rest }) => rest),
     [
       {
+        ...DEFAULT_SETTINGS,
         servers: [{ host: '127.0.0.1', port: 8000 }],
         timeout: 60,
         connectTimeout: 10,
@@ -357,6 +381,7 @@ t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback ser
         ifaceText: '127.0.0.1',
       },
       {
+        ...DEFAULT_SETTINGS,
         servers: [
           { host: 'localhost', port: 8000 },
           { host: '127.0.0.1', port: 8000 },
@@ -368,6 +393,7 @@ t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback ser
         ifaceText: '*',
       },
       {
+        ...DEFAULT_SETTINGS,
         servers: [{ host: '127.0.0.1', port: 23 }],
         timeout: 0,
         connectTimeout: 10,
@@ -383,4 +409,209 @@ t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback ser
     t.equal(s.source.file, path)
     t.equal(lines[s.source.line - 1]?.trim(), `interface ${s.ifaceText}`, `line ${s.source.line}`)
   }
+})
+
+t.test('the commented-out handler example of the sample works once uncommented', async t => {
+  const text = readFileSync(new URL('../etc/tcpproxy.conf', import.meta.url), 'utf8')
+  const uncommented = text.replace(/^# ( *(?:port|interface|exec|acp|acp-timeout) \S+)$/gm, '$1')
+  t.not(uncommented, text, 'the sample has the example')
+  const c = parseConfig(uncommented, FILE, lookup)
+  t.same(c.ports, [8080, 8025, 8023])
+  const s = c.services.find(x => x.port === 8025)
+  t.same(
+    s && [s.iface, s.servers, s.exec, s.acp, s.acpTimeout, s.timeout],
+    ['127.0.0.1', null, ['/usr/local/sbin/smtp-handler'], ['/usr/local/sbin/smtp-acp'], 5, 60],
+  )
+})
+
+t.test('"exec" makes a service run a handler program, its command line split on blanks', async t => {
+  const c = parse(['port 8025', 'interface 127.0.0.1', 'exec /usr/sbin/handler  -x\targ  ', 'interface *', 'exec ./relative/handler'])
+  t.same(
+    c.services.map(s => [s.iface, s.servers, s.exec]),
+    [
+      ['127.0.0.1', null, ['/usr/sbin/handler', '-x', 'arg']],
+      [null, null, ['./relative/handler']],
+    ],
+  )
+})
+
+t.test('"exec" needs a path: a bare name or a host is refused', async t => {
+  const reason = '"exec" needs a program path starting with "/" or "."'
+  fails(t, ['port 8025', 'interface *', 'exec handler -x'], 3, reason)
+  fails(t, ['exec mail.example.org:25'], 1, reason)
+})
+
+t.test('a service\'s own server replaces a default exec, and its own exec a default server', async t => {
+  const c = parse([
+    'exec /usr/sbin/handler',
+    'port 8025',
+    'interface 127.0.0.1',
+    'interface 127.0.0.2',
+    'server a.example:25',
+    'port 8026',
+    'interface *',
+    'server b.example',
+    'exec /bin/other',
+  ])
+  t.same(
+    c.services.map(s => [s.port, s.iface, s.servers, s.exec]),
+    [
+      [8025, '127.0.0.1', null, ['/usr/sbin/handler']],
+      [8025, '127.0.0.2', [{ host: 'a.example', port: 25 }], null],
+      [8026, null, null, ['/bin/other']],
+    ],
+  )
+  const d = parse(['server a.example', 'exec /usr/sbin/handler', 'port 8025', 'interface *'])
+  t.same([d.services[0]?.servers, d.services[0]?.exec], [null, ['/usr/sbin/handler']], 'the later default wins')
+})
+
+t.test('"exec -" takes a default handler away', async t => {
+  fails(t, ['exec /usr/sbin/handler', 'port 8025', 'interface *', 'exec -'], 3, 'service * port 8025 has no "server" or "exec"')
+  const c = parse(['exec /usr/sbin/handler', 'port 8025', 'interface *', 'exec -', 'server a.example'])
+  t.same([c.services[0]?.servers, c.services[0]?.exec], [[{ host: 'a.example', port: null }], null])
+})
+
+t.test('"acp" and "acp-timeout" set the access control program, as defaults or per service', async t => {
+  const c = parse([
+    'acp /usr/sbin/check  --strict',
+    'acp-timeout 2.5',
+    'port 8025',
+    'interface 127.0.0.1',
+    'server a.example',
+    'interface 127.0.0.2',
+    'server a.example',
+    'acp -',
+    'acp-timeout 0',
+    'interface *',
+    'server a.example',
+    'acp check-by-name arg',
+  ])
+  t.same(
+    c.services.map(s => [s.iface, s.acp, s.acpTimeout]),
+    [
+      ['127.0.0.1', ['/usr/sbin/check', '--strict'], 2.5],
+      ['127.0.0.2', null, 0],
+      [null, ['check-by-name', 'arg'], 2.5],
+    ],
+  )
+  fails(t, ['acp-timeout soon'], 1, 'not a number of seconds: "soon"')
+  fails(t, ['acp-timeout 5 seconds'], 1, 'unexpected text after "acp-timeout 5"')
+  fails(t, ['port 8025', 'acp /usr/sbin/check', 'interface *'], 2, '"acp" must follow an "interface" line (after "port 8025")')
+})
+
+t.test('"writefile" sets the dump base name; "-" turns a default off', async t => {
+  const c = parse([
+    'writefile /var/log/tcpproxy/dump',
+    'port 8025',
+    'interface 127.0.0.1',
+    'server a.example',
+    'interface 127.0.0.2',
+    'server a.example',
+    'writefile -',
+    'interface *',
+    'server a.example',
+    'writefile ./local',
+  ])
+  t.same(
+    c.services.map(s => s.writefile),
+    ['/var/log/tcpproxy/dump', null, './local'],
+  )
+  fails(t, ['writefile /tmp/a b'], 1, 'unexpected text after "writefile /tmp/a"')
+})
+
+t.test('"setenv", "logname" and "standalone" are program-wide, wherever they appear', async t => {
+  const c = parse([
+    'port 8025',
+    'setenv MY_',
+    'interface *',
+    'server a.example',
+    'logname smtp-proxy',
+    'standalone no',
+  ])
+  t.same(c.globals, { ...DEFAULT_GLOBALS, envPrefix: 'MY_', logname: 'smtp-proxy', standalone: false })
+  t.same(parse(['standalone yes', 'port 8025', 'interface *', 'server a.example']).globals.standalone, true)
+  const later = parse(['setenv A_', 'logname one', 'port 8025', 'interface *', 'server a.example', 'setenv B_', 'logname -'])
+  t.same(later.globals, { ...DEFAULT_GLOBALS, envPrefix: 'B_', logname: null, standalone: null }, 'the last one wins; "-" is unset')
+  t.same(parse(['setenv X', 'setenv -', 'port 8025', 'interface *', 'server a.example']).globals.envPrefix, 'PROXY_', '"setenv -" is the default prefix')
+  for (const s of c.services) t.notOk('envPrefix' in s || 'logname' in s || 'standalone' in s, 'services do not carry them')
+})
+
+t.test('a bad "setenv", "logname" or "standalone" value is an error at its line', async t => {
+  fails(t, ['port 8025', 'interface *', 'server a.example', 'setenv MY-'], 4, 'not a variable name prefix: "MY-"')
+  fails(t, ['setenv 1X'], 1, 'not a variable name prefix: "1X"')
+  fails(t, ['setenv FOO bar'], 1, 'unexpected text after "setenv FOO"')
+  fails(t, ['logname tcpproxy mail'], 1, 'unexpected text after "logname tcpproxy"')
+  fails(t, ['standalone maybe'], 1, '"standalone" takes yes or no')
+  fails(t, ['standalone YES'], 1, '"standalone" takes yes or no', 'values are case-sensitive')
+  fails(t, ['standalone -'], 1, '"standalone" takes yes or no', '"-" is no answer')
+})
+
+t.test('the initial globals (from the command line) apply unless the file sets its own', async t => {
+  const initial = { ...DEFAULT_GLOBALS, envPrefix: 'CLI_', logname: 'from-cli' }
+  const c = parseConfig('logname from-file\nport 8025\ninterface *\nserver a.example\n', FILE, lookup, DEFAULT_SETTINGS, initial)
+  t.same(c.globals, { ...DEFAULT_GLOBALS, envPrefix: 'CLI_', logname: 'from-file', standalone: null })
+  t.same(initial, { ...DEFAULT_GLOBALS, envPrefix: 'CLI_', logname: 'from-cli' }, 'the initial object is not changed')
+  t.has(DEFAULT_GLOBALS, { envPrefix: 'PROXY_', logname: null, standalone: null })
+})
+
+t.test('splitCommand splits on blanks only, with no quoting', async t => {
+  t.same(splitCommand('/bin/prog  a\tb '), ['/bin/prog', 'a', 'b'])
+  t.same(splitCommand('/bin/prog "a b" $HOME;x'), ['/bin/prog', '"a', 'b"', '$HOME;x'], 'quotes and shell characters are plain text')
+  t.equal(splitCommand(''), null)
+  t.equal(splitCommand(' \t '), null)
+})
+
+t.test('isProgram: a path starting with "/" or "." is a program, anything else a host', async t => {
+  for (const p of ['/usr/sbin/handler', './handler', '../handler', '.hidden']) t.ok(isProgram(p), p)
+  for (const h of ['mail.example.org', '127.0.0.1:25', '[::1]', '', 'bin/handler']) t.notOk(isProgram(h), JSON.stringify(h))
+})
+
+t.test('parseEnvPrefix takes what a shell accepts in a variable name; empty is the default', async t => {
+  for (const ok of ['PROXY_', 'MY_', '_', 'a1', 'X']) t.equal(parseEnvPrefix(ok), ok)
+  t.equal(parseEnvPrefix(''), 'PROXY_')
+  for (const bad of ['1X', 'A-B', 'A B', '$X', 'Ä_', 'X=']) {
+    t.has(thrown(() => parseEnvPrefix(bad)), { name: 'TcpproxyError', code: 'ERR_CONFIG', message: `not a variable name prefix: ${JSON.stringify(bad)}` })
+  }
+})
+
+t.test('PROXY protocol keywords: accept-proxy, proxy-timeout, send-proxy', async t => {
+  const c = parse(['accept-proxy 10.0.0.0/8 192.0.2.7', 'proxy-timeout 3', 'port 25', 'interface *', 'server h', 'send-proxy v2', 'interface 127.0.0.1', 'server h', 'send-proxy none', 'accept-proxy -'])
+  t.same(c.services.map(s => [s.acceptProxy, s.proxyTimeout, s.sendProxy]), [
+    [['10.0.0.0/8', '192.0.2.7/32'], 3, 'v2'],
+    [null, 3, null],
+  ])
+  t.throws(() => parse(['port 25', 'interface *', 'server h', 'send-proxy v3']), {
+    message: 'test.conf:4: PROXY protocol version must be v1, v2 or none, not "v3"',
+  })
+  t.throws(() => parse(['accept-proxy 10.0.0.0/40', 'port 25', 'interface *', 'server h']), {
+    message: 'test.conf:1: bad prefix length in "10.0.0.0/40" (0-32)',
+  })
+})
+
+t.test('max-connections: before the first port for all services, after an interface for one', async t => {
+  const c = parse(['max-connections 100', 'port 25', 'interface *', 'server h', 'max-connections 7'])
+  t.equal(c.globals.maxConnections, 100)
+  t.equal(c.services[0]?.maxConnections, 7)
+  t.throws(() => parse(['max-connections 0', 'port 25', 'interface *', 'server h']), {
+    message: 'test.conf:1: not a positive whole number: "0"',
+  })
+})
+
+t.test('daemon keywords: pidfile, user, and the 1.x uid/gid lines', async t => {
+  const g = (lines: string[]) => parse([...lines, 'port 25', 'interface *', 'server h']).globals
+  t.equal(g(['pidfile /run/tp.pid']).pidfile, '/run/tp.pid')
+  t.equal(g(['pidfile -']).pidfile, '/var/run/tcpproxy.pid')
+  t.equal(g(['user mail.daemon']).user, 'mail.daemon')
+  t.equal(g(['user -']).user, null)
+  t.equal(g(['uid 65534']).user, '65534')
+  t.equal(g(['gid 100']).user, 'nobody.100')
+  t.equal(g(['uid 8', 'gid 12']).user, '8.12')
+  t.equal(g(['gid 12', 'uid 8']).user, '8.12')
+  t.throws(() => g(['uid mail']), { message: 'test.conf:1: not a number: "mail"' })
+})
+
+t.test('a control character in a program command line is refused', async t => {
+  t.throws(() => parse(['port 25', 'interface *', 'exec /bin/handler\u0000x']), {
+    message: /^test\.conf:3: control character in program command line /,
+  })
 })

@@ -1,8 +1,10 @@
 import t from 'tap'
+import { DEFAULT_SETTINGS } from '../lib/config.js'
 import { describeService } from '../lib/describe.js'
 import type { ResolvedService } from '../lib/resolve.js'
 
 const base: ResolvedService = {
+  ...DEFAULT_SETTINGS,
   port: 8025,
   iface: null,
   ifaceText: '*',
@@ -11,6 +13,7 @@ const base: ResolvedService = {
   timeout: 60,
   connectTimeout: 10,
   source: { file: 'f', line: 1 },
+  trustsProxy: null,
 }
 
 t.test('the wildcard shows as *:PORT and a missing server port is the listening port', async t => {
@@ -21,5 +24,20 @@ t.test('every address of an interface is listed', async t => {
   t.equal(
     describeService({ ...base, addresses: ['127.0.0.1', '::1'], servers: [{ host: 'h', port: 1 }], timeout: 0 }),
     '127.0.0.1:8025 [::1]:8025 -> h:1 (timeout 0)',
+  )
+})
+
+t.test('a handler, an ACP and the PROXY protocol settings are shown', async t => {
+  t.equal(
+    describeService({
+      ...base,
+      servers: null,
+      exec: ['/usr/local/sbin/handler', '-v'],
+      acp: ['/usr/local/sbin/acp'],
+      acceptProxy: ['10.0.0.0/8', '::1/128'],
+      sendProxy: 'v2',
+      writefile: '/tmp/dump',
+    }),
+    '*:8025 -> exec /usr/local/sbin/handler -v (timeout 60, acp /usr/local/sbin/acp, accept-proxy 10.0.0.0/8,::1/128, send-proxy v2, writefile /tmp/dump)',
   )
 })

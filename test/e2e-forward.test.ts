@@ -216,11 +216,15 @@ t.test('running out of file descriptors refuses connections but never kills the 
   for (const limit of [48, 49]) {
     const port = await freePort()
     // The shell lowers the descriptor limit, then becomes tcpproxy.
-    const sh = spawn('sh', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${BIN}" -d -b 127.0.0.1:${port} 127.0.0.1:${up.port}`])
+    const sh = spawn('sh', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${BIN}" -d -u root -b 127.0.0.1:${port} 127.0.0.1:${up.port}`])
     const lines: string[] = []
     sh.stderr.on('data', d => lines.push(...d.toString().split('\n')))
     t.teardown(() => sh.kill('SIGKILL'))
-    while (!lines.some(l => l.endsWith('ready'))) await new Promise(r => setTimeout(r, 20))
+    for (let i = 0; i < 500 && !lines.some(l => l.endsWith('ready')); i++) await new Promise(r => setTimeout(r, 20))
+    if (!lines.some(l => l.endsWith('ready'))) {
+      t.fail(`limit ${limit}: tcpproxy did not start`, { lines })
+      continue
+    }
     const flood = Array.from({ length: 60 }, () => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
     await new Promise(r => setTimeout(r, 1000))
     const episode = lines.filter(l => /EMFILE|connection error/.test(l))

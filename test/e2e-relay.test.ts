@@ -6,7 +6,8 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { connect } from 'node:net'
 import { backend, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
 
@@ -200,7 +201,9 @@ t.test('a reset on either side is passed on and logged with the side', async t =
 t.test('a second SIGTERM exits at once without waiting for sessions', async t => {
   const up = await backend(s => s.on('error', () => {}).resume())
   t.teardown(() => up.close())
-  const p = await startProxy(oneLiner(up.port))
+  const dir = t.testdir({})
+  const pidfile = join(dir, 'tp.pid')
+  const p = await startProxy(oneLiner(up.port, '--pidfile', pidfile))
   t.teardown(p.stop)
   const c = connect({ port: p.port, host: '127.0.0.1' }).on('error', () => {})
   t.teardown(() => c.destroy())
@@ -212,4 +215,5 @@ t.test('a second SIGTERM exits at once without waiting for sessions', async t =>
   p.proc.kill('SIGINT')
   t.equal(await p.exited, 1)
   t.ok(Date.now() - start < 5000)
+  t.notOk(existsSync(pidfile), 'the pidfile is removed even then')
 })

@@ -48,3 +48,33 @@ t.test('streamLogger drops +DEBUG entries unless debug is on', async t => {
   l.log({ tag: '+DEBUG', event: 'trace', text: 'visible', id: 3 })
   t.equal(loud.text(), 'tp[2]: +DEBUG: visible, id= 3\n')
 })
+
+t.test('streamLogger with format json writes one bare JSON object per line', async t => {
+  const out = capture()
+  const before = Date.now()
+  const logger = streamLogger(out.stream, 'tcpproxy', 4242, false, 'json')
+  logger.log({ tag: '+OK', event: 'disconnect', id: 5, text: 'disconnect: client= ::1', fields: { client: '::1', received: 3, sent: 4 } })
+  logger.log({ tag: '+DEBUG', event: 'trace', text: 'hidden' })
+  logger.log({ tag: '', event: 'ready', text: 'ready' })
+  const lines = out.text().split('\n')
+  t.equal(lines.pop(), '', 'every line ends with a newline')
+  t.equal(lines.length, 2, '+DEBUG is left out unless debug is on')
+  const [first, second] = lines.map(l => JSON.parse(l) as Record<string, unknown>)
+  t.same(Object.keys(first ?? {}), ['time', 'level', 'event', 'id', 'client', 'received', 'sent', 'message'])
+  t.match(first, { level: 'info', event: 'disconnect', id: 5, client: '::1', received: 3, sent: 4, message: 'disconnect: client= ::1' })
+  t.ok(Date.parse(first?.['time'] as string) >= before - 1, 'time is now')
+  t.match(second, { level: 'notice', event: 'ready', message: 'ready' })
+
+  const loud = capture()
+  streamLogger(loud.stream, 'tp', 1, true, 'json').log({ tag: '+DEBUG', event: 'trace', text: 'visible' })
+  t.match(JSON.parse(loud.text()), { level: 'debug', event: 'trace', message: 'visible' })
+})
+
+t.test('streamLogger with format text is the default', async t => {
+  const a = capture()
+  const b = capture()
+  streamLogger(a.stream, 'tp', 1, false, 'text').log({ tag: '+INFO', event: 'x', text: 'same', id: 2 })
+  streamLogger(b.stream, 'tp', 1, false).log({ tag: '+INFO', event: 'x', text: 'same', id: 2 })
+  t.equal(a.text(), 'tp[1]: +INFO: same, id= 2\n')
+  t.equal(b.text(), a.text())
+})

@@ -5,6 +5,8 @@ import { connect, createServer } from 'node:net'
 import type { LogEntry, Logger } from '../lib/log.js'
 import { Proxy } from '../lib/proxy.js'
 import type { ResolvedService } from '../lib/resolve.js'
+import type { ProgramContext } from '../lib/session.js'
+import { DEFAULT_SETTINGS } from '../lib/config.js'
 import { backend, freePort, hangingPort } from './fixtures/harness.js'
 import { socketPair } from './fixtures/pair.js'
 
@@ -13,12 +15,24 @@ function memoryLogger(): Logger & { entries: LogEntry[] } {
   return { debug: false, entries, log: e => void entries.push(e) }
 }
 
+const programs: ProgramContext = {
+  baseEnv: {},
+  envPrefix: 'PROXY_',
+  pid: 1,
+  proxyName: 'tcpproxy',
+  logName: 'tcpproxy',
+  resolveNames: false,
+  runAs: {},
+}
+
 function service(port: number, upPort: number, extra: Partial<ResolvedService> = {}): ResolvedService {
   return {
+    ...DEFAULT_SETTINGS,
     port,
     iface: '127.0.0.1',
     ifaceText: '127.0.0.1',
     addresses: ['127.0.0.1'],
+    trustsProxy: null,
     servers: [{ host: '127.0.0.1', port: upPort }],
     timeout: 60,
     connectTimeout: 5,
@@ -32,7 +46,7 @@ t.test('close() cuts sessions still open after the grace period', async t => {
   t.teardown(() => up.close())
   const port = await freePort()
   const log = memoryLogger()
-  const proxy = new Proxy([service(port, up.port)], { logger: log })
+  const proxy = new Proxy([service(port, up.port)], { logger: log, programs })
   await proxy.listen()
   const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
   c.resume()
@@ -49,7 +63,7 @@ t.test('close() during an upstream connect drops the session when the connect co
   const holePort = await hangingPort(t, 400, 'then-accept')
   const port = await freePort()
   const log = memoryLogger()
-  const proxy = new Proxy([service(port, holePort)], { logger: log })
+  const proxy = new Proxy([service(port, holePort)], { logger: log, programs })
   await proxy.listen()
   const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
   const closed = once(c, 'close')
@@ -66,7 +80,7 @@ t.test('a failed bind releases the listeners already bound', async t => {
   t.teardown(() => busy.close())
   const busyPort = (busy.address() as { port: number }).port
   const first = await freePort()
-  const proxy = new Proxy([service(first, 9), service(busyPort, 9)], { logger: memoryLogger() })
+  const proxy = new Proxy([service(first, 9), service(busyPort, 9)], { logger: memoryLogger(), programs })
   await t.rejects(proxy.listen(), { code: 'ERR_BIND', message: `cannot bind 127.0.0.1:${busyPort}: EADDRINUSE` })
   const again = createServer().listen(first, '127.0.0.1')
   await once(again, 'listening')
@@ -76,7 +90,7 @@ t.test('a failed bind releases the listeners already bound', async t => {
 
 t.test('a socket handed over during shutdown, or already gone, is closed at once', async t => {
   const log = memoryLogger()
-  const proxy = new Proxy([service(await freePort(), 9)], { logger: log })
+  const proxy = new Proxy([service(await freePort(), 9)], { logger: log, programs })
   await proxy.close(0)
   const [outer, inner] = await socketPair()
   const closed = once(outer, 'close')

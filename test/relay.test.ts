@@ -4,16 +4,16 @@
  */
 import t from 'tap'
 import { once } from 'node:events'
-import { relay, type RelayResult } from '../lib/relay.js'
+import { relay, type RelayResult, type Tap } from '../lib/relay.js'
 import { collect, socketPair } from './fixtures/pair.js'
 
-async function setup(idleMs = 0) {
+async function setup(idleMs = 0, tap: Tap | null = null) {
   const [outerClient, proxyClient] = await socketPair()
   const [proxyServer, outerServer] = await socketPair()
   outerServer.resume()
   let result: (r: RelayResult) => void = () => {}
   const done = new Promise<RelayResult>(r => (result = r))
-  const handle = relay(proxyClient, proxyServer, idleMs, r => result(r))
+  const handle = relay(proxyClient, proxyServer, idleMs, r => result(r), tap)
   return { outerClient, outerServer, proxyClient, proxyServer, handle, done }
 }
 
@@ -73,4 +73,68 @@ t.test('abort() cuts the session with closedBy shutdown, even after a half-close
   s.handle.abort()
   const r = await s.done
   t.equal(r.closedBy, 'shutdown')
+})
+
+t.test('the tap sees every chunk and an empty chunk at each EOF, in order, with side names', async t => {
+  const seen: [string, string][] = []
+  const s = await setup(0, (from, chunk) => void seen.push([from, chunk.toString('latin1')]))
+  const atClient: Buffer[] = []
+  s.outerClient.on('data', c => atClient.push(c))
+  const atServer: Buffer[] = []
+  s.outerServer.on('data', c => atServer.push(c))
+  // One step at a time, each waited for, so that every write is one read.
+  s.outerClient.write('one')
+  await once(s.outerServer, 'data')
+  s.outerClient.write(Buffer.from([0, 0xff, 0x23]))
+  await once(s.outerServer, 'data')
+  s.outerServer.write('three')
+  await once(s.outerClient, 'data')
+  s.outerClient.end()
+  await once(s.outerServer, 'end')
+  s.outerServer.end()
+  await once(s.outerClient, 'end')
+  const r = await s.done
+  t.same(seen, [
+    ['CLIENT', 'one'],
+    ['CLIENT', '\x00\xff#'],
+    ['SERVER', 'three'],
+    ['CLIENT', ''],
+    ['SERVER', ''],
+  ])
+  t.equal(Buffer.concat(atServer).toString('latin1'), 'one\x00\xff#', 'the tapped bytes still reach the server unchanged')
+  t.equal(Buffer.concat(atClient).toString(), 'three')
+  t.same(r, { received: 5, sent: 6, closedBy: 'client', error: null })
+})
+
+t.test('the tap sees the server\'s EOF first when the server closes first', async t => {
+  const seen: string[] = []
+  const s = await setup(0, (from, chunk) => void seen.push(`${from}:${chunk.length}`))
+  s.outerClient.resume()
+  s.outerServer.end('bye')
+  await once(s.outerClient, 'end')
+  s.outerClient.end()
+  await once(s.outerServer, 'end')
+  t.same(seen, ['SERVER:3', 'SERVER:0', 'CLIENT:0'])
+  t.equal((await s.done).closedBy, 'server')
+})
+
+t.test('with the tap, a slow reader still pauses the sender, and every byte is tapped once', async t => {
+  const tapped = { CLIENT: 0, SERVER: 0 }
+  const s = await setup(0, (from, chunk) => void (tapped[from] += chunk.length))
+  s.outerServer.pause()
+  const big = Buffer.alloc(16 * 1024 * 1024, 'x')
+  s.outerClient.end(big)
+  // The server reads nothing for a while: the relay must stop reading the client.
+  await new Promise(r => setTimeout(r, 300))
+  t.ok(s.proxyClient.isPaused(), 'the client side is paused while the server side is full')
+  t.ok(s.proxyClient.bytesRead < big.length, `only ${s.proxyClient.bytesRead} of ${big.length} bytes taken from the client so far`)
+  let got = 0
+  s.outerServer.on('data', c => (got += c.length))
+  s.outerServer.resume()
+  await once(s.outerServer, 'end')
+  s.outerServer.end()
+  const r = await s.done
+  t.equal(got, big.length)
+  t.same(tapped, { CLIENT: big.length, SERVER: 0 })
+  t.equal(r.sent, big.length)
 })

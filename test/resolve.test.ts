@@ -2,10 +2,11 @@
  * Interface names to addresses, once at start-up.
  */
 import t from 'tap'
-import type { ServiceDef } from '../lib/config.js'
-import { resolveServices, systemLookup, type AddressLookup } from '../lib/resolve.js'
+import { DEFAULT_SETTINGS, type ServiceDef } from '../lib/config.js'
+import { hydrateService, resolveServices, serviceData, systemLookup, type AddressLookup, type ResolvedService } from '../lib/resolve.js'
 
 const service = (iface: string | null, line: number, file = 'test.conf'): ServiceDef => ({
+  ...DEFAULT_SETTINGS,
   servers: [{ host: '127.0.0.1', port: 25 }],
   timeout: 60,
   connectTimeout: 10,
@@ -22,9 +23,21 @@ const never: AddressLookup = async host => {
 t.test('IP interfaces need no lookup and keep every other setting', async t => {
   const r = await resolveServices([service('127.0.0.1', 2), service('::1', 5)], never)
   t.same(r, [
-    { ...service('127.0.0.1', 2), addresses: ['127.0.0.1'] },
-    { ...service('::1', 5), addresses: ['::1'] },
+    { ...service('127.0.0.1', 2), addresses: ['127.0.0.1'], trustsProxy: null },
+    { ...service('::1', 5), addresses: ['::1'], trustsProxy: null },
   ])
+})
+
+t.test('accept-proxy becomes a matcher, and survives a trip through plain data (IPC)', async t => {
+  const [r] = await resolveServices([{ ...service(null, 1), acceptProxy: ['10.0.0.0/8', '::1/128'] }], never)
+  const s = r as ResolvedService
+  t.equal(s.trustsProxy?.('10.1.2.3'), true)
+  t.equal(s.trustsProxy?.('::1'), true)
+  t.equal(s.trustsProxy?.('192.0.2.1'), false)
+  const data = serviceData(s)
+  t.notOk('trustsProxy' in data, 'plain data has no function')
+  t.equal(JSON.stringify(JSON.parse(JSON.stringify(data))), JSON.stringify(data))
+  t.equal(hydrateService(data).trustsProxy?.('10.9.9.9'), true)
 })
 
 t.test('the wildcard resolves to null, every address', async t => {

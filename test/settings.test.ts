@@ -5,7 +5,8 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DEFAULT_OPTIONS, type CliOptions } from '../lib/cli.js'
-import { DEFAULT_CONFIG_FILE, buildConfig, type SettingsDeps } from '../lib/settings.js'
+import { DEFAULT_GLOBALS, DEFAULT_SETTINGS, type Config } from '../lib/config.js'
+import { DEFAULT_CONFIG_FILE, buildConfig, chooseMode, type SettingsDeps } from '../lib/settings.js'
 import type { PortLookup } from '../lib/services.js'
 
 const NONE: CliOptions = DEFAULT_OPTIONS
@@ -14,11 +15,12 @@ const lookup: PortLookup = name => ({ smtp: 25 })[name]
 const CONF = 'timeout 5\nport 8025\ninterface 127.0.0.1\nserver 127.0.0.1:smtp\n'
 
 /** Deps whose readFile serves `files` and records what was read. */
-function deps(files: Record<string, string> = {}): SettingsDeps & { read: string[] } {
+function deps(files: Record<string, string> = {}, inetdPort: number | null = null): SettingsDeps & { read: string[] } {
   const read: string[] = []
   return {
     read,
     lookup,
+    inetdPort,
     readFile: path => {
       read.push(path)
       const text = files[path]
@@ -34,8 +36,10 @@ t.test('-c reads and parses the named file', async t => {
   t.same(d.read, ['my.conf'])
   t.same(c, {
     ports: [8025],
+    globals: DEFAULT_GLOBALS,
     services: [
       {
+        ...DEFAULT_SETTINGS,
         servers: [{ host: '127.0.0.1', port: 25 }],
         timeout: 5,
         connectTimeout: 10,
@@ -92,6 +96,7 @@ t.test('an unreadable file is ERR_IO naming the path and the errno code', async 
 t.test('a read failure without an errno code gives its message', async t => {
   const d: SettingsDeps = {
     lookup,
+    inetdPort: null,
     readFile: () => {
       throw new Error('not text')
     },
@@ -101,7 +106,7 @@ t.test('a read failure without an errno code gives its message', async t => {
 
 t.test('a real file is read through readFileSync, and a directory is EISDIR', async t => {
   const dir = t.testdir({ 'tcpproxy.conf': CONF, sub: {} })
-  const real: SettingsDeps = { lookup, readFile: path => readFileSync(path, 'utf8') }
+  const real: SettingsDeps = { lookup, inetdPort: null, readFile: path => readFileSync(path, 'utf8') }
   const c = buildConfig(opts({ config: join(dir, 'tcpproxy.conf') }), real)
   t.same(c.services[0]?.source, { file: join(dir, 'tcpproxy.conf'), line: 3 })
   t.throws(() => buildConfig(opts({ config: join(dir, 'sub') }), real), {
@@ -118,8 +123,10 @@ t.test('-b and a server describe one service on the command line', async t => {
   const d = deps()
   t.same(buildConfig(opts({ bind: '127.0.0.1:8025', server: ['a.example:smtp, [::1]'] }), d), {
     ports: [8025],
+    globals: DEFAULT_GLOBALS,
     services: [
       {
+        ...DEFAULT_SETTINGS,
         servers: [
           { host: 'a.example', port: 25 },
           { host: '::1', port: null },
@@ -185,17 +192,137 @@ t.test('a bad server argument is an error prefixed "server argument: "', async t
   })
 })
 
-t.test('a handler program is not supported yet, with or without -b', async t => {
-  const notYet = { name: 'TcpproxyError', code: 'ERR_NOT_SUPPORTED', message: 'handler programs are not supported yet' }
-  t.throws(() => buildConfig(opts({ bind: '8025', server: ['/bin/cat', '-n'] }), deps()), notYet)
-  t.throws(() => buildConfig(opts({ bind: '8025', server: ['./handler'] }), deps()), notYet)
-  t.throws(() => buildConfig(opts({ server: ['/usr/sbin/handler'] }), deps()), notYet)
+/** What `fn` throws (undefined when it does not). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
+
+t.test('-b with a handler program runs it with its arguments instead of connecting', async t => {
+  const c = buildConfig(opts({ bind: '8025', server: ['/usr/sbin/handler', '-x', 'arg'] }), deps())
+  t.same(c, {
+    ports: [8025],
+    globals: DEFAULT_GLOBALS,
+    services: [
+      {
+        ...DEFAULT_SETTINGS,
+        servers: null,
+        exec: ['/usr/sbin/handler', '-x', 'arg'],
+        port: 8025,
+        iface: null,
+        ifaceText: '*',
+        source: { file: 'option -b', line: 0 },
+      },
+    ],
+  })
+  const rel = buildConfig(opts({ bind: '127.0.0.1:8025', server: ['./handler'] }), deps())
+  t.same([rel.services[0]?.servers, rel.services[0]?.exec], [null, ['./handler']])
 })
 
-t.test('a server without -b (inetd mode) is not supported yet', async t => {
-  t.throws(() => buildConfig(opts({ server: ['mail.example.org'] }), deps()), {
-    name: 'TcpproxyError',
-    code: 'ERR_NOT_SUPPORTED',
-    message: 'a server without -b (inetd mode) is not supported yet',
+t.test('a quoted handler command line is split on blanks, as in the original', async t => {
+  const c = buildConfig(opts({ bind: '8025', server: ['/usr/sbin/handler a  b', 'c\td'] }), deps())
+  t.same(c.services[0]?.exec, ['/usr/sbin/handler', 'a', 'b', 'c', 'd'])
+  const empty = buildConfig(opts({ bind: '8025', server: ['/usr/sbin/handler', '', ' ', 'x'] }), deps())
+  t.same(empty.services[0]?.exec, ['/usr/sbin/handler', 'x'], 'empty and blank arguments vanish, as in one split command line')
+})
+
+t.test('a server without -b is inetd mode: one service on the port of the connection on stdin', async t => {
+  const d = deps({}, 8025)
+  t.same(buildConfig(opts({ server: ['mail.example.org'] }), d), {
+    ports: [8025],
+    globals: DEFAULT_GLOBALS,
+    services: [
+      {
+        ...DEFAULT_SETTINGS,
+        servers: [{ host: 'mail.example.org', port: null }],
+        port: 8025,
+        iface: null,
+        ifaceText: '*',
+        source: { file: 'server argument', line: 0 },
+      },
+    ],
   })
+  t.same(d.read, [], 'no file is read')
+  const h = buildConfig(opts({ server: ['/usr/sbin/handler', 'arg'], timeout: 9 }), deps({}, 25))
+  t.same(
+    h.services.map(s => [s.port, s.iface, s.servers, s.exec, s.timeout]),
+    [[25, null, null, ['/usr/sbin/handler', 'arg'], 9]],
+  )
+})
+
+t.test('a server without -b and without a connection on stdin is a usage error', async t => {
+  for (const server of [['mail.example.org'], ['/usr/sbin/handler']]) {
+    t.has(thrown(() => buildConfig(opts({ server }), deps())), {
+      name: 'TcpproxyError',
+      code: 'ERR_USAGE',
+      message: 'a server without -b needs a connection on standard input (inetd mode); use -b PORT to listen',
+    })
+  }
+})
+
+t.test('a bad server argument in inetd mode names the server argument', async t => {
+  t.has(thrown(() => buildConfig(opts({ server: ['bad host'] }), deps({}, 8025))), {
+    name: 'ConfigError',
+    message: 'server argument: bad host name or address: "bad host"',
+  })
+})
+
+t.test('-a, --acp-timeout and -w are defaults of every service, in both modes', async t => {
+  const o = { acp: '/usr/sbin/check  --strict', acpTimeout: 2.5, writefile: '/tmp/dump' }
+  const cli = buildConfig(opts({ ...o, bind: '8025', server: ['a.example'] }), deps())
+  t.same(
+    cli.services.map(s => [s.acp, s.acpTimeout, s.writefile]),
+    [[['/usr/sbin/check', '--strict'], 2.5, '/tmp/dump']],
+  )
+  const file = buildConfig(
+    opts({ ...o, config: 'my.conf' }),
+    deps({ 'my.conf': 'port 8025\ninterface 127.0.0.1\nserver a.example\ninterface *\nserver a.example\nacp -\nacp-timeout 1\nwritefile -\n' }),
+  )
+  t.same(
+    file.services.map(s => [s.acp, s.acpTimeout, s.writefile]),
+    [
+      [['/usr/sbin/check', '--strict'], 2.5, '/tmp/dump'],
+      [null, 1, null],
+    ],
+    'the file starts from them and may override them',
+  )
+})
+
+t.test('-v and -l reach the program-wide settings, in both modes', async t => {
+  const cli = buildConfig(opts({ envPrefix: 'MY_', logname: 'smtp-proxy', bind: '8025', server: ['a.example'] }), deps())
+  t.same(cli.globals, { ...DEFAULT_GLOBALS, envPrefix: 'MY_', logname: 'smtp-proxy', standalone: null })
+  const file = buildConfig(opts({ envPrefix: 'MY_', logname: 'smtp-proxy', config: 'my.conf' }), deps({ 'my.conf': 'logname from-file\n' + CONF }))
+  t.same(file.globals, { ...DEFAULT_GLOBALS, envPrefix: 'MY_', logname: 'from-file', standalone: null }, 'the file\'s own logname wins')
+  const empty = buildConfig(opts({ envPrefix: '', bind: '8025', server: ['a.example'] }), deps())
+  t.equal(empty.globals.envPrefix, 'PROXY_', 'an empty -v is the default prefix')
+})
+
+t.test('a bad -v prefix is an error prefixed with the option', async t => {
+  t.has(thrown(() => buildConfig(opts({ envPrefix: 'MY-', bind: '8025', server: ['a.example'] }), deps())), {
+    name: 'ConfigError',
+    code: 'ERR_CONFIG',
+    message: 'option -v: not a variable name prefix: "MY-"',
+  })
+  t.has(thrown(() => buildConfig(opts({ envPrefix: '1', config: 'my.conf' }), deps({ 'my.conf': CONF }))), {
+    message: 'option -v: not a variable name prefix: "1"',
+  })
+})
+
+t.test('chooseMode: -b and -s listen, a server without -b is inetd, else the file or stdin decides', async t => {
+  const file = (standalone: boolean | null): Config => ({ services: [], ports: [], globals: { ...DEFAULT_GLOBALS, standalone } })
+  const cases: [string, Partial<CliOptions>, boolean | null, boolean, 'standalone' | 'inetd'][] = [
+    ['-b, even with a socket on stdin', { bind: '8025', server: ['a.example'] }, null, true, 'standalone'],
+    ['-s, even with "standalone no"', { standalone: true }, false, true, 'standalone'],
+    ['a server without -b', { server: ['a.example'] }, null, false, 'inetd'],
+    ['a handler without -b', { server: ['/usr/sbin/handler'] }, null, false, 'inetd'],
+    ['"standalone yes" with a socket on stdin', { config: 'my.conf' }, true, true, 'standalone'],
+    ['"standalone no" without a socket on stdin', { config: 'my.conf' }, false, false, 'inetd'],
+    ['neither, with a socket on stdin', {}, null, true, 'inetd'],
+    ['neither, without a socket on stdin', {}, null, false, 'standalone'],
+  ]
+  for (const [what, o, standalone, socket, mode] of cases) t.equal(chooseMode(opts(o), file(standalone), socket), mode, what)
 })

@@ -1,0 +1,41 @@
+/**
+ * Which logger a process uses: stderr in the foreground (-d, --foreground)
+ * and when stderr is not a socket in inetd mode; syslog otherwise.
+ */
+import { FACILITIES, syslogLogger } from './syslog.js'
+import { streamLogger, type Logger } from './log.js'
+import { TcpproxyError } from './errors.js'
+
+export interface LogSettings {
+  target: 'stderr' | 'syslog'
+  ident: string
+  debug: boolean
+  format: 'text' | 'json'
+  syslogSocket: string
+  facility: number
+}
+
+/** `--syslog-facility NAME` to its number. */
+export function parseFacility(name: string): number {
+  const f = FACILITIES[name]
+  if (f === undefined) {
+    throw new TcpproxyError('ERR_USAGE', `option --syslog-facility: unknown facility ${JSON.stringify(name)} (${Object.keys(FACILITIES).join(', ')})`)
+  }
+  return f
+}
+
+/** A logger for this process (`pid`); stderr is the fallback of syslog too. */
+export function openLogger(s: LogSettings, pid: number, stderr: NodeJS.WritableStream): Logger & { close(): Promise<void> } {
+  if (s.target === 'stderr') {
+    return Object.assign(streamLogger(stderr as never, s.ident, pid, s.debug, s.format), { close: async () => {} })
+  }
+  return syslogLogger({
+    socketPath: s.syslogSocket,
+    facility: s.facility,
+    ident: s.ident,
+    pid,
+    debug: s.debug,
+    fallback: stderr as never,
+    format: s.format,
+  })
+}

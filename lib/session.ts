@@ -1,0 +1,272 @@
+/**
+ * One client connection after its service is chosen: the access control
+ * program, then either the handler program or the upstream connect and the
+ * relay, with the original's log lines. A session never throws: whatever
+ * happens ends in its log lines and a closed client.
+ */
+import { isIP, type Socket } from 'node:net'
+import { canonicalIp, formatHostPort } from './address.js'
+import { dumpRecord, openDump, type Side } from './dump.js'
+import { clientName, connectionEnv, type ReverseLookup } from './environment.js'
+import { errorCode, errorText } from './errors.js'
+import type { Logger, LogEntry } from './log.js'
+import { runAcp, runHandler, type RunAs } from './programs.js'
+import { readProxyHeader } from './proxy-header-reader.js'
+import { formatProxyV1, formatProxyV2, type ProxyHeader } from './proxy-protocol.js'
+import { relay, type RelayResult } from './relay.js'
+import type { ResolvedService } from './resolve.js'
+import { connectFirst } from './upstream.js'
+
+/** Program-wide facts a session needs for handler and ACP environments. */
+export interface ProgramContext {
+  /** The environment programs inherit (tcpproxy's own). */
+  baseEnv: Record<string, string>
+  envPrefix: string
+  pid: number
+  proxyName: string
+  logName: string
+  /** Look up client host names for PROXY_CLIENTNAME (off with -n). */
+  resolveNames: boolean
+  reverse?: ReverseLookup
+  runAs: RunAs
+}
+
+/** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
+const NAME_TIMEOUT_MS = 2000
+
+const OUT_OF_DESCRIPTORS = new Set(['EMFILE', 'ENFILE'])
+
+export interface SessionInit {
+  id: number
+  client: Socket
+  service: ResolvedService
+  local: string
+  localPort: number
+  clientIp: string
+  clientPort: number
+  log: Logger
+  programs: ProgramContext
+  /** Reports running out of descriptors (rate-limited by the proxy). */
+  onResourceError: (err: Error) => void
+}
+
+export class Session {
+  readonly #s: SessionInit
+  readonly #started = performance.now()
+  #abort: () => void
+  /** The client as the session reports it: the socket's peer, or the one a PROXY header names. */
+  #clientIp: string
+  #clientPort: number
+  /** Set when a PROXY header was accepted. */
+  #proxied: { peer: string; header: ProxyHeader; rest: Buffer } | null = null
+
+  constructor(init: SessionInit) {
+    this.#s = init
+    this.#clientIp = init.clientIp
+    this.#clientPort = init.clientPort
+    this.#abort = () => init.client.destroy()
+  }
+
+  /** End the session now (shutdown after the grace period). */
+  abort(): void {
+    this.#abort()
+  }
+
+  #log(tag: LogEntry['tag'], event: string, text: string): void {
+    this.#s.log.log({ tag, event, id: this.#s.id, text })
+  }
+
+  /** Serve the connection; resolves when it is over. */
+  async run(): Promise<void> {
+    const { service, client } = this.#s
+    if (service.trustsProxy?.(this.#s.clientIp) === true && !(await this.#readProxyHeader())) return
+    const needsEnv = service.acp !== null || service.exec !== null
+    const env = needsEnv ? await this.#environment() : null
+    if (client.destroyed) return
+    if (service.acp !== null && !(await this.#access(service.acp, env as Record<string, string>))) return
+    if (service.exec !== null) return this.#handler(service.exec, env as Record<string, string>)
+    return this.#proxy()
+  }
+
+  /**
+   * A trusted peer must start with a PROXY header (v1 or v2), complete
+   * within proxy-timeout; anything else closes the connection (the spec:
+   * never guess, abort on any deviation). Returns whether to go on.
+   */
+  async #readProxyHeader(): Promise<boolean> {
+    const s = this.#s
+    const peer = formatHostPort(s.clientIp, s.clientPort)
+    let got
+    try {
+      got = await readProxyHeader(s.client, s.service.proxyTimeout * 1000)
+    } catch (err) {
+      this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
+      s.client.destroy()
+      return false
+    }
+    const { header } = got
+    this.#proxied = { peer: s.clientIp, ...got }
+    const a = header.addresses
+    if (a !== null) {
+      this.#clientIp = canonicalIp(a.sourceAddress)
+      this.#clientPort = a.sourcePort
+    }
+    const what = a === null ? `${header.command === 'LOCAL' ? 'LOCAL' : 'UNKNOWN'}, the connection's own addresses apply` : `client= ${formatHostPort(this.#clientIp, this.#clientPort)}, destination= ${formatHostPort(canonicalIp(a.destinationAddress), a.destinationPort)}`
+    this.#log('+INFO', 'proxy-header', `PROXY v${header.version} from ${peer}: ${what}`)
+    return true
+  }
+
+  async #environment(): Promise<Record<string, string>> {
+    const s = this.#s
+    const p = s.programs
+    const ip = this.#clientIp
+    const name = p.resolveNames ? await clientName(ip, NAME_TIMEOUT_MS, p.reverse) : ip
+    const a = this.#proxied?.header.addresses
+    return {
+      ...p.baseEnv,
+      ...connectionEnv(p.envPrefix, {
+        client: ip,
+        clientName: name,
+        clientPort: this.#clientPort,
+        iface: s.local,
+        port: s.localPort,
+        config: `${s.service.ifaceText}:${s.service.port}`,
+        pid: p.pid,
+        proxyName: p.proxyName,
+        logName: p.logName,
+        started: Math.floor(Date.now() / 1000),
+        ...(this.#proxied === null ? {} : { peer: this.#proxied.peer }),
+        ...(a ? { destination: { address: canonicalIp(a.destinationAddress), port: a.destinationPort } } : {}),
+      }),
+    }
+  }
+
+  /** Run the ACP; its stdout goes to the client. Returns whether access is granted. */
+  async #access(acp: string[], env: Record<string, string>): Promise<boolean> {
+    const s = this.#s
+    const r = await runAcp(acp, env, s.service.acpTimeout * 1000, s.programs.runAs)
+    if (r.output.length > 0 && !s.client.destroyed) {
+      // The ACP speaks to the client (a refusal banner, a greeting) before anything else does.
+      await new Promise<void>(resolve => s.client.write(r.output, () => resolve()))
+    }
+    const text = `client= ${this.#clientIp}, rc= ${r.rc}, message= ${r.message}`
+    if (r.granted) {
+      if (s.log.debug) this.#log('+DEBUG', 'access-granted', `access granted: ${text}`)
+      return true
+    }
+    this.#log('-ERR', 'access-denied', `access denied: ${text}`)
+    s.client.destroy()
+    return false
+  }
+
+  async #handler(cmd: string[], env: Record<string, string>): Promise<void> {
+    const s = this.#s
+    const name = env[`${s.programs.envPrefix}CLIENTNAME`] as string
+    this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
+    const preread = this.#proxied === null ? null : this.#proxied.rest
+    const h = runHandler(cmd, env, s.client, preread, line => this.#log('-INFO', 'handler-stderr', `handler: ${line}`), s.programs.runAs)
+    this.#abort = h.kill
+    const r = await h.exited
+    if (!r.started) {
+      this.#log('-ERR', 'handler-error', `can't execute ${cmd[0]}, error= ${r.rc}`)
+      return
+    }
+    const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
+    this.#log(r.rc === '0' ? '+OK' : '-ERR', 'handler-end', `handler end: client= ${this.#clientIp}, rc= ${r.rc}, duration= ${duration}`)
+  }
+
+  async #proxy(): Promise<void> {
+    const s = this.#s
+    const servers = s.service.servers as NonNullable<ResolvedService['servers']>
+    let up
+    try {
+      up = await connectFirst(servers, s.localPort, s.service.connectTimeout * 1000, f => {
+        if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return
+        this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
+      })
+    } catch (err) {
+      const f = err as { host: string; port: number; error: Error }
+      s.client.destroy()
+      if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return s.onResourceError(f.error)
+      this.#log(
+        '-ERR',
+        'connection-error',
+        `connection error: client= ${this.#clientIp}, server= ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
+      )
+      return
+    }
+    const serverText = formatHostPort(up.host, up.port)
+    if (s.client.destroyed) {
+      // Aborted (shutdown) while connecting.
+      up.socket.destroy()
+      return
+    }
+    this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
+    const header = this.#outgoingHeader()
+    if (header !== null) up.socket.write(header)
+    // Bytes that came after a PROXY header are the client's first data. They
+    // are written, not unshift()ed: the client's EOF may already have been
+    // seen, and a stream refuses unshift() after its 'end'.
+    if (this.#proxied !== null && this.#proxied.rest.length > 0) up.socket.write(this.#proxied.rest)
+    const result = await new Promise<RelayResult>(resolve => {
+      const handle = relay(s.client, up.socket, s.service.timeout * 1000, resolve, this.#dumpTap())
+      this.#abort = handle.abort
+    })
+    // The dump is complete on disk before the disconnect line says the session is over.
+    await this.#closeDump()
+    this.#logEnd(serverText, { ...result, sent: result.sent - (header?.length ?? 0) })
+  }
+
+  /**
+   * send-proxy: the client (as received, if a header named one) and the
+   * local address it connected to. Mixed families cannot be expressed;
+   * then the header says UNKNOWN (v1) / LOCAL (v2) rather than lie.
+   */
+  #outgoingHeader(): Buffer | null {
+    const version = this.#s.service.sendProxy
+    if (version === null) return null
+    const family = isIP(this.#clientIp) === 4 ? 'IPv4' : 'IPv6'
+    const sameFamily = isIP(this.#clientIp) === isIP(this.#s.local)
+    const a = sameFamily
+      ? { family, sourceAddress: this.#clientIp, sourcePort: this.#clientPort, destinationAddress: this.#s.local, destinationPort: this.#s.localPort } as const
+      : null
+    return version === 'v1' ? formatProxyV1(a) : formatProxyV2(a)
+  }
+
+  /** The `-w` tap, or null; a dump that cannot be opened is logged and skipped. */
+  #dumpTap(): ((from: Side, chunk: Buffer) => void) | null {
+    const base = this.#s.service.writefile
+    if (base === null) return null
+    const id = String(this.#s.id)
+    let out
+    try {
+      out = openDump(base, id)
+    } catch (err) {
+      this.#log('-INFO', 'writefile-error', `can't open writefile: ${base}.${id}.log, error= ${errorCode(err)}`)
+      return null
+    }
+    out.on('error', err => this.#log('-INFO', 'writefile-error', `can't write writefile: ${base}.${id}.log, error= ${errorCode(err)}`))
+    this.#closeDump = () => new Promise<void>(resolve => out.end(() => resolve()))
+    return (from, chunk) => {
+      if (!out.destroyed) out.write(dumpRecord(from, id, performance.timeOrigin + performance.now(), chunk))
+    }
+  }
+
+  #closeDump = async (): Promise<void> => {}
+
+  #logEnd(serverText: string, r: RelayResult): void {
+    if (r.closedBy === 'timeout') {
+      this.#log('-ERR', 'timeout', `connection timed out: client= ${this.#clientIp}, server= ${serverText}`)
+    } else if (r.error !== null) {
+      const side = r.closedBy === 'client-error' ? 'client' : 'server'
+      this.#log('-INFO', 'socket-error', `${side} close() detected, error= ${errorText(r.error)}`)
+    }
+    const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
+    this.#log(
+      '+OK',
+      'disconnect',
+      `disconnect: client= ${this.#clientIp}, server= ${serverText}, received= ${r.received}, send= ${r.sent}, ` +
+        `duration= ${duration}, closed-by= ${r.closedBy}`,
+    )
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Transparent proxying: the Linux socket options that Node's `net` cannot
+ * reach, through tcpproxy's own Node-API addon (lib/native/, plain C, built
+ * by the package's `install` script with the machine's compiler).
+ *
+ * - the original destination of a connection that an iptables/nftables
+ *   REDIRECT or DNAT rule sent to the proxy (SO_ORIGINAL_DST, and
+ *   IP6T_SO_ORIGINAL_DST for IPv6);
+ * - upstream connections from a forged source address and port
+ *   (IP_TRANSPARENT / IPV6_TRANSPARENT set before bind());
+ * - TPROXY listeners (the same option on the listening socket), whose
+ *   accepted connections carry the original destination as their local
+ *   address.
+ *
+ * The addon is loaded on first use, so a machine where it was not built
+ * (no compiler at install time) runs every other feature and fails only
+ * here, with ERR_NOT_SUPPORTED.
+ */
+import { createRequire } from 'node:module'
+import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { canonicalIp, formatHostPort } from './address.js'
+import { TcpproxyError, errorCode, errorText } from './errors.js'
+
+/** A destination as the kernel reports it. */
+export interface Destination {
+  address: string
+  port: number
+  family: 4 | 6
+}
+
+export interface TransparentConnectOptions {
+  /** The address family of the connection (and of `localAddress`). */
+  family: 4 | 6
+  /** The source address to forge: any address, local or not. */
+  localAddress: string
+  /** The source port to forge; 0 lets the kernel choose one. */
+  localPort: number
+  host: string
+  port: number
+}
+
+/** What lib/native/tcpproxy_native.c exports. */
+interface NativeAddon {
+  originalDst(fd: number): Destination | null
+  transparentSocket(family: 4 | 6, address: string, port: number): number
+  setTransparent(fd: number): void
+  probeTransparent(family: 4 | 6): void
+}
+
+/** Where `npm install` builds the addon; the same path from dist/ and lib/. */
+export const NATIVE_PATH = fileURLToPath(new URL('../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
+
+let addon: NativeAddon | undefined
+let loadFailure = ''
+let tried = false
+
+/**
+ * (Re)load the addon from `path`; true when it loaded. Called on first use
+ * with the default path; tests point it elsewhere to see the failure mode.
+ */
+export function loadNative(path: string = NATIVE_PATH): boolean {
+  tried = true
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon
+    loadFailure = ''
+    return true
+  } catch (err) {
+    addon = undefined
+    // Node's "Cannot find module" message goes on with the require stack.
+    loadFailure = errorText(err).split('\n')[0] as string
+    return false
+  }
+}
+
+/** The addon, loaded on first use; undefined when it does not load. */
+function loaded(): NativeAddon | undefined {
+  if (!tried) loadNative()
+  return addon
+}
+
+function native(): NativeAddon {
+  const lib = loaded()
+  if (lib === undefined) {
+    throw new TcpproxyError(
+      'ERR_NOT_SUPPORTED',
+      `transparent proxying needs the native addon: ${loadFailure} ` +
+        '(it is built when the package is installed, which needs python3, make and a C compiler: ' +
+        'install them and run `npm rebuild tcpproxy`)',
+    )
+  }
+  return lib
+}
+
+/** True when the addon is built and loads. */
+export function nativeAvailable(): boolean {
+  return loaded() !== undefined
+}
+
+/** The descriptor under a net.Socket or net.Server (Node keeps it on the handle). */
+function fdOf(target: Socket | Server): number {
+  const fd = (target as unknown as { _handle: { fd?: number } | null })._handle?.fd ?? -1
+  if (fd < 0) throw new TcpproxyError('ERR_RUNTIME', 'the socket has no file descriptor (not open, or already closed)')
+  return fd
+}
+
+/**
+ * Where the client meant to connect before a REDIRECT or DNAT rule sent the
+ * connection here, or null when it was not redirected. Under TPROXY there is
+ * no NAT: the connection's own local address is the original destination.
+ */
+export function originalDestination(socket: Socket): Destination | null {
+  const lib = native()
+  const fd = fdOf(socket)
+  try {
+    return lib.originalDst(fd)
+  } catch (err) {
+    throw new TcpproxyError('ERR_RUNTIME', `cannot read the original destination: ${errorText(err)}`, { cause: err })
+  }
+}
+
+const PRIVILEGE_CODES = new Set(['EPERM', 'EACCES'])
+
+/** ERR_PRIVILEGES when the kernel refused the option, else ERR_RUNTIME. */
+function transparentError(err: unknown): TcpproxyError {
+  if (PRIVILEGE_CODES.has(errorCode(err))) {
+    return new TcpproxyError(
+      'ERR_PRIVILEGES',
+      `transparent proxying unavailable: ${errorText(err)} (IP_TRANSPARENT needs CAP_NET_ADMIN or CAP_NET_RAW)`,
+      { cause: err },
+    )
+  }
+  return new TcpproxyError('ERR_RUNTIME', `transparent proxying unavailable: ${errorText(err)}`, { cause: err })
+}
+
+/**
+ * Set IP_TRANSPARENT once on a throw-away socket of `family`: call at
+ * start-up, so missing privileges stop the program with ERR_PRIVILEGES
+ * instead of failing every connection.
+ */
+export function probeTransparent(family: 4 | 6): void {
+  const lib = native()
+  try {
+    lib.probeTransparent(family)
+  } catch (err) {
+    throw transparentError(err)
+  }
+}
+
+/**
+ * Make a listening server transparent (TPROXY): the kernel hands it
+ * connections addressed to any address, which then show as their local
+ * address. Call once it is listening.
+ */
+export function setTransparent(server: Server): void {
+  const lib = native()
+  const fd = fdOf(server)
+  try {
+    lib.setTransparent(fd)
+  } catch (err) {
+    throw transparentError(err)
+  }
+}
+
+/**
+ * Connect to `host`:`port` from `localAddress`:`localPort`, which need not
+ * be local (the client's address: forge_addr, forge_port). Returns at once,
+ * like net.connect(): the socket emits 'connect', or 'error' when the
+ * forged address cannot be bound (EADDRINUSE for a port in use, EPERM
+ * without privileges) or the connection fails. The replies come back only
+ * if policy routing delivers them locally (see test/transparent.test.ts).
+ * IPv4-mapped addresses (::ffff:a.b.c.d, as a dual-stack listener reports
+ * IPv4 clients) are taken as IPv4.
+ */
+export function transparentConnect(opts: TransparentConnectOptions): Socket {
+  const lib = native()
+  const local = canonicalIp(opts.localAddress)
+  let fd: number
+  try {
+    fd = lib.transparentSocket(opts.family, local, opts.localPort)
+  } catch (err) {
+    const error = Object.assign(
+      new Error(`cannot open a transparent socket from ${formatHostPort(local, opts.localPort)}: ${errorText(err)}`, {
+        cause: err,
+      }),
+      { code: errorCode(err) },
+    )
+    const failed = new Socket({ allowHalfOpen: true })
+    process.nextTick(() => failed.destroy(error))
+    return failed
+  }
+  // Node opens the bound, unconnected descriptor as a TCP handle, and
+  // connect() uses that handle. `manualStart` (what Node's own modules pass
+  // for the same purpose) keeps the constructor from reading before the
+  // connection exists: while a host name is looked up, a read would fail
+  // with ENOTCONN. No happy eyeballs: it would make handles of its own,
+  // without the option.
+  const socket = new Socket({ fd, allowHalfOpen: true, manualStart: true } as SocketConstructorOpts)
+  const host = canonicalIp(opts.host)
+  return socket.connect({ host, port: opts.port, family: opts.family, autoSelectFamily: false, noDelay: true })
+}

@@ -1,0 +1,94 @@
+/**
+ * The unprivileged worker of a daemon started as root (HAProxy's and
+ * nginx's master/worker split): it drops to the configured user before it
+ * touches a connection, then serves the listeners the supervisor binds and
+ * passes to it over IPC. Handlers and ACPs are its children, so they run
+ * as that user too. Signals are the supervisor's business; the worker
+ * acts on messages.
+ */
+import type { Server, Socket } from 'node:net'
+import { openLogger, type LogSettings } from './logging.js'
+import { dropPrivileges, type Identity } from './privileges.js'
+import { Proxy } from './proxy.js'
+import { hydrateService, type ServiceData } from './resolve.js'
+import type { ProgramContext } from './session.js'
+
+export interface WorkerInit {
+  type: 'init'
+  identity: Identity
+  log: LogSettings
+  programs: ProgramContext
+  services: ServiceData[]
+  maxConnections: number | null
+}
+
+/** Supervisor to worker. */
+export type ToWorker =
+  | WorkerInit
+  | { type: 'listen'; key: string }
+  | { type: 'connection' }
+  | { type: 'unlisten'; key: string }
+  | { type: 'services'; services: ServiceData[] }
+  | { type: 'stop'; graceMs: number }
+
+/** Worker to supervisor. */
+export type FromWorker = { type: 'ready' } | { type: 'adopted'; key: string } | { type: 'unlistened'; key: string } | { type: 'error'; message: string }
+
+type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
+
+/** Serve as the worker of the supervisor on the IPC channel of `proc`. */
+export function runWorker(proc: Channel): void {
+  let proxy: Proxy | null = null
+  let closeLog!: () => Promise<void>
+  const send = (m: FromWorker): void => void (proc.send as (m: FromWorker) => boolean)(m)
+  // The supervisor is gone: nobody would stop us or remove the pidfile; stop now.
+  proc.on('disconnect', () => void Promise.resolve(proxy?.close(0)).then(() => proc.exit(1)))
+  proc.on('message', (m: ToWorker, handle?: Server | Socket) => {
+    switch (m.type) {
+      case 'init': {
+        try {
+          dropPrivileges(m.identity)
+          /* c8 ignore start */
+        } catch (err) {
+          // Root cannot fail setuid() to an existing user on Linux; kept so a
+          // hardened kernel (seccomp, LSM) stops the start instead of running as root.
+          send({ type: 'error', message: (err as Error).message })
+          proc.exit(1)
+          return
+        }
+        /* c8 ignore stop */
+        const logger = openLogger(m.log, proc.pid, proc.stderr)
+        closeLog = () => logger.close()
+        proxy = new Proxy(m.services.map(hydrateService), { logger, programs: m.programs, maxConnections: m.maxConnections })
+        send({ type: 'ready' })
+        return
+      }
+      case 'listen':
+        ;(proxy as Proxy).adopt(m.key, handle as Server)
+        send({ type: 'adopted', key: m.key })
+        return
+      /* c8 ignore start */
+      case 'connection': {
+        // Accepted by the supervisor in the moment before it handed a listener over.
+        const socket = handle as Socket & { allowHalfOpen: boolean }
+        socket.allowHalfOpen = true
+        socket.pause()
+        void (proxy as Proxy).handle(socket)
+        return
+      }
+      /* c8 ignore stop */
+      case 'unlisten':
+        void (proxy as Proxy).unlisten(m.key).then(() => send({ type: 'unlistened', key: m.key }))
+        return
+      case 'services':
+        ;(proxy as Proxy).setServices(m.services.map(hydrateService))
+        return
+      case 'stop':
+        void (proxy as Proxy)
+          .close(m.graceMs)
+          .then(closeLog)
+          .then(() => proc.exit(0))
+        return
+    }
+  })
+}
