@@ -6,7 +6,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { BIN, backend, echoAfterEnd, exchange, freePort, startProxy, tcpproxy } from './fixtures/harness.js'
@@ -186,21 +186,24 @@ t.test('-h and -V answer on stdout with exit 0', async t => {
   t.match(h.stdout, /--connect-timeout <seconds>/)
 })
 
-t.test('SIGTERM lets an open transfer finish, then exits 0', async t => {
+t.test('SIGTERM lets an open transfer finish, then exits 0 and removes the pidfile', async t => {
   const up = await backend(s => {
     s.on('error', () => {})
     s.on('end', () => setTimeout(() => s.end('late reply'), 400))
     s.resume()
   })
   t.teardown(() => up.close())
-  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
+  const pidfile = join(t.testdir({}), 'tp.pid')
+  const p = await startProxy(port => ['-d', '--pidfile', pidfile, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
   t.teardown(p.stop)
+  t.equal(readFileSync(pidfile, 'utf8'), `${p.proc.pid}\n`)
   const pending = exchange(p.port, 'x')
   await p.waitFor(/\+INFO: connect:/)
   p.proc.kill('SIGTERM')
   const r = await pending
   t.equal(r.data.toString(), 'late reply')
   t.equal(await p.exited, 0)
+  t.notOk(existsSync(pidfile), 'the pidfile is gone')
   // Listeners closed at once: a new connection is refused.
   const late = await exchange(p.port, null)
   t.match(late.error, { code: 'ECONNREFUSED' })
@@ -213,7 +216,7 @@ t.test('running out of file descriptors refuses connections but never kills the 
   // upstream connect (logged) or runs out in accept() (libuv sheds those
   // connections silently) depends on the parity of the limit: try both.
   const reports: string[] = []
-  for (const limit of [48, 49]) {
+  for (const limit of [128, 129]) {
     const port = await freePort()
     // The shell lowers the descriptor limit, then becomes tcpproxy.
     const sh = spawn('sh', ['-c', `ulimit -n ${limit} && exec "${process.execPath}" "${BIN}" -d -u root -b 127.0.0.1:${port} 127.0.0.1:${up.port}`])
@@ -225,7 +228,7 @@ t.test('running out of file descriptors refuses connections but never kills the 
       t.fail(`limit ${limit}: tcpproxy did not start`, { lines })
       continue
     }
-    const flood = Array.from({ length: 60 }, () => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
+    const flood = Array.from({ length: 150 }, () => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
     await new Promise(r => setTimeout(r, 1000))
     const episode = lines.filter(l => /EMFILE|connection error/.test(l))
     t.ok(episode.length <= 1, 'one line per episode, not one per refused connection')
