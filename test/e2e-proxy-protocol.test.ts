@@ -38,6 +38,17 @@ async function haproxy(t: { teardown: (fn: () => void) => void }, dir: string, c
   throw new Error(`haproxy did not start:\n${log}`)
 }
 
+/** An upstream that records everything each connection sent, once it has ended. */
+async function recordingBackend(): Promise<{ got: string[]; up: Awaited<ReturnType<typeof backend>> }> {
+  const got: string[] = []
+  const up = await backend(s => {
+    let d = ''
+    s.on('data', c => (d += c))
+    s.on('end', () => (got.push(d), s.end()))
+  })
+  return { got, up }
+}
+
 const globals = `global\n  log stdout format raw local0\ndefaults\n  mode tcp\n  log global\n  option tcplog\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n`
 
 for (const version of ['send-proxy', 'send-proxy-v2']) {
@@ -86,12 +97,7 @@ for (const version of ['v1', 'v2']) {
 }
 
 t.test('a trusted peer without a header is refused; an untrusted peer\'s header is data', async t => {
-  const got: string[] = []
-  const up = await backend(s => {
-    let d = ''
-    s.on('data', c => (d += c))
-    s.on('end', () => (got.push(d), s.end()))
-  })
+  const { got, up } = await recordingBackend()
   t.teardown(() => up.close())
   const p = await startProxy(port => ['-d', '--accept-proxy', '127.0.0.1', '--proxy-timeout', '0.5', '-b', String(port), `127.0.0.1:${up.port}`])
   t.teardown(p.stop)
@@ -130,12 +136,7 @@ t.test('--send-proxy over IPv6, and UNKNOWN when the client and local families d
 })
 
 t.test('header and data in one segment or split byte by byte reach the upstream intact', async t => {
-  const got: string[] = []
-  const up = await backend(s => {
-    let d = ''
-    s.on('data', c => (d += c))
-    s.on('end', () => (got.push(d), s.end()))
-  })
+  const { got, up } = await recordingBackend()
   t.teardown(() => up.close())
   const p = await startProxy(port => ['-d', '--accept-proxy', '127.0.0.0/8', '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
   t.teardown(p.stop)
