@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { TcpproxyError } from './errors.js'
-import { parseSeconds } from './config.js'
+import { parseCount, parseSeconds } from './config.js'
 import { DEFAULT_PIDFILE } from './pidfile.js'
 
 export interface CliOptions {
@@ -84,23 +84,18 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
 
 export type CliResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number; output: string }
 
-function seconds(option: string) {
+/** An option value through one of the configuration file's value parsers, the error naming the option. */
+function via(parse: (text: string) => number, option: string) {
   return (value: string): number => {
     try {
-      return parseSeconds(value)
+      return parse(value)
     } catch (err) {
       throw new TcpproxyError('ERR_USAGE', `option ${option}: ${(err as Error).message}`)
     }
   }
 }
-
-/** A positive whole number. */
-function count(option: string) {
-  return (value: string): number => {
-    if (!/^[1-9]\d*$/.test(value)) throw new TcpproxyError('ERR_USAGE', `option ${option}: not a positive whole number: ${JSON.stringify(value)}`)
-    return Number(value)
-  }
-}
+const seconds = (option: string) => via(parseSeconds, option)
+const count = (option: string) => via(parseCount, option)
 
 function program(version: string): Command {
   return new Command('tcpproxy')

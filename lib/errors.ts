@@ -78,6 +78,12 @@ export function errorText(err: unknown): string {
   return String(err)
 }
 
+/** True for running out of file descriptors (EMFILE per process, ENFILE system-wide). */
+export function isOutOfDescriptors(err: unknown): boolean {
+  const code = errorCode(err)
+  return code === 'EMFILE' || code === 'ENFILE'
+}
+
 /** The errno code of a system error (`EADDRINUSE`), else its text. */
 export function errorCode(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? errorText(err)

@@ -89,8 +89,7 @@ export class Proxy {
    * they started with.
    */
   setServices(services: readonly ResolvedService[]): void {
-    const select = buildSelector(services)
-    this.#select = select
+    this.#select = buildSelector(services)
     this.#specs = planListeners(services)
   }
 

@@ -8,7 +8,7 @@ import { isIP, type Socket } from 'node:net'
 import { canonicalIp, formatHostPort } from './address.js'
 import { dumpRecord, openDump, type Side } from './dump.js'
 import { clientName, connectionEnv, type ReverseLookup } from './environment.js'
-import { errorCode, errorText } from './errors.js'
+import { errorCode, errorText, isOutOfDescriptors } from './errors.js'
 import type { Logger, LogEntry } from './log.js'
 import { runAcp, runHandler, type RunAs } from './programs.js'
 import { readProxyHeader } from './proxy-header-reader.js'
@@ -34,7 +34,6 @@ export interface ProgramContext {
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
 
-const OUT_OF_DESCRIPTORS = new Set(['EMFILE', 'ENFILE'])
 
 export interface SessionInit {
   id: number
@@ -181,13 +180,13 @@ export class Session {
     let up
     try {
       up = await connectFirst(servers, s.localPort, s.service.connectTimeout * 1000, f => {
-        if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return
+        if (isOutOfDescriptors(f.error)) return
         this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
       })
     } catch (err) {
       const f = err as { host: string; port: number; error: Error }
       s.client.destroy()
-      if (OUT_OF_DESCRIPTORS.has(errorCode(f.error))) return s.onResourceError(f.error)
+      if (isOutOfDescriptors(f.error)) return s.onResourceError(f.error)
       this.#log(
         '-ERR',
         'connection-error',
@@ -213,7 +212,7 @@ export class Session {
       this.#abort = handle.abort
     })
     // The dump is complete on disk before the disconnect line says the session is over.
-    await this.#closeDump()
+    if (this.#closeDump !== null) await this.#closeDump()
     this.#logEnd(serverText, { ...result, sent: result.sent - (header?.length ?? 0) })
   }
 
@@ -252,7 +251,8 @@ export class Session {
     }
   }
 
-  #closeDump = async (): Promise<void> => {}
+  /** Set while a `-w` dump is open. */
+  #closeDump: (() => Promise<void>) | null = null
 
   #logEnd(serverText: string, r: RelayResult): void {
     if (r.closedBy === 'timeout') {

@@ -2,7 +2,7 @@
  * Error codes, exit statuses and the rendering of positioned errors.
  */
 import t from 'tap'
-import { ConfigError, ERROR_CODES, ProxyHeaderError, TcpproxyError, errorCode, errorText } from '../lib/errors.js'
+import { ConfigError, ERROR_CODES, ProxyHeaderError, TcpproxyError, errorCode, errorText, isOutOfDescriptors } from '../lib/errors.js'
 
 t.test('usage and configuration errors exit 2, run-time errors exit 1', async t => {
   t.same(ERROR_CODES, {
@@ -80,4 +80,10 @@ t.test('errorCode gives the errno code of system errors, else the text', async t
   t.equal(errorCode(Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })), 'EADDRINUSE')
   t.equal(errorCode(new Error('plain')), 'plain')
   t.equal(errorCode(null), 'null')
+})
+
+t.test('isOutOfDescriptors knows the per-process and the system-wide limit, nothing else', async t => {
+  t.equal(isOutOfDescriptors(Object.assign(new Error('x'), { code: 'EMFILE' })), true)
+  t.equal(isOutOfDescriptors(Object.assign(new Error('x'), { code: 'ENFILE' })), true)
+  t.equal(isOutOfDescriptors(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), false)
 })
