@@ -18,6 +18,8 @@ export interface Endpoint {
 export interface ListenSpec {
   address: string | null
   port: number
+  /** A TPROXY listener (IP_TRANSPARENT): takes connections addressed to any address. */
+  transparent?: boolean
 }
 
 const WILDCARDS = new Set(['', '*', 'any', '0.0.0.0', '::'])

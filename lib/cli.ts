@@ -48,6 +48,13 @@ export interface CliOptions {
   /** `--grace SECONDS`: how long open sessions may finish after SIGTERM. */
   grace: number | null
   maxConnections: number | null
+  /** `-r MODE` as written. */
+  redirectMode: string | null
+  /** `-q`/`--source ADDRESS` as written. */
+  source: string | null
+  forgeAddr: boolean
+  forgePort: boolean
+  transparent: boolean
   /** The server argument: host list, or a handler program and its arguments. */
   server: string[]
 }
@@ -79,6 +86,11 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   logFormat: null,
   grace: null,
   maxConnections: null,
+  redirectMode: null,
+  source: null,
+  forgeAddr: false,
+  forgePort: false,
+  transparent: false,
   server: [],
 })
 
@@ -129,6 +141,11 @@ function program(version: string): Command {
     .addOption(new Option('--log-format <format>', 'text (default) or json').choices(['text', 'json']))
     .addOption(new Option('--grace <seconds>', 'time open sessions get after SIGTERM (default 10)').argParser(seconds('--grace')))
     .addOption(new Option('--max-connections <n>', 'close connections beyond this many at once').argParser(count('--max-connections')))
+    .addOption(new Option('-r, --redirect-mode <mode>', 'original destination of redirected connections: none, accept, forward, forward-only'))
+    .addOption(new Option('-q, --source <address>', 'connect upstream from this local address'))
+    .option('--forge-addr', "connect upstream from the client's address (needs CAP_NET_ADMIN)")
+    .option('--forge-port', "...and from the client's port (with --forge-addr)")
+    .option('--transparent', "accept TPROXY'd connections on the listener (needs CAP_NET_ADMIN)")
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
     .version(`tcpproxy ${version}`, '-V, --version', 'print the version and exit')
@@ -191,6 +208,11 @@ export function parseArgs(argv: readonly string[], version: string): CliResult {
       logFormat: (o['logFormat'] as 'text' | 'json' | undefined) ?? null,
       grace: (o['grace'] as number | undefined) ?? null,
       maxConnections: (o['maxConnections'] as number | undefined) ?? null,
+      redirectMode: (o['redirectMode'] as string | undefined) ?? null,
+      source: (o['source'] as string | undefined) ?? null,
+      forgeAddr: o['forgeAddr'] === true,
+      forgePort: o['forgePort'] === true,
+      transparent: o['transparent'] === true,
       server,
     },
   }

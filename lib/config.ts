@@ -10,7 +10,8 @@
  * naming FILE:LINE.
  */
 import { ConfigError, TcpproxyError } from './errors.js'
-import { parseInterface, parseServerList, type Endpoint } from './address.js'
+import { isIP } from 'node:net'
+import { canonicalIp, parseInterface, parseServerList, type Endpoint } from './address.js'
 import { parseCidrList } from './cidr.js'
 import { DEFAULT_PIDFILE } from './pidfile.js'
 import { parsePort, type PortLookup } from './services.js'
@@ -39,7 +40,26 @@ export interface ServiceSettings {
   sendProxy: 'v1' | 'v2' | null
   /** At most this many sessions of this service at once; null = no limit. */
   maxConnections: number | null
+  /** What to do with the original destination of a REDIRECTed (or TPROXY'd) connection. */
+  redirectMode: RedirectMode
+  /** A fixed source address for upstream connections (`srcip`, `-q`), or null. */
+  sourceAddress: string | null
+  /** Connect upstream from the client's address (Zorp's forge_addr); needs CAP_NET_ADMIN. */
+  forgeAddr: boolean
+  /** ...and from the client's port too (forge_port). */
+  forgePort: boolean
+  /** The listener takes TPROXY'd connections (IP_TRANSPARENT); needs CAP_NET_ADMIN. */
+  transparent: boolean
 }
+
+/**
+ * `redirect-mode` (tcpproxy 2.0's `-r`): `none` ignores the original
+ * destination; `accept` learns it (log, environment, PROXY header) and still
+ * connects to the configured server; `forward` connects to it when the
+ * connection was redirected, else to the server; `forward-only` refuses
+ * connections that were not redirected.
+ */
+export type RedirectMode = 'none' | 'accept' | 'forward' | 'forward-only'
 
 /** Settings of the whole program, wherever they appear in the file. */
 export interface GlobalSettings {
@@ -88,7 +108,63 @@ export const DEFAULT_SETTINGS: ServiceSettings = Object.freeze({
   proxyTimeout: 5,
   sendProxy: null,
   maxConnections: null,
+  redirectMode: 'none',
+  sourceAddress: null,
+  forgeAddr: false,
+  forgePort: false,
+  transparent: false,
 })
+
+/** The 2.0 parser's spellings: `off`/`no` mean none, `redirect` means accept. */
+const REDIRECT_MODES = new Map<string, RedirectMode>([
+  ['none', 'none'],
+  ['off', 'none'],
+  ['no', 'none'],
+  ['', 'none'],
+  ['accept', 'accept'],
+  ['redirect', 'accept'],
+  ['forward', 'forward'],
+  ['forward-only', 'forward-only'],
+])
+
+/** `redirect-mode none|accept|forward|forward-only`. */
+export function parseRedirectMode(text: string): RedirectMode {
+  const mode = REDIRECT_MODES.get(text.toLowerCase())
+  if (mode === undefined) {
+    throw new TcpproxyError('ERR_CONFIG', `redirect mode must be none, accept, forward or forward-only, not ${JSON.stringify(text)}`)
+  }
+  return mode
+}
+
+/** `yes` or `no` (an empty value, `-`, is no). */
+export function parseYesNo(text: string): boolean {
+  if (text === 'yes' || text === 'no' || text === '') return text === 'yes'
+  throw new TcpproxyError('ERR_CONFIG', `expected yes or no, not ${JSON.stringify(text)}`)
+}
+
+/** `srcip ADDRESS`: an IP address (a name could resolve to several, or to none later). */
+export function parseSourceAddress(text: string): string | null {
+  if (text === '') return null
+  const ip = text.replace(/^\[(.*)\]$/, '$1')
+  if (isIP(ip) === 0) throw new TcpproxyError('ERR_CONFIG', `source address must be an IPv4 or IPv6 address, not ${JSON.stringify(text)}`)
+  return canonicalIp(ip)
+}
+
+/**
+ * What no single keyword can check: settings that only make sense together.
+ * Returns the reason a service is unusable, or null.
+ */
+export function serviceProblem(s: ServiceSettings): string | null {
+  if (s.servers === null && s.exec === null && s.redirectMode !== 'forward-only') {
+    return 'has no "server" or "exec" (only "redirect-mode forward-only" needs neither)'
+  }
+  if (s.exec !== null && s.redirectMode === 'forward') {
+    return 'has a handler ("exec"), so it cannot forward to the original destination (use redirect-mode accept or forward-only)'
+  }
+  if (s.forgePort && !s.forgeAddr) return 'sets "forge-port yes" without "forge-addr yes"'
+  if (s.forgeAddr && s.sourceAddress !== null) return 'sets both "srcip" and "forge-addr yes"; an upstream connection has one source'
+  return null
+}
 
 /** `send-proxy v1|v2|none`. */
 export function parseProxyVersion(text: string): 'v1' | 'v2' | null {
@@ -150,7 +226,7 @@ interface Keyword {
   scope: Scope
   /** Applies the value; throws TcpproxyError with a reason on a bad value. */
   apply?: (s: ServiceSettings, g: GlobalSettings, value: string, lookup: PortLookup, inService: boolean) => void
-  /** For keywords a later release implements: parsed, then refused. */
+  /** For keywords of other releases that this one refuses: the reason. */
   unsupported?: string
 }
 
@@ -159,8 +235,6 @@ export function parseSeconds(text: string): number {
   if (!/^\d+(\.\d+)?$/.test(text)) throw new TcpproxyError('ERR_CONFIG', `not a number of seconds: ${JSON.stringify(text)}`)
   return Number(text)
 }
-
-const later = (what: string): Keyword => ({ value: 'rest', scope: 'service', unsupported: what })
 
 // A Map, not an object literal: a keyword such as "constructor" must not find Object.prototype.
 const KEYWORDS = new Map<string, Keyword>(Object.entries({
@@ -198,7 +272,6 @@ const KEYWORDS = new Map<string, Keyword>(Object.entries({
       g.standalone = v === 'yes'
     },
   },
-  // Parsed so that a file written for a later release fails loudly, never half-works.
   // Before the first port the limit of the whole daemon, after an interface that of the service.
   'max-connections': {
     value: 'word',
@@ -211,15 +284,17 @@ const KEYWORDS = new Map<string, Keyword>(Object.entries({
   'accept-proxy': { value: 'rest', scope: 'service', apply: (s, _g, v) => void (s.acceptProxy = v === '' ? null : parseCidrList(v)) },
   'send-proxy': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.sendProxy = parseProxyVersion(v)) },
   'proxy-timeout': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.proxyTimeout = parseSeconds(v)) },
-  'redirect-mode': later('transparent proxying'),
-  srcip: later('transparent proxying'),
-  'forge-addr': later('transparent proxying'),
-  'forge-port': later('transparent proxying'),
+  'redirect-mode': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.redirectMode = parseRedirectMode(v)) },
+  srcip: { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.sourceAddress = parseSourceAddress(v)) },
+  'forge-addr': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.forgeAddr = parseYesNo(v)) },
+  'forge-port': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.forgePort = parseYesNo(v)) },
+  transparent: { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.transparent = parseYesNo(v)) },
   user: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = v === '' ? null : v) },
   // 1.x spelled the user as numeric uid/gid lines; they become a `user` spec.
   uid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${numeric(v)}${groupPart(g.user)}`) },
   gid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${userPart(g.user)}.${numeric(v)}`) },
   pidfile: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.pidfile = v === '' ? DEFAULT_PIDFILE : v) },
+  // 2.0's debug keyword: parsed so that such a file fails loudly, never half-works.
   debug: { value: 'word', scope: 'global', unsupported: 'the debug keyword (use -d)' },
 } satisfies Record<string, Keyword>))
 
@@ -230,7 +305,7 @@ function numeric(text: string): string {
 const userPart = (spec: string | null): string => (spec === null ? 'nobody' : (spec.split('.')[0] as string))
 const groupPart = (spec: string | null): string => (spec?.includes('.') === true ? spec.slice(spec.indexOf('.')) : '')
 
-/** Every keyword the parser knows (implemented or refused as not supported yet). */
+/** Every keyword the parser knows (implemented or refused as not supported). */
 export const KEYWORD_NAMES: readonly string[] = ['port', 'interface', ...KEYWORDS.keys()]
 
 /** Split a line into keyword and value; the value of `word` keywords must be one word. */
@@ -314,7 +389,7 @@ export function parseConfig(
     const k = kw as Keyword
     if (raw === '') fail(`missing value for "${keyword}"`)
     if (k.value === 'word' && /\s/.test(raw)) fail(`unexpected text after "${keyword} ${raw.split(/\s/)[0]}"`)
-    if (k.unsupported !== undefined) fail(`"${keyword}" is not supported yet (${k.unsupported})`)
+    if (k.unsupported !== undefined) fail(`"${keyword}" is not supported (${k.unsupported})`)
     if (k.scope === 'service' && port !== null && current === null) {
       fail(`"${keyword}" must follow an "interface" line (after "port ${(port as { value: number }).value}")`)
     }
@@ -329,9 +404,8 @@ export function parseConfig(
 
   if (services.length === 0) throw new ConfigError(file, lastLine, 'no service defined (expected "port" and "interface" lines)')
   for (const s of services) {
-    if (s.servers === null && s.exec === null) {
-      throw new ConfigError(file, s.source.line, `service ${s.ifaceText} port ${s.port} has no "server" or "exec"`)
-    }
+    const problem = serviceProblem(s)
+    if (problem !== null) throw new ConfigError(file, s.source.line, `service ${s.ifaceText} port ${s.port} ${problem}`)
   }
   return { services, ports, globals }
 }

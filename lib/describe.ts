@@ -5,7 +5,8 @@ import type { ResolvedService } from './resolve.js'
 /**
  * `LISTEN -> TARGETS (timeout T[, more settings])`: `*:PORT` for the
  * wildcard, a missing server port filled in, `exec PROGRAM ARGS` for a
- * handler (every configured service has one or the other). Settings at
+ * handler, "the original destination" for a forward-only service without
+ * a server. Settings at
  * their defaults are left out.
  */
 export function describeService(s: ResolvedService): string {
@@ -13,13 +14,19 @@ export function describeService(s: ResolvedService): string {
   const target =
     s.exec !== null
       ? `exec ${s.exec.join(' ')}`
-      : (s.servers as NonNullable<ResolvedService['servers']>).map(e => formatHostPort(e.host, e.port ?? s.port)).join(',')
+      : s.servers === null
+        ? 'the original destination'
+        : s.servers.map(e => formatHostPort(e.host, e.port ?? s.port)).join(',')
   const extra = [
     `timeout ${s.timeout}`,
     ...(s.acp === null ? [] : [`acp ${s.acp.join(' ')}`]),
     ...(s.acceptProxy === null ? [] : [`accept-proxy ${s.acceptProxy.join(',')}`]),
     ...(s.sendProxy === null ? [] : [`send-proxy ${s.sendProxy}`]),
     ...(s.writefile === null ? [] : [`writefile ${s.writefile}`]),
+    ...(s.redirectMode === 'none' ? [] : [`redirect-mode ${s.redirectMode}`]),
+    ...(s.transparent ? ['transparent'] : []),
+    ...(s.sourceAddress === null ? [] : [`srcip ${s.sourceAddress}`]),
+    ...(s.forgeAddr ? [s.forgePort ? 'forge-addr, forge-port' : 'forge-addr'] : []),
   ]
   return `${where} -> ${target} (${extra.join(', ')})`
 }

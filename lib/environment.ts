@@ -24,6 +24,8 @@ export interface ConnectionFacts {
   peer?: string
   /** With a PROXY header: the destination it reports. */
   destination?: { address: string; port: number }
+  /** redirect-mode: where the client meant to connect before a firewall rule sent it here. */
+  origdst?: { address: string; port: number }
 }
 
 /** The variables, named with `prefix` (PROXY_ by default). */
@@ -43,6 +45,9 @@ export function connectionEnv(prefix: string, f: ConnectionFacts): Record<string
     ...(f.destination === undefined
       ? {}
       : { [`${prefix}DESTINATION`]: f.destination.address, [`${prefix}DESTPORT`]: String(f.destination.port) }),
+    ...(f.origdst === undefined
+      ? {}
+      : { [`${prefix}ORIGDST_SERVER`]: f.origdst.address, [`${prefix}ORIGDST_PORT`]: String(f.origdst.port) }),
   }
 }
 

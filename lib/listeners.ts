@@ -6,17 +6,25 @@
 import { createServer, type Server } from 'node:net'
 import { formatHostPort, type ListenSpec } from './address.js'
 import { TcpproxyError, errorCode } from './errors.js'
+import { setTransparent as makeTransparent } from './transparent.js'
 
 /** A stable name for a listen spec, used to tell unchanged listeners on reload. */
 export function specKey(spec: ListenSpec): string {
-  return spec.address === null ? `*:${spec.port}` : formatHostPort(spec.address, spec.port)
+  const where = spec.address === null ? `*:${spec.port}` : formatHostPort(spec.address, spec.port)
+  // Part of the name: turning it on or off on reload binds the listener anew.
+  return spec.transparent === true ? `${where}${TRANSPARENT}` : where
 }
+
+const TRANSPARENT = ' (transparent)'
 
 /** The listen spec a key names (the inverse of specKey). */
 export function parseKey(key: string): ListenSpec {
-  const at = key.lastIndexOf(':')
-  const host = key.slice(0, at)
-  return { address: host === '*' ? null : host.replace(/^\[(.*)\]$/, '$1'), port: Number(key.slice(at + 1)) }
+  const transparent = key.endsWith(TRANSPARENT)
+  const where = transparent ? key.slice(0, -TRANSPARENT.length) : key
+  const at = where.lastIndexOf(':')
+  const host = where.slice(0, at)
+  const spec: ListenSpec = { address: host === '*' ? null : host.replace(/^\[(.*)\]$/, '$1'), port: Number(where.slice(at + 1)) }
+  return transparent ? { ...spec, transparent } : spec
 }
 
 /**
@@ -56,8 +64,13 @@ export async function bindListener(spec: ListenSpec): Promise<Server> {
   for (const host of hosts) {
     try {
       await listenOn(server, host, spec.port)
+      if (spec.transparent === true) makeTransparent(server)
       return server
     } catch (err) {
+      if (err instanceof TcpproxyError) {
+        server.close()
+        throw new TcpproxyError(err.code, `cannot bind ${specKey(spec)}: ${err.message}`)
+      }
       code = errorCode(err)
       // Only a machine without IPv6 makes the dual-stack wildcard fail this way.
       /* c8 ignore next */

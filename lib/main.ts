@@ -29,6 +29,8 @@ import { loadServices } from './services.js'
 import type { ProgramContext } from './session.js'
 import { buildConfig, chooseMode, type SettingsDeps } from './settings.js'
 import { Supervisor } from './supervisor.js'
+import { checkSourceAddresses } from './upstream.js'
+import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent.js'
 import { FACILITIES } from './syslog.js'
 import { VERSION } from './version.js'
 
@@ -67,10 +69,14 @@ interface Running {
 
 /** One process serving everything (not root, or root told to stay root). */
 async function single(services: readonly ResolvedService[], logger: Logger, programs: ProgramContext, config: Config): Promise<Running> {
+  checkTransparentSupport(services)
   const proxy = new Proxy(services, { logger, programs, maxConnections: config.globals.maxConnections })
   await proxy.listen()
   return {
-    reload: s => proxy.update(s),
+    reload: s => {
+      checkTransparentSupport(s)
+      return proxy.update(s)
+    },
     stop: async graceMs => {
       await proxy.close(graceMs)
       return 0
@@ -87,14 +93,23 @@ async function supervised(
   identity: Identity,
   log: LogSettings,
 ): Promise<Running> {
+  // Root passes any privilege test: the worker tests for itself once it has given root up.
+  checkTransparentSupport(services, false)
+  const netAdmin = needsNetAdmin(services)
   const supervisor = new Supervisor({
-    init: { identity, log, programs, maxConnections: config.globals.maxConnections },
+    init: { identity, log, programs, maxConnections: config.globals.maxConnections, netAdmin },
     logger,
     workerPath: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
   })
   await supervisor.start(services)
   return {
-    reload: s => supervisor.reload(s),
+    reload: s => {
+      checkTransparentSupport(s, false)
+      if (needsNetAdmin(s) && !netAdmin) {
+        throw new TcpproxyError('ERR_PRIVILEGES', 'forge-addr needs a restart: the worker was started without CAP_NET_ADMIN')
+      }
+      return supervisor.reload(s)
+    },
     stop: async graceMs => {
       const status = await supervisor.stop(graceMs)
       return status === 0 ? 0 : 1
@@ -126,6 +141,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       process.exit(0)
     }
     const services = await resolveServices(config.services)
+    await checkSourceAddresses(services)
     if (o.check) {
       for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
@@ -154,7 +170,9 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
 
     if (chooseMode(o, config, inherited !== null) === 'inetd') {
       if (inherited === null) throw new TcpproxyError('ERR_USAGE', 'inetd mode needs a connected TCP socket on standard input')
-      if (identity !== null) dropPrivileges(identity)
+      if (identity !== null && needsNetAdmin(services)) dropKeepingNetAdmin(() => dropPrivileges(identity))
+      else if (identity !== null) dropPrivileges(identity)
+      checkTransparentSupport(services)
       // inetd often connects stderr to the client too: never log into the connection.
       const stderrIsClient = !o.debug && sameSocket(0, 2)
       // ...not even as syslog's fallback: then unreachable syslog means no log.
@@ -233,6 +251,7 @@ async function standalone(
     reloading = reloading.then(async () => {
       try {
         const next = await resolveServices(buildConfig(o, deps).services)
+        await checkSourceAddresses(next)
         await running.reload(next)
         logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })
       } catch (err) {

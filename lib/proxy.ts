@@ -7,7 +7,8 @@
 import type { Server, Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type ListenSpec } from './address.js'
 import { errorText } from './errors.js'
-import { boundAddress, bindListener, closeListener, configureServer, reconcileListeners } from './listeners.js'
+import { boundAddress, bindListener, closeListener, configureServer, parseKey, reconcileListeners } from './listeners.js'
+import { Redirects } from './redirect.js'
 import type { Logger } from './log.js'
 import type { ResolvedService } from './resolve.js'
 import { buildSelector, planListeners } from './select.js'
@@ -34,6 +35,9 @@ export class Proxy {
   /** Open sessions per service, for the services' max-connections. */
   readonly #perService = new Map<ResolvedService, number>()
   readonly #maxConnections: number | null
+  /** Listen specs by specKey, as the connections' listener. */
+  readonly #listenerSpecs = new Map<string, ListenSpec>()
+  readonly #redirects = new Redirects(() => [...this.#listenerSpecs.values()])
   #nextId = 0
   #closing = false
   #resourceErrorLogged = -Infinity
@@ -68,9 +72,11 @@ export class Proxy {
    */
   adopt(key: string, server: Server): void {
     configureServer(server)
-    server.on('connection', s => void this.handle(s))
+    const spec = parseKey(key)
+    server.on('connection', s => void this.handle(s, spec))
     server.on('error', this.#onResourceError)
     this.#servers.set(key, server)
+    this.#listenerSpecs.set(key, spec)
     this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
   }
 
@@ -79,6 +85,7 @@ export class Proxy {
     // Only keys of listeners in use are ever given (reconcileListeners).
     const server = this.#servers.get(key) as Server
     this.#servers.delete(key)
+    this.#listenerSpecs.delete(key)
     await closeListener(server)
     this.#log.log({ tag: '', event: 'unbound', text: `closed ${key}` })
   }
@@ -115,9 +122,10 @@ export class Proxy {
 
   /**
    * Serve one accepted (or inherited) client connection; resolves when it is
-   * over. The socket must be paused and half-open capable.
+   * over. The socket must be paused and half-open capable. `listener` is
+   * the listener that accepted it (null: inetd's connection).
    */
-  async handle(client: Socket): Promise<void> {
+  async handle(client: Socket, listener: ListenSpec | null = null): Promise<void> {
     const id = ++this.#nextId
     if (client.remoteAddress === undefined || client.localAddress === undefined || this.#closing) {
       // Gone before we looked at it, or we are shutting down.
@@ -134,7 +142,9 @@ export class Proxy {
       id,
       text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`,
     })
-    const service = this.#select(local, localPort)
+    // A TPROXY'd connection's local address is where the client meant to
+    // go, not ours: the listener it came through picks the service.
+    const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
     if (service === undefined) {
       this.#log.log({
         tag: '-ERR',
@@ -168,6 +178,8 @@ export class Proxy {
       log: this.#log,
       programs: this.#programs,
       onResourceError: this.#onResourceError,
+      listener,
+      redirects: this.#redirects,
     })
     this.#sessions.add(session)
     this.#perService.set(service, inService + 1)

@@ -10,6 +10,8 @@ export interface Selectable {
   port: number
   addresses: readonly string[] | null
   ifaceText: string
+  /** Takes TPROXY'd connections: its listener must be transparent. */
+  transparent?: boolean
 }
 
 /**
@@ -56,8 +58,11 @@ export function planListeners(services: readonly Selectable[]): ListenSpec[] {
   const specs: ListenSpec[] = []
   for (const [port, list] of byPort) {
     const only = list.length === 1 ? (list[0] as Selectable) : null
-    if (only?.addresses) for (const address of only.addresses) specs.push({ address, port })
-    else specs.push({ address: null, port })
+    // A shared wildcard listener is transparent when one of its services needs it.
+    const transparent = list.some(s => s.transparent === true)
+    const spec = (address: string | null): ListenSpec => (transparent ? { address, port, transparent } : { address, port })
+    if (only?.addresses) for (const address of only.addresses) specs.push(spec(address))
+    else specs.push(spec(null))
   }
   return specs
 }

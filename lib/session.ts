@@ -5,7 +5,7 @@
  * happens ends in its log lines and a closed client.
  */
 import { isIP, type Socket } from 'node:net'
-import { canonicalIp, formatHostPort } from './address.js'
+import { canonicalIp, formatHostPort, type Endpoint, type ListenSpec } from './address.js'
 import { dumpRecord, openDump, type Side } from './dump.js'
 import { clientName, connectionEnv, type ReverseLookup } from './environment.js'
 import { errorCode, errorText, isOutOfDescriptors } from './errors.js'
@@ -15,7 +15,9 @@ import { readProxyHeader } from './proxy-header-reader.js'
 import { formatProxyV1, formatProxyV2, type ProxyHeader } from './proxy-protocol.js'
 import { relay, type RelayResult } from './relay.js'
 import type { ResolvedService } from './resolve.js'
-import { connectFirst } from './upstream.js'
+import type { Redirects } from './redirect.js'
+import type { Destination } from './transparent.js'
+import { ANY_SOURCE, connectFirst, type Source } from './upstream.js'
 
 /** Program-wide facts a session needs for handler and ACP environments. */
 export interface ProgramContext {
@@ -47,6 +49,9 @@ export interface SessionInit {
   programs: ProgramContext
   /** Reports running out of descriptors (rate-limited by the proxy). */
   onResourceError: (err: Error) => void
+  /** The listener that accepted the connection; null for inetd's. */
+  listener: ListenSpec | null
+  redirects: Redirects
 }
 
 export class Session {
@@ -58,6 +63,8 @@ export class Session {
   #clientPort: number
   /** Set when a PROXY header was accepted. */
   #proxied: { peer: string; header: ProxyHeader; rest: Buffer } | null = null
+  /** Where the client meant to connect, when a firewall rule redirected it here (redirect-mode). */
+  #origdst: Destination | null = null
 
   constructor(init: SessionInit) {
     this.#s = init
@@ -78,6 +85,7 @@ export class Session {
   /** Serve the connection; resolves when it is over. */
   async run(): Promise<void> {
     const { service, client } = this.#s
+    if (service.redirectMode !== 'none' && !(await this.#redirect())) return
     if (service.trustsProxy?.(this.#s.clientIp) === true && !(await this.#readProxyHeader())) return
     const needsEnv = service.acp !== null || service.exec !== null
     const env = needsEnv ? await this.#environment() : null
@@ -115,6 +123,39 @@ export class Session {
     return true
   }
 
+  /**
+   * redirect-mode: learn the original destination and log it; refuse a
+   * connection that was not redirected (forward-only) or whose forwarding
+   * would come back here. Returns whether to go on.
+   */
+  async #redirect(): Promise<boolean> {
+    const s = this.#s
+    const mode = s.service.redirectMode
+    const refuse = (event: string, text: string): false => {
+      this.#log('-ERR', event, text)
+      s.client.destroy()
+      return false
+    }
+    let dest: Destination | null
+    try {
+      dest = s.redirects.find(s.client, s.listener)
+    } catch (err) {
+      return refuse('redirect-error', `can't read the original destination, client= ${s.clientIp}: ${errorText(err)}`)
+    }
+    if (dest === null) return mode === 'forward-only' ? refuse('not-redirected', `connection not redirected, client= ${s.clientIp}`) : true
+    const where = formatHostPort(dest.address, dest.port)
+    if (mode !== 'accept') {
+      // Our own forwarded connection may be the one coming back: let the
+      // poll that reported it connected run its callbacks first.
+      if (s.redirects.tracking) await new Promise(resolve => setImmediate(resolve))
+      const loop = s.redirects.loop(dest, s.clientIp, s.clientPort)
+      if (loop !== null) return refuse('redirect-loop', `redirect loop refused: origdst: ${where}, client= ${s.clientIp}: ${loop}`)
+    }
+    this.#origdst = dest
+    this.#log('+INFO', 'redirected', `connection redirected, origdst: ${where}`)
+    return true
+  }
+
   async #environment(): Promise<Record<string, string>> {
     const s = this.#s
     const p = s.programs
@@ -136,6 +177,7 @@ export class Session {
         started: Math.floor(Date.now() / 1000),
         ...(this.#proxied === null ? {} : { peer: this.#proxied.peer }),
         ...(a ? { destination: { address: canonicalIp(a.destinationAddress), port: a.destinationPort } } : {}),
+        ...(this.#origdst === null ? {} : { origdst: { address: this.#origdst.address, port: this.#origdst.port } }),
       }),
     }
   }
@@ -176,13 +218,22 @@ export class Session {
 
   async #proxy(): Promise<void> {
     const s = this.#s
-    const servers = s.service.servers as NonNullable<ResolvedService['servers']>
+    const toOrigdst = this.#origdst !== null && s.service.redirectMode !== 'accept'
+    const servers: readonly Endpoint[] = toOrigdst
+      ? [{ host: (this.#origdst as Destination).address, port: (this.#origdst as Destination).port }]
+      : (s.service.servers as Endpoint[])
     let up
     try {
-      up = await connectFirst(servers, s.localPort, s.service.connectTimeout * 1000, f => {
-        if (isOutOfDescriptors(f.error)) return
-        this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
-      })
+      up = await connectFirst(
+        servers,
+        s.localPort,
+        s.service.connectTimeout * 1000,
+        f => {
+          if (isOutOfDescriptors(f.error)) return
+          this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
+        },
+        this.#source(),
+      )
     } catch (err) {
       const f = err as { host: string; port: number; error: Error }
       s.client.destroy()
@@ -200,6 +251,7 @@ export class Session {
       up.socket.destroy()
       return
     }
+    if (toOrigdst) s.redirects.track(up.socket)
     this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
     const header = this.#outgoingHeader()
     if (header !== null) up.socket.write(header)
@@ -216,19 +268,27 @@ export class Session {
     this.#logEnd(serverText, { ...result, sent: result.sent - (header?.length ?? 0) })
   }
 
+  /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */
+  #source(): Source {
+    const service = this.#s.service
+    if (service.forgeAddr) return { kind: 'forged', address: this.#clientIp, port: service.forgePort ? this.#clientPort : 0 }
+    return service.sourceAddress === null ? ANY_SOURCE : { kind: 'address', address: service.sourceAddress }
+  }
+
   /**
    * send-proxy: the client (as received, if a header named one) and the
-   * local address it connected to. Mixed families cannot be expressed;
+   * address it connected to: the original destination when it was
+   * redirected, else the local address. Mixed families cannot be expressed;
    * then the header says UNKNOWN (v1) / LOCAL (v2) rather than lie.
    */
   #outgoingHeader(): Buffer | null {
     const version = this.#s.service.sendProxy
     if (version === null) return null
     const family = isIP(this.#clientIp) === 4 ? 'IPv4' : 'IPv6'
-    const sameFamily = isIP(this.#clientIp) === isIP(this.#s.local)
-    const a = sameFamily
-      ? { family, sourceAddress: this.#clientIp, sourcePort: this.#clientPort, destinationAddress: this.#s.local, destinationPort: this.#s.localPort } as const
-      : null
+    const destinationAddress = this.#origdst?.address ?? this.#s.local
+    const destinationPort = this.#origdst?.port ?? this.#s.localPort
+    const sameFamily = isIP(this.#clientIp) === isIP(destinationAddress)
+    const a = sameFamily ? ({ family, sourceAddress: this.#clientIp, sourcePort: this.#clientPort, destinationAddress, destinationPort } as const) : null
     return version === 'v1' ? formatProxyV1(a) : formatProxyV2(a)
   }
 

@@ -14,6 +14,9 @@ import {
   parseConfig,
   parseEnvPrefix,
   parseProxyVersion,
+  parseRedirectMode,
+  parseSourceAddress,
+  serviceProblem,
   splitCommand,
   type Config,
   type GlobalSettings,
@@ -44,6 +47,11 @@ function cliDefaults(o: CliOptions): ServiceSettings {
     ...(o.acceptProxy === null ? {} : { acceptProxy: fromOption('option --accept-proxy', () => parseCidrList(o.acceptProxy as string)) }),
     ...(o.proxyTimeout === null ? {} : { proxyTimeout: o.proxyTimeout }),
     ...(o.sendProxy === null ? {} : { sendProxy: fromOption('option --send-proxy', () => parseProxyVersion(o.sendProxy as string)) }),
+    ...(o.redirectMode === null ? {} : { redirectMode: fromOption('option -r', () => parseRedirectMode(o.redirectMode as string)) }),
+    ...(o.source === null ? {} : { sourceAddress: fromOption('option -q', () => parseSourceAddress(o.source as string)) }),
+    ...(o.forgeAddr ? { forgeAddr: true } : {}),
+    ...(o.forgePort ? { forgePort: true } : {}),
+    ...(o.transparent ? { transparent: true } : {}),
   }
 }
 
@@ -57,6 +65,18 @@ function cliGlobals(o: CliOptions): GlobalSettings {
     ...(o.user === null ? {} : { user: o.user }),
     ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
   }
+}
+
+/** The options that set what a service problem names by keyword. */
+const OPTION_OF: Record<string, string> = { 'forge-addr': '--forge-addr', 'forge-port': '--forge-port', srcip: '-q' }
+
+/** A serviceProblem() text in the command line's words. */
+function inOptions(problem: string): string {
+  return problem
+    .replace(' ("exec")', '')
+    // Only these keywords can be named: a command-line service always has a server or handler.
+    .replace(/"([a-z-]+)( yes)?"/g, (_m, k: string) => OPTION_OF[k] as string)
+    .replace('use redirect-mode ', 'use -r ')
 }
 
 /** Run a pure parser on a command-line value, naming the option in its error. */
@@ -114,24 +134,24 @@ export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
     port = spec.port
     iface = spec.address
   }
-  if (o.server.length === 0 && !o.listPorts) throw new TcpproxyError('ERR_USAGE', 'missing server argument after -b')
+  // forward-only connects to the original destination: no server needed.
+  if (o.server.length === 0 && !o.listPorts && defaults.redirectMode !== 'forward-only') {
+    throw new TcpproxyError('ERR_USAGE', 'missing server argument after -b')
+  }
   const first = o.server[0]
   const handler = first !== undefined && isProgram(first)
   const servers = first === undefined || handler ? null : fromOption('server argument', () => parseServerList(first, deps.lookup))
-  return {
-    ports: [port],
-    globals,
-    services: [
-      {
-        ...defaults,
-        servers,
-        // A handler's arguments are the further words of the command line.
-        exec: handler ? o.server.flatMap(w => splitCommand(w) ?? []) : null,
-        port,
-        iface,
-        ifaceText: iface ?? '*',
-        source: { file: where, line: 0 },
-      },
-    ],
+  const service = {
+    ...defaults,
+    servers,
+    // A handler's arguments are the further words of the command line.
+    exec: handler ? o.server.flatMap(w => splitCommand(w) ?? []) : null,
+    port,
+    iface,
+    ifaceText: iface ?? '*',
+    source: { file: where, line: 0 },
   }
+  const problem = o.listPorts ? null : serviceProblem(service)
+  if (problem !== null) throw new TcpproxyError('ERR_USAGE', `the command line's service ${inOptions(problem)}`)
+  return { ports: [port], globals, services: [service] }
 }

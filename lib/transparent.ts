@@ -20,7 +20,8 @@ import { createRequire } from 'node:module'
 import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { canonicalIp, formatHostPort } from './address.js'
-import { TcpproxyError, errorCode, errorText } from './errors.js'
+import type { ServiceDef } from './config.js'
+import { ConfigError, TcpproxyError, errorCode, errorText, type ErrorCode } from './errors.js'
 
 /** A destination as the kernel reports it. */
 export interface Destination {
@@ -46,6 +47,8 @@ interface NativeAddon {
   transparentSocket(family: 4 | 6, address: string, port: number): number
   setTransparent(fd: number): void
   probeTransparent(family: 4 | 6): void
+  keepCapabilities(): void
+  limitCapabilities(): void
 }
 
 /** Where `npm install` builds the addon; the same path from dist/ and lib/. */
@@ -198,4 +201,60 @@ export function transparentConnect(opts: TransparentConnectOptions): Socket {
   const socket = new Socket({ fd, allowHalfOpen: true, manualStart: true } as SocketConstructorOpts)
   const host = canonicalIp(opts.host)
   return socket.connect({ host, port: opts.port, family: opts.family, autoSelectFamily: false, noDelay: true })
+}
+
+const OPTION_OF: Record<string, string> = { 'forge-addr': '--forge-addr', transparent: '--transparent', 'redirect-mode': '-r' }
+
+/** The keyword that makes a service depend on the addon (and on CAP_NET_ADMIN), or null. */
+function transparentKeyword(s: ServiceDef): string | null {
+  if (s.forgeAddr) return 'forge-addr'
+  if (s.transparent) return 'transparent'
+  return s.redirectMode === 'none' ? null : `redirect-mode ${s.redirectMode}`
+}
+
+/** Whether upstream connections of `services` need CAP_NET_ADMIN (forged sources). */
+export function needsNetAdmin(services: readonly ServiceDef[]): boolean {
+  return services.some(s => s.forgeAddr)
+}
+
+/**
+ * The start-up check: when a service uses transparent proxying, the addon
+ * must load and (for forge-addr and transparent listeners) this process must
+ * be allowed IP_TRANSPARENT — a clear error naming the service now, not a
+ * failure per connection later. `probe` false skips the privilege test (a
+ * root supervisor: its worker tests for itself after giving up root).
+ */
+export function checkTransparentSupport(services: readonly ServiceDef[], probe = true): void {
+  for (const s of services) {
+    const keyword = transparentKeyword(s)
+    if (keyword === null) continue
+    const fail = (err: unknown): never => {
+      const code = errorCode(err) as ErrorCode
+      // A command-line service names its option, a file's the keyword at its line.
+      if (s.source.line === 0) throw new ConfigError(`option ${OPTION_OF[keyword.split(' ')[0] as string]}`, 0, errorText(err), code)
+      throw new ConfigError(s.source.file, s.source.line, `${keyword}: ${errorText(err)}`, code)
+    }
+    try {
+      native()
+      if (probe && (s.forgeAddr || s.transparent)) probeTransparent(4)
+    } catch (err) {
+      fail(err)
+    }
+  }
+}
+
+/**
+ * Give up root with `drop` but keep CAP_NET_ADMIN, alone, for forged
+ * upstream sources: PR_SET_KEEPCAPS across setuid(), then every other
+ * capability dropped. Programs this process runs get none.
+ */
+export function dropKeepingNetAdmin(drop: () => void): void {
+  const lib = native()
+  try {
+    lib.keepCapabilities()
+    drop()
+    lib.limitCapabilities()
+  } catch (err) {
+    throw err instanceof TcpproxyError ? err : new TcpproxyError('ERR_PRIVILEGES', `cannot keep CAP_NET_ADMIN: ${errorText(err)}`, { cause: err })
+  }
 }

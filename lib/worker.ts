@@ -10,6 +10,7 @@ import type { Server, Socket } from 'node:net'
 import { openLogger, type LogSettings } from './logging.js'
 import { dropPrivileges, type Identity } from './privileges.js'
 import { Proxy } from './proxy.js'
+import { checkTransparentSupport, dropKeepingNetAdmin } from './transparent.js'
 import { hydrateService, type ServiceData } from './resolve.js'
 import type { ProgramContext } from './session.js'
 
@@ -20,6 +21,8 @@ export interface WorkerInit {
   programs: ProgramContext
   services: ServiceData[]
   maxConnections: number | null
+  /** Keep CAP_NET_ADMIN (alone) for forged upstream sources (forge-addr). */
+  netAdmin: boolean
 }
 
 /** Supervisor to worker. */
@@ -47,11 +50,18 @@ export function runWorker(proc: Channel): void {
     switch (m.type) {
       case 'init': {
         try {
-          dropPrivileges(m.identity)
+          if (m.netAdmin) {
+            dropKeepingNetAdmin(() => dropPrivileges(m.identity))
+            checkTransparentSupport(m.services)
+          } else {
+            dropPrivileges(m.identity)
+          }
           /* c8 ignore start */
         } catch (err) {
-          // Root cannot fail setuid() to an existing user on Linux; kept so a
-          // hardened kernel (seccomp, LSM) stops the start instead of running as root.
+          // Root cannot fail setuid() to an existing user on Linux, nor keep
+          // CAP_NET_ADMIN across it; kept so a hardened kernel (seccomp, LSM,
+          // a capability bounding set without it) stops the start instead of
+          // running as root or failing every connection.
           send({ type: 'error', message: (err as Error).message })
           proc.exit(1)
           return

@@ -26,6 +26,8 @@ t.test('every short option and its long form', async t => {
     [['-n'], ['--no-resolve'], { noResolve: true }],
     [['-w', '/tmp/dump'], ['--writefile', '/tmp/dump'], { writefile: '/tmp/dump' }],
     [['-l', 'smtp-proxy'], ['--logname', 'smtp-proxy'], { logname: 'smtp-proxy' }],
+    [['-r', 'forward'], ['--redirect-mode', 'forward'], { redirectMode: 'forward' }],
+    [['-q', '10.0.0.1'], ['--source', '10.0.0.1'], { source: '10.0.0.1' }],
   ]
   for (const [short, long, expected] of cases) {
     t.same(parseArgs(short, V), run(expected), short.join(' '))
@@ -39,6 +41,7 @@ t.test('the options without a short form', async t => {
   t.same(parseArgs(['--check'], V), run({ check: true }))
   t.same(parseArgs(['--acp-timeout', '0.5'], V), run({ acpTimeout: 0.5 }))
   t.same(parseArgs(['--acp-timeout=30'], V), run({ acpTimeout: 30 }))
+  t.same(parseArgs(['--forge-addr', '--forge-port', '--transparent'], V), run({ forgeAddr: true, forgePort: true, transparent: true }))
 })
 
 t.test('without -n client names are looked up; -n turns that off', async t => {

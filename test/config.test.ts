@@ -204,9 +204,9 @@ t.test('"-" is an empty value: "server -" takes a default server away', async t 
     t,
     ['server a.example', 'port 8025', 'interface 127.0.0.1', 'interface 127.0.0.2', 'server -'],
     4,
-    'service 127.0.0.2 port 8025 has no "server" or "exec"',
+    'service 127.0.0.2 port 8025 has no "server" or "exec" (only "redirect-mode forward-only" needs neither)',
   )
-  fails(t, ['server a.example', 'server -', 'port 8025', 'interface *'], 4, 'service * port 8025 has no "server" or "exec"')
+  fails(t, ['server a.example', 'server -', 'port 8025', 'interface *'], 4, 'service * port 8025 has no "server" or "exec" (only "redirect-mode forward-only" needs neither)')
   fails(t, ['port 8025', 'interface *', 'timeout -'], 3, 'not a number of seconds: ""')
 })
 
@@ -327,7 +327,7 @@ t.test('a file without services is an error at its last line', async t => {
 })
 
 t.test('a service without a server is an error at its interface line', async t => {
-  fails(t, ['port 8025', 'interface 127.0.0.1', 'server a.example', 'interface *', 'timeout 5'], 4, 'service * port 8025 has no "server" or "exec"')
+  fails(t, ['port 8025', 'interface 127.0.0.1', 'server a.example', 'interface *', 'timeout 5'], 4, 'service * port 8025 has no "server" or "exec" (only "redirect-mode forward-only" needs neither)')
 })
 
 t.test('lines longer than MAX_LINE characters are refused, MAX_LINE itself is fine', async t => {
@@ -345,20 +345,70 @@ t.test('lines longer than MAX_LINE characters are refused, MAX_LINE itself is fi
   t.ok(parse(['# ' + 'x'.repeat(MAX_LINE), 'port 8025', 'interface *', 'server a.example']), 'a long comment is still a comment')
 })
 
-t.test('every keyword of a later release is refused by name', async t => {
-  const later: [string, string][] = [
-    ['redirect-mode on', 'transparent proxying'],
-    ['srcip 10.0.0.1', 'transparent proxying'],
-    ['forge-addr yes', 'transparent proxying'],
-    ['forge-port yes', 'transparent proxying'],
-    ['debug 1', 'the debug keyword (use -d)'],
-  ]
-  for (const [line, what] of later) {
-    const keyword = line.split(' ')[0] as string
-    const reason = `"${keyword}" is not supported yet (${what})`
-    fails(t, ['port 8025', 'interface *', 'server a.example', line.toUpperCase()], 4, reason)
-    fails(t, [line], 1, reason, `${reason}, before any port`)
+t.test('the debug keyword of 2.0 is refused by name', async t => {
+  const reason = '"debug" is not supported (the debug keyword (use -d))'
+  fails(t, ['port 8025', 'interface *', 'server a.example', 'DEBUG 1'], 4, reason)
+  fails(t, ['debug 1'], 1, reason, `${reason}, before any port`)
+})
+
+t.test('redirect-mode, srcip, forge-addr, forge-port and transparent', async t => {
+  const svc = (...lines: string[]) => parse(['port 8025', 'interface *', 'server a.example', ...lines]).services[0]
+  for (const [word, mode] of [
+    ['none', 'none'],
+    ['off', 'none'],
+    ['no', 'none'],
+    ['-', 'none'],
+    ['accept', 'accept'],
+    ['Redirect', 'accept'],
+    ['forward', 'forward'],
+    ['FORWARD-ONLY', 'forward-only'],
+  ]) {
+    t.equal(svc(`redirect-mode ${word}`)?.redirectMode, mode, `redirect-mode ${word}`)
   }
+  t.equal(svc()?.redirectMode, 'none', 'none by default')
+  fails(t, ['redirect-mode only'], 1, 'redirect mode must be none, accept, forward or forward-only, not "only"', "2.0's man page spelling is not its parser's")
+
+  t.equal(svc('srcip 10.0.0.1')?.sourceAddress, '10.0.0.1')
+  t.equal(svc('srcip [FD00::0001]')?.sourceAddress, 'fd00::1', 'IPv6, bracketed or not, canonical')
+  t.equal(svc('srcip ::ffff:10.0.0.1')?.sourceAddress, '10.0.0.1', 'an IPv4-mapped address is IPv4')
+  t.equal(svc('srcip -')?.sourceAddress, null)
+  fails(t, ['srcip mail.example.org'], 1, 'source address must be an IPv4 or IPv6 address, not "mail.example.org"')
+
+  const forged = svc('forge-addr yes', 'forge-port yes', 'transparent yes')
+  t.same([forged?.forgeAddr, forged?.forgePort, forged?.transparent], [true, true, true])
+  const plain = svc('forge-addr no', 'transparent -')
+  t.same([plain?.forgeAddr, plain?.forgePort, plain?.transparent], [false, false, false])
+  fails(t, ['forge-addr on'], 1, 'expected yes or no, not "on"')
+  fails(t, ['port 8025', 'interface *', 'server a.example', 'transparent 1'], 4, 'expected yes or no, not "1"')
+
+  // The defaults before the first port carry into every service.
+  const c = parse(['redirect-mode forward', 'forge-addr yes', 'port 80', 'interface *', 'server a.example', 'port 81', 'interface *', 'server b.example', 'forge-addr no'])
+  t.same(
+    c.services.map(s => [s.redirectMode, s.forgeAddr]),
+    [
+      ['forward', true],
+      ['forward', false],
+    ],
+  )
+})
+
+t.test('settings that exclude each other are an error at the service\'s interface line', async t => {
+  fails(t, ['port 80', 'interface *', 'redirect-mode forward'], 2, 'service * port 80 has no "server" or "exec" (only "redirect-mode forward-only" needs neither)')
+  t.same(parse(['port 80', 'interface *', 'redirect-mode forward-only']).services[0]?.servers, null, 'forward-only needs no server')
+  fails(
+    t,
+    ['port 80', 'interface *', 'exec /bin/cat', 'redirect-mode forward'],
+    2,
+    'service * port 80 has a handler ("exec"), so it cannot forward to the original destination (use redirect-mode accept or forward-only)',
+  )
+  t.ok(parse(['port 80', 'interface *', 'exec /bin/cat', 'redirect-mode forward-only']), 'a handler for redirected connections only')
+  fails(t, ['port 80', 'interface *', 'server a.example', 'forge-port yes'], 2, 'service * port 80 sets "forge-port yes" without "forge-addr yes"')
+  fails(
+    t,
+    ['srcip 10.0.0.1', 'port 80', 'interface 127.0.0.1', 'server a.example', 'forge-addr yes'],
+    3,
+    'service 127.0.0.1 port 80 sets both "srcip" and "forge-addr yes"; an upstream connection has one source',
+  )
 })
 
 t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback services', async t => {
@@ -411,17 +461,19 @@ t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback ser
   }
 })
 
-t.test('the commented-out handler example of the sample works once uncommented', async t => {
+t.test('the commented-out examples of the sample work once uncommented', async t => {
   const text = readFileSync(new URL('../etc/tcpproxy.conf', import.meta.url), 'utf8')
-  const uncommented = text.replace(/^# ( *(?:port|interface|exec|acp|acp-timeout) \S+)$/gm, '$1')
-  t.not(uncommented, text, 'the sample has the example')
+  const uncommented = text.replace(/^# ( *(?:port|interface|exec|acp|acp-timeout|redirect-mode|forge-addr) \S+)$/gm, '$1')
+  t.not(uncommented, text, 'the sample has the examples')
   const c = parseConfig(uncommented, FILE, lookup)
-  t.same(c.ports, [8080, 8025, 8023])
+  t.same(c.ports, [8080, 8025, 8026, 8023])
   const s = c.services.find(x => x.port === 8025)
   t.same(
     s && [s.iface, s.servers, s.exec, s.acp, s.acpTimeout, s.timeout],
     ['127.0.0.1', null, ['/usr/local/sbin/smtp-handler'], ['/usr/local/sbin/smtp-acp'], 5, 60],
   )
+  const r = c.services.find(x => x.port === 8026)
+  t.same(r && [r.iface, r.servers, r.redirectMode, r.forgeAddr], [null, null, 'forward-only', true], 'the transparent-proxy example')
 })
 
 t.test('"exec" makes a service run a handler program, its command line split on blanks', async t => {
@@ -466,7 +518,7 @@ t.test('a service\'s own server replaces a default exec, and its own exec a defa
 })
 
 t.test('"exec -" takes a default handler away', async t => {
-  fails(t, ['exec /usr/sbin/handler', 'port 8025', 'interface *', 'exec -'], 3, 'service * port 8025 has no "server" or "exec"')
+  fails(t, ['exec /usr/sbin/handler', 'port 8025', 'interface *', 'exec -'], 3, 'service * port 8025 has no "server" or "exec" (only "redirect-mode forward-only" needs neither)')
   const c = parse(['exec /usr/sbin/handler', 'port 8025', 'interface *', 'exec -', 'server a.example'])
   t.same([c.services[0]?.servers, c.services[0]?.exec], [[{ host: 'a.example', port: null }], null])
 })

@@ -27,6 +27,18 @@ t.test('every address of an interface is listed', async t => {
   )
 })
 
+t.test('transparent proxying settings are shown; forward-only may have no server', async t => {
+  t.equal(
+    describeService({ ...base, servers: null, redirectMode: 'forward-only', transparent: true, forgeAddr: true, forgePort: true }),
+    '*:8025 -> the original destination (timeout 60, redirect-mode forward-only, transparent, forge-addr, forge-port)',
+  )
+  t.equal(
+    describeService({ ...base, redirectMode: 'accept', sourceAddress: '10.0.0.1', forgeAddr: false }),
+    '*:8025 -> mail.example.org:8025,[::1]:25 (timeout 60, redirect-mode accept, srcip 10.0.0.1)',
+  )
+  t.equal(describeService({ ...base, forgeAddr: true }), '*:8025 -> mail.example.org:8025,[::1]:25 (timeout 60, forge-addr)')
+})
+
 t.test('a handler, an ACP and the PROXY protocol settings are shown', async t => {
   t.equal(
     describeService({

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from '../lib/cli.js'
-import { KEYWORD_NAMES } from '../lib/config.js'
+import { KEYWORD_NAMES, parseConfig } from '../lib/config.js'
 
 const man = readFileSync(new URL('../man/tcpproxy.1', import.meta.url), 'utf8').replace(/\\-/g, '-').replace(/\\f[BIRP]/g, '')
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
@@ -27,4 +27,17 @@ t.test('every configuration keyword is documented in the man page', async t => {
 t.test('README gives the two set-up commands', async t => {
   t.match(readme, 'npm ci && ./bin/tcpproxy -d -c etc/tcpproxy.conf')
   t.match(readme, 'npm ci && npm test')
+})
+
+t.test('the man page\'s transparent-proxying example configuration parses', async t => {
+  const block = /^# tcpproxy\.conf\n([\s\S]*?)\n\n/m.exec(man)
+  t.ok(block, 'the example is there')
+  const c = parseConfig((block as RegExpExecArray)[1] as string, 'man page', () => undefined)
+  t.same(
+    c.services.map(s => [s.port, s.redirectMode, s.transparent, s.forgeAddr, s.forgePort]),
+    [
+      [8025, 'forward-only', false, false, false],
+      [8080, 'forward-only', true, true, true],
+    ],
+  )
 })

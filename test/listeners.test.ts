@@ -2,6 +2,7 @@ import t from 'tap'
 import { createServer } from 'node:net'
 import type { ListenSpec } from '../lib/address.js'
 import { bindListener, boundAddress, closeListener, configureServer, parseKey, reconcileListeners, specKey } from '../lib/listeners.js'
+import { loadNative, nativeAvailable, probeTransparent } from '../lib/transparent.js'
 import { freePort } from './fixtures/harness.js'
 
 t.test('keys name listen specs and read back', async t => {
@@ -9,6 +10,8 @@ t.test('keys name listen specs and read back', async t => {
     [{ address: null, port: 25 }, '*:25'],
     [{ address: '127.0.0.1', port: 8025 }, '127.0.0.1:8025'],
     [{ address: '::1', port: 80 }, '[::1]:80'],
+    [{ address: null, port: 8082, transparent: true }, '*:8082 (transparent)'],
+    [{ address: '::1', port: 8082, transparent: true }, '[::1]:8082 (transparent)'],
   ] as Array<[ListenSpec, string]>) {
     t.equal(specKey(spec), key)
     t.same(parseKey(key), spec)
@@ -65,4 +68,27 @@ t.test('a failed bind undoes the call and restores what was freed early', async 
     { message: 'cannot bind [::1]:26' },
   )
   t.same(r.calls, ['unbind *:25', 'bind 10.0.0.1:25', 'bind [::1]:26', 'unbind 10.0.0.1:25', 'bind *:25'])
+})
+
+t.test('a transparent listener is bound with IP_TRANSPARENT, or not at all', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const port = await freePort()
+  const spec = { address: '127.0.0.1', port, transparent: true }
+  let privileged = true
+  try {
+    probeTransparent(4)
+  } catch {
+    privileged = false
+  }
+  if (privileged) {
+    const s = await bindListener(spec)
+    t.equal(boundAddress(s), `127.0.0.1:${port}`)
+    await closeListener(s)
+  }
+  // Whatever this process may do: without the addon loaded the option cannot be set.
+  loadNative('/nonexistent/tcpproxy_native.node')
+  t.teardown(() => void loadNative())
+  await t.rejects(bindListener(spec), { code: 'ERR_NOT_SUPPORTED', message: new RegExp(`^cannot bind 127\\.0\\.0\\.1:${port} \\(transparent\\): transparent proxying needs the native addon`) })
+  // The port was released: a plain listener gets it.
+  const again = await bindListener({ address: '127.0.0.1', port })
+  await closeListener(again)
 })

@@ -96,3 +96,11 @@ t.test('planListeners lists ports in the order they first appear', async t => {
   )
   t.same(planListeners([]), [])
 })
+
+t.test('a port with a transparent service gets a transparent listener', async t => {
+  const tp = (s: Svc): Svc => ({ ...s, transparent: true })
+  t.same(planListeners([tp(svc('a', 8082, null))]), [{ address: null, port: 8082, transparent: true }])
+  t.same(planListeners([tp(svc('a', 8082, ['10.0.0.1']))]), [{ address: '10.0.0.1', port: 8082, transparent: true }])
+  t.same(planListeners([svc('a', 8082, ['127.0.0.1']), tp(svc('w', 8082, null))]), [{ address: null, port: 8082, transparent: true }], 'shared: transparent when one needs it')
+  t.same(planListeners([{ ...svc('a', 25, null), transparent: false }]), [{ address: null, port: 25 }])
+})

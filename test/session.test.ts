@@ -4,13 +4,16 @@
  * while its handler runs; the -w dump at the moment the session ends.
  * Real sockets and real programs.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { ListenSpec } from '../lib/address.js'
 import { DEFAULT_SETTINGS } from '../lib/config.js'
+import { Redirects } from '../lib/redirect.js'
+import type { Destination } from '../lib/transparent.js'
 import type { LogEntry, Logger } from '../lib/log.js'
 import type { ResolvedService } from '../lib/resolve.js'
 import { Session, type ProgramContext } from '../lib/session.js'
@@ -47,7 +50,7 @@ function service(extra: Partial<ResolvedService>): ResolvedService {
 }
 
 /** A session on the inner end of a fresh socket pair; `outer` plays the client. */
-async function session(svc: ResolvedService, programs: ProgramContext = PROGRAMS) {
+async function session(svc: ResolvedService, programs: ProgramContext = PROGRAMS, redirects: Redirects = new Redirects(() => [])) {
   const [outer, inner] = await socketPair()
   const log = memoryLogger()
   const s = new Session({
@@ -61,6 +64,8 @@ async function session(svc: ResolvedService, programs: ProgramContext = PROGRAMS
     log,
     programs,
     onResourceError: () => {},
+    listener: null,
+    redirects,
   })
   return { s, outer, inner, log }
 }
@@ -144,4 +149,120 @@ t.test('the -w dump is complete when the disconnect line is logged', async t => 
   await within(s.run())
   t.equal((await within(received)).toString(), '220 bye\r\n')
   t.equal(atDisconnect.match(/^--- (CLIENT|SERVER) \[1\] /gm)?.length, 4, 'two data records and two EOF records')
+})
+
+/** Redirects whose every connection was redirected to `dest` (what a REDIRECT rule would make). */
+class RedirectedTo extends Redirects {
+  readonly #dest: () => Destination | null
+  constructor(dest: () => Destination | null, listening: ListenSpec[] = []) {
+    super(() => listening)
+    this.#dest = dest
+  }
+  override find(): Destination | null {
+    return this.#dest()
+  }
+}
+
+/** An upstream that records what it receives and answers "ok" at the end. */
+async function recorder(t: Test): Promise<{ port: number; got: Array<{ data: string; remote: string }> }> {
+  const got: Array<{ data: string; remote: string }> = []
+  const up = createServer({ allowHalfOpen: true }, s => {
+    let data = ''
+    s.on('data', d => (data += d))
+    s.on('end', () => {
+      got.push({ data, remote: s.remoteAddress as string })
+      s.end('ok')
+    })
+  })
+  up.listen(0, '127.0.0.1')
+  await once(up, 'listening')
+  t.teardown(() => up.close())
+  return { port: (up.address() as { port: number }).port, got }
+}
+
+t.test('redirect-mode forward: to the original destination, named in the PROXY header sent onward', async t => {
+  const up = await recorder(t)
+  const dest: Destination = { address: '127.0.0.1', port: up.port, family: 4 }
+  const redirects = new RedirectedTo(() => dest)
+  const svc = service({ servers: [{ host: '127.0.0.1', port: 9 }], redirectMode: 'forward', sendProxy: 'v1' })
+  const { s, outer, log } = await session(svc, PROGRAMS, redirects)
+  const received = collect(outer)
+  outer.write('hello')
+  // A second session while the first one's upstream is open goes through the loop check's wait.
+  const done = s.run()
+  const deadline = Date.now() + 5000
+  while (!redirects.tracking && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
+  t.equal(redirects.tracking, true, 'the upstream connection to the original destination is tracked')
+  const second = await session(svc, PROGRAMS, redirects)
+  const secondReceived = collect(second.outer)
+  second.outer.end('again')
+  outer.end()
+  await within(Promise.all([done, second.s.run()]))
+  t.equal((await within(received)).toString(), 'ok')
+  t.equal((await within(secondReceived)).toString(), 'ok')
+  for (const payload of ['hello', 'again']) {
+    t.match(up.got.find(g => g.data.endsWith(payload))?.data, new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 \\d+ \\d+\\r\\n${payload}$`))
+  }
+  t.ok(up.got.every(g => g.data.split(' ')[5]?.startsWith(`${up.port}\r\n`)), 'the header\'s destination port is the original destination\'s')
+  t.match(log.entries.find(e => e.event === 'redirected'), { tag: '+INFO', text: `connection redirected, origdst: 127.0.0.1:${up.port}` })
+  t.match(log.entries.find(e => e.event === 'connect'), { text: new RegExp(`server= 127\\.0\\.0\\.1:${up.port},`) })
+  t.equal(redirects.tracking, false, 'no upstream connection tracked once they are closed')
+})
+
+t.test('redirect-mode forward without a redirect: the configured server, from srcip', async t => {
+  const up = await recorder(t)
+  const svc = service({ servers: [{ host: '127.0.0.1', port: up.port }], redirectMode: 'forward', sourceAddress: '127.0.0.5' })
+  const { s, outer, log } = await session(svc, PROGRAMS, new RedirectedTo(() => null))
+  const received = collect(outer)
+  outer.end('direct')
+  await within(s.run())
+  t.equal((await within(received)).toString(), 'ok')
+  t.same(up.got, [{ data: 'direct', remote: '127.0.0.5' }], 'from the source address')
+  t.notOk(log.entries.some(e => e.event === 'redirected'))
+})
+
+t.test('redirect-mode accept: the configured server, and the handler environment', async t => {
+  const dest: Destination = { address: '192.0.2.7', port: 25, family: 4 }
+  const { s, outer } = await session(
+    service({ exec: [fixture('env-handler.sh')], redirectMode: 'accept' }),
+    PROGRAMS,
+    // An own listener as the destination is a loop only when forwarding.
+    new RedirectedTo(() => dest, [{ address: '192.0.2.7', port: 25 }]),
+  )
+  const received = collect(outer)
+  outer.end()
+  await within(s.run())
+  const env = (await within(received)).toString()
+  t.match(env, /^PROXY_ORIGDST_SERVER=192\.0\.2\.7$/m)
+  t.match(env, /^PROXY_ORIGDST_PORT=25$/m)
+})
+
+t.test('forward-only refuses what was not redirected; loops and unreadable destinations are refused', async t => {
+  const svc = (mode: 'forward' | 'forward-only') => service({ servers: [{ host: '127.0.0.1', port: 9 }], redirectMode: mode })
+  const cases: Array<[Redirects, 'forward' | 'forward-only', string, RegExp]> = [
+    [new RedirectedTo(() => null), 'forward-only', 'not-redirected', /^connection not redirected, client= 127\.0\.0\.1$/],
+    [
+      new RedirectedTo(() => ({ address: '127.0.0.1', port: 8080, family: 4 }), [{ address: '127.0.0.1', port: 8080 }]),
+      'forward',
+      'redirect-loop',
+      /^redirect loop refused: origdst: 127\.0\.0\.1:8080, client= 127\.0\.0\.1: 127\.0\.0\.1:8080 is this proxy's own listener$/,
+    ],
+    [
+      new RedirectedTo(() => {
+        throw new Error('the socket has no file descriptor')
+      }),
+      'forward',
+      'redirect-error',
+      /^can't read the original destination, client= 127\.0\.0\.1: the socket has no file descriptor$/,
+    ],
+  ]
+  for (const [redirects, mode, event, text] of cases) {
+    const { s, outer, inner, log } = await session(svc(mode), PROGRAMS, redirects)
+    const received = collect(outer)
+    await within(s.run())
+    t.ok(inner.destroyed, `${event}: the client is closed`)
+    await within(received)
+    t.same(log.entries.map(e => e.event), [event], `${event}: one line, nothing connected`)
+    t.match(log.entries[0], { tag: '-ERR', text })
+  }
 })

@@ -326,3 +326,35 @@ t.test('chooseMode: -b and -s listen, a server without -b is inetd, else the fil
   ]
   for (const [what, o, standalone, socket, mode] of cases) t.equal(chooseMode(opts(o), file(standalone), socket), mode, what)
 })
+
+t.test('-r, -q, --forge-addr, --forge-port and --transparent are defaults of every service', async t => {
+  const o = { redirectMode: 'redirect', source: '[::1]', forgeAddr: false, transparent: true }
+  const cli = buildConfig(opts({ ...o, bind: '8025', server: ['a.example'] }), deps())
+  t.match(cli.services[0], { redirectMode: 'accept', sourceAddress: '::1', forgeAddr: false, forgePort: false, transparent: true })
+  const file = buildConfig(opts({ config: 'my.conf', forgeAddr: true, forgePort: true }), deps({ 'my.conf': CONF }))
+  t.match(file.services[0], { redirectMode: 'none', sourceAddress: null, forgeAddr: true, forgePort: true })
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], redirectMode: 'sideways' }), deps()), {
+    code: 'ERR_CONFIG',
+    message: 'option -r: redirect mode must be none, accept, forward or forward-only, not "sideways"',
+  })
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], source: 'localhost' }), deps()), {
+    code: 'ERR_CONFIG',
+    message: 'option -q: source address must be an IPv4 or IPv6 address, not "localhost"',
+  })
+})
+
+t.test('-r forward-only needs no server; settings that exclude each other name their options', async t => {
+  const c = buildConfig(opts({ bind: '8025', redirectMode: 'forward-only' }), deps())
+  t.equal(c.services[0]?.servers, null)
+  t.equal(c.services[0]?.redirectMode, 'forward-only')
+  const fails = (o: Partial<CliOptions>, message: string): void => {
+    t.throws(() => buildConfig(opts({ bind: '8025', ...o }), deps()), { code: 'ERR_USAGE', message }, message)
+  }
+  fails({ forgePort: true, server: ['a.example'] }, "the command line's service sets --forge-port without --forge-addr")
+  fails({ forgeAddr: true, source: '10.0.0.1', server: ['a.example'] }, "the command line's service sets both -q and --forge-addr; an upstream connection has one source")
+  fails(
+    { redirectMode: 'forward', server: ['/usr/sbin/handler'] },
+    "the command line's service has a handler, so it cannot forward to the original destination (use -r accept or forward-only)",
+  )
+  fails({ redirectMode: 'forward' }, 'missing server argument after -b')
+})

@@ -58,18 +58,35 @@
  * to a forged source address, and the rest of a TPROXY'd connection.
  */
 import t from 'tap'
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { connect, createServer, Socket, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import {
+  FIXTURE,
+  Fixture,
+  NS,
+  POLICY_ROUTING,
+  clientTrip,
+  has,
+  inNs,
+  isRoot,
+  namespaceSkip,
+  setUpNamespaces,
+  unmapped,
+  within,
+  type Endpoint,
+} from './fixtures/netns.js'
+import { DEFAULT_SETTINGS, type ServiceDef } from '../lib/config.js'
+import {
   NATIVE_PATH,
+  checkTransparentSupport,
   loadNative,
+  needsNetAdmin,
   nativeAvailable,
   originalDestination,
   probeTransparent,
@@ -78,17 +95,10 @@ import {
 } from '../lib/transparent.js'
 
 const SELF = fileURLToPath(import.meta.url)
-const FIXTURE = fileURLToPath(new URL('./fixtures/tproxy-forwarder.mjs', import.meta.url))
 /** lib/transparent as the fixture imports it, with this runner's TypeScript loader. */
 const MODULE = new URL('../lib/transparent.ts', import.meta.url).href
 const run = promisify(execFile)
 
-const POLICY_ROUTING = [
-  'ip rule add fwmark 1 lookup 100',
-  'ip route add local 0.0.0.0/0 dev lo table 100',
-  'ip -6 rule add fwmark 1 lookup 100',
-  'ip -6 route add local ::/0 dev lo table 100',
-]
 const IPTABLES = ['iptables', 'ip6tables'].flatMap(cmd => [
   `${cmd} -t nat -A PREROUTING -p tcp --dport 80 -j REDIRECT --to-ports 8080`,
   `${cmd} -t nat -A PREROUTING -p tcp --dport 81 -j REDIRECT --to-ports 8081`,
@@ -108,25 +118,6 @@ const NFT_RULESET = `table inet tcpproxy {
   }
 }`
 
-/** Bounded waits: every promise in this file settles or fails within `ms`. */
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
-}
-
-function has(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore', timeout: 5000 })
-    return true
-  } catch {
-    return false
-  }
-}
-
-const isRoot = process.getuid?.() === 0
 
 function listen(server: Server, ...args: unknown[]): Promise<number> {
   ;(server.listen as (...a: unknown[]) => void)(...args)
@@ -326,6 +317,78 @@ t.test('without CAP_NET_ADMIN and CAP_NET_RAW, IP_TRANSPARENT fails with ERR_PRI
   t.match(result.probe6, { code: 'ERR_PRIVILEGES', message: /setsockopt\(IPV6_TRANSPARENT\): Operation not permitted/ })
 })
 
+/** A service of a file (line > 0) or of the command line (line 0). */
+const service = (settings: Partial<ServiceDef>, line = 7): ServiceDef => ({
+  ...DEFAULT_SETTINGS,
+  servers: [{ host: 'a.example', port: 25 }],
+  port: 25,
+  iface: null,
+  ifaceText: '*',
+  source: { file: line > 0 ? 'tcpproxy.conf' : 'option -b', line },
+  ...settings,
+})
+
+t.test('checkTransparentSupport: no addon is a start-up error naming the service\'s line or option', async t => {
+  t.equal(needsNetAdmin([service({}), service({ redirectMode: 'forward', transparent: true })]), false)
+  t.equal(needsNetAdmin([service({}), service({ forgeAddr: true })]), true)
+  // Services that use none of it need nothing, whatever the machine.
+  t.doesNotThrow(() => checkTransparentSupport([service({})]))
+  loadNative('/nonexistent/tcpproxy_native.node')
+  t.teardown(() => void loadNative())
+  t.doesNotThrow(() => checkTransparentSupport([service({})]))
+  const missing = /transparent proxying needs the native addon: Cannot find module '\/nonexistent\/tcpproxy_native\.node' \(/
+  for (const [settings, line, prefix] of [
+    [{ redirectMode: 'forward' }, 7, 'tcpproxy.conf:7: redirect-mode forward: '],
+    [{ redirectMode: 'accept', transparent: true }, 3, 'tcpproxy.conf:3: transparent: '],
+    [{ forgeAddr: true }, 0, 'option --forge-addr: '],
+    [{ transparent: true }, 0, 'option --transparent: '],
+    [{ redirectMode: 'forward-only' }, 0, 'option -r: '],
+  ] as Array<[Partial<ServiceDef>, number, string]>) {
+    t.throws(() => checkTransparentSupport([service({}), service(settings, line)], false), {
+      name: 'ConfigError',
+      code: 'ERR_NOT_SUPPORTED',
+      message: new RegExp(`^${prefix.replace(/[.]/g, '\\.')}${missing.source}`),
+    })
+  }
+})
+
+t.test('checkTransparentSupport with the addon: the privilege test only where it is needed', { skip: native ? false : 'the native addon is not built' }, async t => {
+  t.doesNotThrow(() => checkTransparentSupport([service({ redirectMode: 'forward' })]), 'SO_ORIGINAL_DST needs no privilege')
+  if (privileged) t.doesNotThrow(() => checkTransparentSupport([service({ forgeAddr: true }), service({ transparent: true })]))
+  t.doesNotThrow(() => checkTransparentSupport([service({ forgeAddr: true })], false), 'no test when asked not to')
+})
+
+t.test(
+  'dropKeepingNetAdmin: nobody with CAP_NET_ADMIN alone, or a clear error',
+  { skip: !native ? 'the native addon is not built' : !isRoot || !privileged ? 'needs root with CAP_NET_ADMIN' : !has('setpriv') ? 'needs setpriv (util-linux)' : false },
+  async t => {
+    const keepcaps = async (prefix: string[]): Promise<Record<string, unknown>> => {
+      const words = [...prefix, process.execPath, ...process.execArgv, FIXTURE, 'keepcaps', MODULE]
+      const { stdout } = await run(words[0] as string, words.slice(1), { timeout: 30_000 })
+      return JSON.parse(stdout.trim().split('\n').at(-1) as string)
+    }
+    const kept = await keepcaps([])
+    t.same(kept, {
+      event: 'keepcaps',
+      failedDrop: 'rethrown as is',
+      error: null,
+      Uid: '65534\t65534\t65534\t65534',
+      CapEff: '0000000000001000',
+      CapPrm: '0000000000001000',
+      CapInh: '0000000000000000',
+      probe: null,
+    })
+    // CAP_NET_ADMIN taken from the bounding set: capset cannot give it back.
+    const denied = await keepcaps(['setpriv', '--inh-caps=-all', '--bounding-set=-net_admin', '--'])
+    t.match(denied, {
+      failedDrop: 'rethrown as is',
+      error: { code: 'ERR_PRIVILEGES', message: 'cannot keep CAP_NET_ADMIN: capset: Operation not permitted' },
+      Uid: '65534\t65534\t65534\t65534',
+      CapEff: '0000000000000000',
+    })
+  },
+)
+
 t.test('the firewall commands in the comment block are the ones the test runs', async t => {
   const header = readFileSync(SELF, 'utf8').split('*/')[0] as string
   const text = header
@@ -339,133 +402,6 @@ t.test('the firewall commands in the comment block are the ones the test runs', 
 // -------------------------------------------------------------------------
 // End to end, between network namespaces
 
-const PREFIX = 'tpx-'
-const NS = { client: `${PREFIX}${process.pid}-c`, router: `${PREFIX}${process.pid}-r`, origin: `${PREFIX}${process.pid}-o` }
-
-/** `ip netns exec NS` + a command line (no shell: words split on spaces). */
-function inNs(ns: string, line: string, input?: string): void {
-  const words = line.split(' ')
-  try {
-    execFileSync('ip', ['netns', 'exec', ns, ...words], { timeout: 10_000, input, stdio: ['pipe', 'pipe', 'pipe'] })
-  } catch (err) {
-    const e = err as { stderr?: Buffer }
-    throw new Error(`ip netns exec ${ns} ${line}: ${e.stderr?.toString().trim() ?? String(err)}`)
-  }
-}
-
-function deleteNamespaces(names: Iterable<string>): void {
-  for (const name of names) {
-    try {
-      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore', timeout: 10_000 })
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** Namespaces a killed run of this test left behind (its pid is gone). */
-function staleNamespaces(): string[] {
-  let list = ''
-  try {
-    list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 10_000 })
-  } catch {
-    return []
-  }
-  return list
-    .split('\n')
-    .map(l => l.split(' ')[0] as string)
-    .filter(name => {
-      const m = /^tpx-(\d+)-[cro]$/.exec(name)
-      if (m === null || Number(m[1]) === process.pid) return false
-      try {
-        process.kill(Number(m[1]), 0)
-        return false
-      } catch {
-        return true
-      }
-    })
-}
-
-function buildTopology(): void {
-  const { client, router, origin } = NS
-  for (const ns of [client, router, origin]) {
-    execFileSync('ip', ['netns', 'add', ns], { stdio: 'pipe', timeout: 10_000 })
-    inNs(ns, 'ip link set lo up')
-  }
-  execFileSync('ip', ['-n', router, 'link', 'add', 'r1', 'type', 'veth', 'peer', 'name', 'c0', 'netns', client], { stdio: 'pipe', timeout: 10_000 })
-  execFileSync('ip', ['-n', router, 'link', 'add', 'r2', 'type', 'veth', 'peer', 'name', 'o0', 'netns', origin], { stdio: 'pipe', timeout: 10_000 })
-  const lines: Array<[string, string]> = [
-    [client, 'ip addr add 10.200.1.2/24 dev c0'],
-    [client, 'ip addr add fd00:200:1::2/64 dev c0 nodad'],
-    [client, 'ip link set c0 up'],
-    [client, 'ip route add default via 10.200.1.1'],
-    [client, 'ip -6 route add default via fd00:200:1::1'],
-    [router, 'ip addr add 10.200.1.1/24 dev r1'],
-    [router, 'ip addr add fd00:200:1::1/64 dev r1 nodad'],
-    [router, 'ip addr add 10.200.2.1/24 dev r2'],
-    [router, 'ip addr add fd00:200:2::1/64 dev r2 nodad'],
-    [router, 'ip link set r1 up'],
-    [router, 'ip link set r2 up'],
-    [origin, 'ip addr add 10.200.2.2/24 dev o0'],
-    [origin, 'ip addr add fd00:200:2::2/64 dev o0 nodad'],
-    [origin, 'ip link set o0 up'],
-    [origin, 'ip route add default via 10.200.2.1'],
-    [origin, 'ip -6 route add default via fd00:200:2::1'],
-    ...POLICY_ROUTING.map(l => [router, l] as [string, string]),
-  ]
-  for (const [ns, line] of lines) inNs(ns, line)
-}
-
-/** A long-lived fixture process in a namespace, its stdout read as JSON lines. */
-class Fixture {
-  readonly proc: ChildProcess
-  readonly events: Array<Record<string, unknown>> = []
-  private readonly waiting = new Set<() => void>()
-  stderr = ''
-
-  constructor(ns: string, args: string[], withLoader: boolean) {
-    const env = { ...process.env }
-    // The origin needs neither the TypeScript loader nor coverage.
-    if (!withLoader) delete env.NODE_OPTIONS
-    const nodeArgs = withLoader ? [...process.execArgv, FIXTURE, ...args] : [FIXTURE, ...args]
-    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, ...nodeArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    this.proc.stderr?.on('data', d => (this.stderr += d))
-    createInterface({ input: this.proc.stdout! }).on('line', line => {
-      try {
-        this.events.push(JSON.parse(line))
-      } catch {
-        this.events.push({ event: 'text', line })
-      }
-      for (const wake of this.waiting) wake()
-    })
-  }
-
-  waitFor(pred: (e: Record<string, unknown>) => boolean, what: string, ms = 5000): Promise<Record<string, unknown>> {
-    return within(
-      ms,
-      `${what} (seen: ${JSON.stringify(this.events)}; stderr: ${this.stderr})`,
-      new Promise(resolve => {
-        const check = (): void => {
-          const found = this.events.find(pred)
-          if (found === undefined) return
-          this.waiting.delete(check)
-          resolve(found)
-        }
-        this.waiting.add(check)
-        check()
-      }),
-    )
-  }
-
-  stop(): void {
-    this.proc.kill('SIGKILL')
-  }
-}
-
-interface Endpoint {
-  address: string
-  port: number
-}
 interface Trip {
   client: Endpoint
   /** What the origin server saw, or the proxy's own answer to a direct connection. */
@@ -474,17 +410,9 @@ interface Trip {
   accept: Record<string, unknown>
 }
 
-const unmapped = (a: unknown): unknown => (typeof a === 'string' ? a.replace(/^::ffff:(?=\d+\.)/, '') : a)
-
 /** One connection from ns client to HOST:PORT, and what each hop saw of it. */
 async function trip(forwarder: Fixture, host: string, port: number): Promise<Trip> {
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  const { stdout } = await run('ip', ['netns', 'exec', NS.client, process.execPath, FIXTURE, 'client', host, String(port)], {
-    env,
-    timeout: 15_000,
-  })
-  const done = JSON.parse(stdout.trim().split('\n').at(-1) as string) as { local: Endpoint; response: string }
+  const done = await clientTrip(host, port)
   const [first, ...rest] = done.response.split('\n')
   const accept = await forwarder.waitFor(
     e => e.event === 'accept' && (e.client as Endpoint).port === done.local.port,
@@ -493,28 +421,10 @@ async function trip(forwarder: Fixture, host: string, port: number): Promise<Tri
   return { client: done.local, answer: JSON.parse(first as string), echo: rest.join('\n'), accept }
 }
 
-const e2eSkip = ((): string | false => {
-  if (!native) return 'the native addon is not built'
-  if (!isRoot) return 'needs root and ip netns: network namespaces, veth links and firewall rules'
-  for (const cmd of ['ip', 'iptables', 'ip6tables', 'nft']) {
-    if (!has(cmd)) return `needs ${cmd} (Debian packages iproute2, iptables, nftables)`
-  }
-  return false
-})()
+const e2eSkip = namespaceSkip(native, ['iptables', 'ip6tables', 'nft'])
 
 t.test('end to end: REDIRECT, TPROXY and forged sources through a router', { skip: e2eSkip }, async t => {
-  deleteNamespaces(staleNamespaces())
-  t.teardown(() => deleteNamespaces(Object.values(NS)))
-  // Even when the runner stops this process early.
-  const onExit = (): void => deleteNamespaces(Object.values(NS))
-  process.once('exit', onExit)
-  t.teardown(() => process.off('exit', onExit))
-  try {
-    buildTopology()
-  } catch (err) {
-    t.plan(0, `cannot make network namespaces here: ${(err as Error).message}`)
-    return
-  }
+  if (!setUpNamespaces(t)) return
 
   const origin = new Fixture(NS.origin, ['origin', '80', '81', '82'], false)
   t.teardown(() => origin.stop())

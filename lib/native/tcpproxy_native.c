@@ -20,6 +20,16 @@
  *                                     socket: fails with EPERM without
  *                                     CAP_NET_ADMIN.
  *
+ *   keepCapabilities()                prctl(PR_SET_KEEPCAPS, 1): the next
+ *                                     setuid() away from root keeps the
+ *                                     permitted capabilities (the worker of a
+ *                                     daemon that forges client addresses).
+ *   limitCapabilities()               capset(): CAP_NET_ADMIN alone, permitted
+ *                                     and effective, nothing inheritable; then
+ *                                     PR_SET_KEEPCAPS back to 0. Programs the
+ *                                     process runs get no capability (execve
+ *                                     by a non-root user clears them).
+ *
  * Failures throw an Error with Node's conventions: `code` ("EPERM"), `errno`
  * (negative) and `syscall`. Plain C on node_api.h, no dependencies; Linux
  * only.
@@ -33,7 +43,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef __linux__
@@ -384,12 +397,35 @@ static napi_value probe_transparent(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---------- capabilities ---------- */
+
+static napi_value keep_capabilities(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) != 0) return throw_errno(env, errno, "prctl(PR_SET_KEEPCAPS)");
+  return NULL;
+}
+
+static napi_value limit_capabilities(napi_env env, napi_callback_info info) {
+  /* glibc has no capset() wrapper; the raw system call takes two 32-bit
+   * words per set in version 3. CAP_NET_ADMIN (12) is in the first word. */
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  (void)info;
+  memset(data, 0, sizeof data);
+  data[0].permitted = data[0].effective = 1u << CAP_NET_ADMIN;
+  if (syscall(SYS_capset, &header, data) != 0) return throw_errno(env, errno, "capset");
+  if (prctl(PR_SET_KEEPCAPS, 0L, 0L, 0L, 0L) != 0) return throw_errno(env, errno, "prctl(PR_SET_KEEPCAPS)");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"originalDst", NULL, original_dst, NULL, NULL, NULL, napi_enumerable, NULL},
     {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setTransparent", NULL, set_transparent_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"probeTransparent", NULL, probe_transparent, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"keepCapabilities", NULL, keep_capabilities, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"limitCapabilities", NULL, limit_capabilities, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
