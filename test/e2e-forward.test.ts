@@ -66,10 +66,22 @@ t.test('a refused upstream closes the client promptly and the daemon keeps servi
 })
 
 t.test('a missing server port means the port the client connected to', async t => {
-  const up = await backend(echoAfterEnd, '127.0.0.2')
-  t.teardown(() => up.close())
-  // The proxy listens on 127.0.0.1:P and forwards to 127.0.0.2:P.
-  const p = await startProxy(() => ['-d', '-b', `127.0.0.1:${up.port}`, '127.0.0.2'])
+  // The proxy listens on 127.0.0.1:P and forwards to 127.0.0.2:P. Another
+  // test's connection may hold 127.0.0.1:P meanwhile: then another P.
+  let up, p
+  for (let attempt = 0; ; attempt++) {
+    up = await backend(echoAfterEnd, '127.0.0.2')
+    try {
+      const port = up.port
+      p = await startProxy(() => ['-d', '-b', `127.0.0.1:${port}`, '127.0.0.2'])
+      break
+    } catch (err) {
+      up.close()
+      if (attempt >= 3) throw err
+    }
+  }
+  const server = up
+  t.teardown(() => server.close())
   t.teardown(p.stop)
   const r = await exchange(up.port, 'same port')
   t.equal(r.data.toString(), 'same port')
