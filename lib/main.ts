@@ -142,6 +142,8 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     }
     const services = await resolveServices(config.services)
     await checkSourceAddresses(services)
+    // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
+    checkTransparentSupport(services, false)
     if (o.check) {
       for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
