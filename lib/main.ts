@@ -184,7 +184,10 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       await logger.close()
       process.exit(0)
     }
-    inherited?.destroy()
+    // Listening instead (`standalone yes`): tell that client now. destroy()
+    // alone would leave it waiting, as libuv never closes descriptors 0-2;
+    // a shutdown() sends it the FIN.
+    inherited?.end(() => inherited.destroy())
     await standalone(o, argv, config, services, programs, identity, logSettings, deps, statusFd)
   } catch (err) {
     fail(err, statusFd)
