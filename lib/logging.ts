@@ -27,7 +27,11 @@ export function parseFacility(name: string): number {
 /** A logger for this process (`pid`); stderr is the fallback of syslog too. */
 export function openLogger(s: LogSettings, pid: number, stderr: NodeJS.WritableStream): Logger & { close(): Promise<void> } {
   if (s.target === 'stderr') {
-    return Object.assign(streamLogger(stderr as never, s.ident, pid, s.debug, s.format), { close: async () => {} })
+    const logger = streamLogger(stderr as never, s.ident, pid, s.debug, s.format)
+    // Lines are written once per event-loop turn: the ones logged in the turn
+    // that calls process.exit() must not be lost.
+    process.once('exit', logger.flush)
+    return Object.assign(logger, { close: async () => logger.flush() })
   }
   return syslogLogger({
     socketPath: s.syslogSocket,
