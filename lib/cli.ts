@@ -48,6 +48,8 @@ export interface CliOptions {
   /** `--grace SECONDS`: how long open sessions may finish after SIGTERM. */
   grace: number | null
   maxConnections: number | null
+  /** `--workers N`: worker processes sharing the listeners (null = 1). */
+  workers: number | null
   /** The server argument: host list, or a handler program and its arguments. */
   server: string[]
 }
@@ -79,6 +81,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   logFormat: null,
   grace: null,
   maxConnections: null,
+  workers: null,
   server: [],
 })
 
@@ -129,6 +132,7 @@ function program(version: string): Command {
     .addOption(new Option('--log-format <format>', 'text (default) or json').choices(['text', 'json']))
     .addOption(new Option('--grace <seconds>', 'time open sessions get after SIGTERM (default 10)').argParser(seconds('--grace')))
     .addOption(new Option('--max-connections <n>', 'close connections beyond this many at once').argParser(count('--max-connections')))
+    .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
     .version(`tcpproxy ${version}`, '-V, --version', 'print the version and exit')
@@ -191,6 +195,7 @@ export function parseArgs(argv: readonly string[], version: string): CliResult {
       logFormat: (o['logFormat'] as 'text' | 'json' | undefined) ?? null,
       grace: (o['grace'] as number | undefined) ?? null,
       maxConnections: (o['maxConnections'] as number | undefined) ?? null,
+      workers: (o['workers'] as number | undefined) ?? null,
       server,
     },
   }

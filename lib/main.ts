@@ -7,7 +7,8 @@
  * - inetd mode: serve the connection on stdin, exit.
  * - standalone: in the background unless -d/--foreground (lib/daemon.ts);
  *   started as root, a supervisor binds and a worker running as the
- *   configured user serves (lib/supervisor.ts); otherwise one process.
+ *   configured user serves (lib/supervisor.ts); with --workers N, N
+ *   workers share the listeners (root or not); otherwise one process.
  */
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
@@ -78,19 +79,21 @@ async function single(services: readonly ResolvedService[], logger: Logger, prog
   }
 }
 
-/** A root supervisor and an unprivileged worker. */
+/** A supervisor and `workers` worker processes, which become `identity` (null: stay who we are). */
 async function supervised(
   services: readonly ResolvedService[],
   logger: Logger,
   programs: ProgramContext,
   config: Config,
-  identity: Identity,
+  identity: Identity | null,
   log: LogSettings,
+  workers: number,
 ): Promise<Running> {
   const supervisor = new Supervisor({
     init: { identity, log, programs, maxConnections: config.globals.maxConnections },
     logger,
     workerPath: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
+    workers,
   })
   await supervisor.start(services)
   return {
@@ -196,10 +199,14 @@ async function standalone(
   // and, started as root, before any process gives up root.
   const pidfile: Pidfile | null = config.globals.pidfile === null ? null : writePidfile(config.globals.pidfile, process.pid)
   let running: Running
+  // Root that is to become someone else needs the supervisor (binding stays
+  // root's); so do several workers. Otherwise one process does everything.
+  const dropTo = identity !== null && identity.uid !== 0 ? identity : null
+  const workers = o.workers ?? 1
   try {
     running =
-      identity !== null && identity.uid !== 0
-        ? await supervised(services, logger, programs, config, identity, settings)
+      dropTo !== null || workers > 1
+        ? await supervised(services, logger, programs, config, dropTo, settings, workers)
         : await single(services, logger, programs, config)
   } catch (err) {
     pidfile?.remove()

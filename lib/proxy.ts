@@ -18,6 +18,15 @@ export interface ProxyOptions {
   programs: ProgramContext
   /** At most this many sessions at once (all services); null = no limit. */
   maxConnections?: number | null
+  /**
+   * How many worker processes share the listeners (default 1). The kernel
+   * hands each connection to one of them and they do not count each other's
+   * sessions, so every limit (global and per service) is divided: each
+   * worker takes ceil(limit / workers).
+   */
+  workers?: number
+  /** This worker's number, 0 to workers - 1: connection ids are index + 1 + k × workers, unique across workers (log lines, -w files). */
+  workerIndex?: number
 }
 
 /** Running out of descriptors is logged at most this often, not once per refused connection. */
@@ -34,7 +43,9 @@ export class Proxy {
   /** Open sessions per service, for the services' max-connections. */
   readonly #perService = new Map<ResolvedService, number>()
   readonly #maxConnections: number | null
-  #nextId = 0
+  readonly #workers: number
+  /** The last connection id given; ids step by the worker count. */
+  #nextId: number
   #closing = false
   #resourceErrorLogged = -Infinity
   #resourceErrorsSuppressed = 0
@@ -43,6 +54,8 @@ export class Proxy {
     this.#log = options.logger
     this.#programs = options.programs
     this.#maxConnections = options.maxConnections ?? null
+    this.#workers = options.workers ?? 1
+    this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
   }
@@ -72,6 +85,11 @@ export class Proxy {
     server.on('error', this.#onResourceError)
     this.#servers.set(key, server)
     this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
+  }
+
+  /** The listener serving `key` (one in use), to lend to another worker. */
+  listener(key: string): Server {
+    return this.#servers.get(key) as Server
   }
 
   /** Stop listening on `key` (removed by a reload). Open sessions go on. */
@@ -118,7 +136,7 @@ export class Proxy {
    * over. The socket must be paused and half-open capable.
    */
   async handle(client: Socket): Promise<void> {
-    const id = ++this.#nextId
+    const id = (this.#nextId += this.#workers)
     if (client.remoteAddress === undefined || client.localAddress === undefined || this.#closing) {
       // Gone before we looked at it, or we are shutting down.
       client.destroy()
@@ -146,11 +164,13 @@ export class Proxy {
       return
     }
     const inService = this.#perService.get(service) ?? 0
+    const all = this.#share(this.#maxConnections)
+    const per = this.#share(service.maxConnections)
     const limit =
-      this.#maxConnections !== null && this.#sessions.size >= this.#maxConnections
-        ? `${this.#maxConnections} in all`
-        : service.maxConnections !== null && inService >= service.maxConnections
-          ? `${service.maxConnections} for ${service.ifaceText}:${service.port}`
+      all !== null && this.#sessions.size >= all
+        ? this.#limitText(`${this.#maxConnections} in all`, all)
+        : per !== null && inService >= per
+          ? this.#limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per)
           : null
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
@@ -179,6 +199,15 @@ export class Proxy {
       if (left === 0) this.#perService.delete(service)
       else this.#perService.set(service, left)
     }
+  }
+
+  /** This worker's part of a limit (see ProxyOptions.workers). */
+  #share(limit: number | null): number | null {
+    return limit === null ? null : Math.ceil(limit / this.#workers)
+  }
+
+  #limitText(text: string, share: number): string {
+    return this.#workers === 1 ? text : `${text}, ${share} in this worker`
   }
 
   /**
