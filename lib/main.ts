@@ -22,6 +22,7 @@ import { TcpproxyError, errorText } from './errors.js'
 import { inheritedConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
+import { relayExecArgv } from './node-flags.js'
 import { writePidfile, type Pidfile } from './pidfile.js'
 import { DEFAULT_USER, dropPrivileges, resolveIdentity, type Identity } from './privileges.js'
 import { Proxy } from './proxy.js'
@@ -188,7 +189,7 @@ async function standalone(
   const foreground = o.debug || o.foreground
   if (!foreground && statusFd === null) {
     // Re-run detached; report what the daemon reports.
-    const r = await launchDetached(process.execPath, [process.argv[1] as string, ...argv], process.env)
+    const r = await launchDetached(process.execPath, [...relayExecArgv(process.execArgv), process.argv[1] as string, ...argv], process.env)
     if (r.ok) process.exit(0)
     process.stderr.write(`tcpproxy: ${r.message}\n`)
     process.exit(r.code)

@@ -23,6 +23,7 @@ import type { ListenSpec } from './address.js'
 import { TcpproxyError, errorText } from './errors.js'
 import { bindListener, closeListener, parseKey, reconcileListeners } from './listeners.js'
 import type { Logger } from './log.js'
+import { relayExecArgv } from './node-flags.js'
 import type { ResolvedService } from './resolve.js'
 import { serviceData } from './resolve.js'
 import { planListeners } from './select.js'
@@ -121,7 +122,11 @@ export class Supervisor {
   async #spawn(i: number): Promise<ChildProcess> {
     // Its own process group: a Ctrl-C or a signal to the group is the
     // supervisor's to handle, the worker acts on messages only.
-    const worker = fork(this.#o.workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true })
+    const worker = fork(this.#o.workerPath, [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      detached: true,
+      execArgv: relayExecArgv(process.execArgv),
+    })
     this.#exited[i] = new Promise(resolve => worker.once('exit', (code, signal) => resolve(code ?? (signal as string))))
     const failed = new Promise<never>((_, reject) => {
       worker.once('message', (m: FromWorker) => {

@@ -49,6 +49,7 @@ t.test('--workers 2: both workers serve one port; reload, replacement and stop r
   t.equal(readFileSync(pidfile, 'utf8'), `${p.proc.pid}\n`, 'the pidfile holds the supervisor')
   const workers = children(p.proc.pid as number)
   t.equal(workers.length, 2, 'two worker processes')
+  for (const w of workers) t.ok(readFileSync(`/proc/${w}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=2'), 'with the relay\'s V8 flags (lib/node-flags.ts)')
   const first = await spread(p, 2)
   t.same([...first.pids].sort(), [...workers].sort(), 'both workers served connections')
   t.ok(first.replies.every(r => r === 'A\n'))
