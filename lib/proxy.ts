@@ -29,6 +29,9 @@ export interface ProxyOptions {
   workerIndex?: number
 }
 
+/** What handle() returns for a connection closed at once. */
+const DONE = Promise.resolve()
+
 /** Running out of descriptors is logged at most this often, not once per refused connection. */
 const RESOURCE_ERROR_LOG_MS = 10_000
 
@@ -128,19 +131,17 @@ export class Proxy {
     unbind: (key: string): Promise<void> => this.unlisten(key),
   }
 
-
-
-
   /**
    * Serve one accepted (or inherited) client connection; resolves when it is
-   * over. The socket must be paused and half-open capable.
+   * over. The socket must be paused and half-open capable. Not an async
+   * function: its frame would stay alive for as long as the connection.
    */
-  async handle(client: Socket): Promise<void> {
+  handle(client: Socket): Promise<void> {
     const id = (this.#nextId += this.#workers)
     if (client.remoteAddress === undefined || client.localAddress === undefined || this.#closing) {
       // Gone before we looked at it, or we are shutting down.
       client.destroy()
-      return
+      return DONE
     }
     const local = canonicalIp(client.localAddress)
     const localPort = client.localPort as number
@@ -161,7 +162,7 @@ export class Proxy {
         text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
       })
       client.destroy()
-      return
+      return DONE
     }
     const inService = this.#perService.get(service) ?? 0
     const all = this.#share(this.#maxConnections)
@@ -175,7 +176,7 @@ export class Proxy {
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
       client.destroy()
-      return
+      return DONE
     }
     const session = new Session({
       id,
@@ -191,14 +192,14 @@ export class Proxy {
     })
     this.#sessions.add(session)
     this.#perService.set(service, inService + 1)
-    try {
-      await session.run()
-    } finally {
-      this.#sessions.delete(session)
-      const left = (this.#perService.get(service) as number) - 1
-      if (left === 0) this.#perService.delete(service)
-      else this.#perService.set(service, left)
-    }
+    return session.run().finally(() => this.#ended(session, service))
+  }
+
+  #ended(session: Session, service: ResolvedService): void {
+    this.#sessions.delete(session)
+    const left = (this.#perService.get(service) as number) - 1
+    if (left === 0) this.#perService.delete(service)
+    else this.#perService.set(service, left)
   }
 
   /** This worker's part of a limit (see ProxyOptions.workers). */
