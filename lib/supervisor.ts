@@ -35,8 +35,8 @@ export interface SupervisorOptions {
   logger: Logger
   /** The module a worker runs (dist/worker-main.js). */
   workerPath: string
-  /** How many workers share the listeners (default 1). */
-  workers?: number
+  /** How many workers share the listeners. */
+  workers: number
   /** How long to wait before replacing a worker that died. */
   restartDelayMs?: number
 }
@@ -57,7 +57,7 @@ export class Supervisor {
 
   constructor(options: SupervisorOptions) {
     this.#o = options
-    this.#count = options.workers ?? 1
+    this.#count = options.workers
     this.#workers = Array.from({ length: this.#count }, () => null)
     this.#exited = this.#workers.map(() => Promise.resolve(0))
   }
