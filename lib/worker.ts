@@ -51,6 +51,7 @@ type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
 export function runWorker(proc: Channel): void {
   let proxy: Proxy | null = null
   let closeLog!: () => Promise<void>
+  let flushLog!: () => void
   const send = (m: FromWorker, handle?: Server): void => void (proc.send as (m: FromWorker, h?: Server) => boolean)(m, handle)
   // The supervisor is gone: nobody would stop us or remove the pidfile; stop now.
   proc.on('disconnect', () => void Promise.resolve(proxy?.close(0)).then(() => proc.exit(1)))
@@ -70,12 +71,15 @@ export function runWorker(proc: Channel): void {
         /* c8 ignore stop */
         const logger = openLogger(m.log, proc.pid, proc.stderr)
         closeLog = () => logger.close()
+        flushLog = logger.flush
         proxy = new Proxy(m.services.map(hydrateService), { logger, programs: m.programs, maxConnections: m.maxConnections, workers: m.workers, workerIndex: m.index })
         send({ type: 'ready' })
         return
       }
       case 'listen':
         ;(proxy as Proxy).adopt(m.key, handle as Server)
+        // Our "bound to" line before the supervisor's "ready".
+        flushLog()
         send({ type: 'adopted', key: m.key })
         return
       /* c8 ignore start */
