@@ -24,6 +24,8 @@ const HOST = '127.0.0.1'
 const TESTS = ['thr1', 'thr8', 'connrate', 'latency']
 const ALL_ONLY = [...TESTS, 'memory', 'halfclose']
 const DEFAULT_TCPPROXY = 'node bin/tcpproxy -d -t 0 -b 127.0.0.1:{LISTEN} 127.0.0.1:{TARGET}'
+// The same build with --workers 2: both cores of the project machine (HAProxy runs 2 threads).
+const workersCmd = cmd => cmd.replace(/ -b /, ' --workers 2 -b ')
 const DISTURBED_CPU = 0.3 // other work on the machine (CPUs) above which a sample is redone once
 
 // ------------------------------------------------------------------ options
@@ -35,8 +37,8 @@ const HELP = `usage: node bench/run.mjs [options]        (npm run bench -- [opti
   --seconds S             timed part of a throughput/conn-rate sample (default 3, quick 1)
   --warmup S              warm-up before it (default 0.5, quick 0.3)
   --only LIST             ${ALL_ONLY.join(',')} (default all)
-  --proxies LIST          direct,tcpproxy,socat,haproxy,naive-node or names given with --proxy
-                          (default direct,tcpproxy,socat,haproxy)
+  --proxies LIST          direct,tcpproxy,tcpproxy-w2,socat,haproxy,naive-node or names given
+                          with --proxy (default direct,tcpproxy,tcpproxy-w2,socat,haproxy)
   --tcpproxy "CMD"        command for tcpproxy, {LISTEN} {TARGET} are replaced
                           (default: ${DEFAULT_TCPPROXY})
   --proxy "NAME=CMD"      an extra peer (repeatable), same placeholders; add NAME to --proxies
@@ -100,7 +102,7 @@ function parseOptions(argv) {
   o.memRounds ??= q ? 1 : 3
   o.halfcloseTries ??= q ? 1 : 3
   o.budget ??= q ? 45 : 660
-  o.proxies ??= ['direct', 'tcpproxy', 'socat', 'haproxy', ...o.extra.map(e => e.name)]
+  o.proxies ??= ['direct', 'tcpproxy', 'tcpproxy-w2', 'socat', 'haproxy', ...o.extra.map(e => e.name)]
   return o
 }
 function die(msg) { process.stderr.write(`bench: ${msg}\n`); process.exit(2) }
@@ -304,6 +306,7 @@ backend be
   const defs = {
     direct: { kind: 'direct' },
     tcpproxy: { cmd: o.tcpproxy, hint: 'build it first: npx tsc (or npm run build)' },
+    'tcpproxy-w2': { cmd: workersCmd(o.tcpproxy), hint: 'build it first: npx tsc (or npm run build)' },
     socat: { bin: 'socat', cmd: `socat TCP-LISTEN:{LISTEN},bind=${HOST},reuseaddr,fork,backlog=1024 TCP:${HOST}:{TARGET}`, hint: 'apt-get install -y socat' },
     haproxy: { bin: 'haproxy', cmd: 'haproxy -db -f bench/.build/haproxy-{LISTEN}.cfg', config: haproxyCfg, hint: 'apt-get install -y haproxy' },
     'naive-node': { cmd: 'node bench/proxies/naive-node.mjs {LISTEN} {TARGET}' },
@@ -559,7 +562,12 @@ async function main() {
   fs.writeFileSync(path.join(RESULTS_DIR, `${stamp}.raw.tsv`), rawLines.join('\n') + '\n')
   log(`bench: summary written to ${path.relative(ROOT, path.join(RESULTS_DIR, `${stamp}.md`))} (raw RESULT lines: ${stamp}.raw.tsv)`)
   if (o.writeResults) {
-    fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), md)
+    // The "## Profile" section is written by hand (what the profiles showed
+    // and what was changed); a new run keeps it.
+    const file = path.join(BENCH, 'RESULTS.md')
+    const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
+    const profile = /^## Profile\n[\s\S]*?(?=^## |(?![\s\S]))/m.exec(old)?.[0] ?? ''
+    fs.writeFileSync(file, profile === '' ? md : `${md.trimEnd()}\n\n${profile.trimEnd()}\n`)
     log('bench: bench/RESULTS.md written')
   }
 }

@@ -55,6 +55,8 @@ export interface CliOptions {
   forgeAddr: boolean
   forgePort: boolean
   transparent: boolean
+  /** `--workers N`: worker processes sharing the listeners (null = 1). */
+  workers: number | null
   /** The server argument: host list, or a handler program and its arguments. */
   server: string[]
 }
@@ -91,6 +93,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   forgeAddr: false,
   forgePort: false,
   transparent: false,
+  workers: null,
   server: [],
 })
 
@@ -146,6 +149,7 @@ function program(version: string): Command {
     .option('--forge-addr', "connect upstream from the client's address (needs CAP_NET_ADMIN)")
     .option('--forge-port', "...and from the client's port (with --forge-addr)")
     .option('--transparent', "accept TPROXY'd connections on the listener (needs CAP_NET_ADMIN)")
+    .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
     .version(`tcpproxy ${version}`, '-V, --version', 'print the version and exit')
@@ -213,6 +217,7 @@ export function parseArgs(argv: readonly string[], version: string): CliResult {
       forgeAddr: o['forgeAddr'] === true,
       forgePort: o['forgePort'] === true,
       transparent: o['transparent'] === true,
+      workers: (o['workers'] as number | undefined) ?? null,
       server,
     },
   }

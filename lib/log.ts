@@ -44,6 +44,13 @@ export function formatText(entry: LogEntry): string {
  * (stderr), as the original printed them in debug mode; with `format` json,
  * one JSON object per line (see jsonLine), without the prefix so that every
  * line parses on its own.
+ *
+ * Lines are collected and written once per event-loop turn (setImmediate),
+ * not one write per line: a relayed connection logs three lines, and on a
+ * file or pipe stderr every write is a blocking system call, which made the
+ * log the largest cost per connection after connect() itself (see
+ * bench/RESULTS.md, Profile). `flush()` writes what is pending now (close,
+ * exit).
  */
 export function streamLogger(
   stream: Writable,
@@ -51,13 +58,22 @@ export function streamLogger(
   pid: number,
   debug: boolean,
   format: 'text' | 'json' = 'text',
-): Logger {
+): Logger & { flush(): void } {
   const prefix = `${ident}[${pid}]: `
+  let pending = ''
+  const flush = (): void => {
+    if (pending === '') return
+    const text = pending
+    pending = ''
+    stream.write(text)
+  }
   return {
     debug,
     log(entry) {
       if (entry.tag === '+DEBUG' && !debug) return
-      stream.write(format === 'json' ? jsonLine(entry, new Date()) + '\n' : prefix + formatText(entry) + '\n')
+      if (pending === '') setImmediate(flush)
+      pending += format === 'json' ? jsonLine(entry, new Date()) + '\n' : prefix + formatText(entry) + '\n'
     },
+    flush,
   }
 }

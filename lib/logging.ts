@@ -25,11 +25,16 @@ export function parseFacility(name: string): number {
 }
 
 /** A logger for this process (`pid`); stderr is the fallback of syslog too. */
-export function openLogger(s: LogSettings, pid: number, stderr: NodeJS.WritableStream): Logger & { close(): Promise<void> } {
+export function openLogger(s: LogSettings, pid: number, stderr: NodeJS.WritableStream): Logger & { close(): Promise<void>; flush(): void } {
   if (s.target === 'stderr') {
-    return Object.assign(streamLogger(stderr as never, s.ident, pid, s.debug, s.format), { close: async () => {} })
+    const logger = streamLogger(stderr as never, s.ident, pid, s.debug, s.format)
+    // Lines are written once per event-loop turn: the ones logged in the turn
+    // that calls process.exit() must not be lost.
+    process.once('exit', logger.flush)
+    return Object.assign(logger, { close: async () => logger.flush() })
   }
-  return syslogLogger({
+  // Syslog lines go to the logger child as they come: nothing to flush.
+  return Object.assign(syslogLogger({
     socketPath: s.syslogSocket,
     facility: s.facility,
     ident: s.ident,
@@ -37,5 +42,5 @@ export function openLogger(s: LogSettings, pid: number, stderr: NodeJS.WritableS
     debug: s.debug,
     fallback: stderr as never,
     format: s.format,
-  })
+  }), { flush: () => {} })
 }

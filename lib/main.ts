@@ -7,7 +7,8 @@
  * - inetd mode: serve the connection on stdin, exit.
  * - standalone: in the background unless -d/--foreground (lib/daemon.ts);
  *   started as root, a supervisor binds and a worker running as the
- *   configured user serves (lib/supervisor.ts); otherwise one process.
+ *   configured user serves (lib/supervisor.ts); with --workers N, N
+ *   workers share the listeners (root or not); otherwise one process.
  */
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
@@ -21,6 +22,7 @@ import { TcpproxyError, errorText } from './errors.js'
 import { inheritedConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
+import { relayExecArgv } from './node-flags.js'
 import { writePidfile, type Pidfile } from './pidfile.js'
 import { DEFAULT_USER, dropPrivileges, resolveIdentity, type Identity } from './privileges.js'
 import { Proxy } from './proxy.js'
@@ -84,22 +86,25 @@ async function single(services: readonly ResolvedService[], logger: Logger, prog
   }
 }
 
-/** A root supervisor and an unprivileged worker. */
+/** A supervisor and `workers` worker processes, which become `identity` (null: stay who we are). */
 async function supervised(
   services: readonly ResolvedService[],
   logger: Logger,
   programs: ProgramContext,
   config: Config,
-  identity: Identity,
+  identity: Identity | null,
   log: LogSettings,
+  workers: number,
 ): Promise<Running> {
-  // Root passes any privilege test: the worker tests for itself once it has given root up.
+  // The privilege test is the workers': as root this process would pass it;
+  // a worker tests once it has given root up (netAdmin below).
   checkTransparentSupport(services, false)
   const netAdmin = needsNetAdmin(services)
   const supervisor = new Supervisor({
     init: { identity, log, programs, maxConnections: config.globals.maxConnections, netAdmin },
     logger,
     workerPath: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
+    workers,
   })
   await supervisor.start(services)
   return {
@@ -208,7 +213,7 @@ async function standalone(
   const foreground = o.debug || o.foreground
   if (!foreground && statusFd === null) {
     // Re-run detached; report what the daemon reports.
-    const r = await launchDetached(process.execPath, [process.argv[1] as string, ...argv], process.env)
+    const r = await launchDetached(process.execPath, [...relayExecArgv(process.execArgv), process.argv[1] as string, ...argv], process.env)
     if (r.ok) process.exit(0)
     process.stderr.write(`tcpproxy: ${r.message}\n`)
     process.exit(r.code)
@@ -219,10 +224,14 @@ async function standalone(
   // and, started as root, before any process gives up root.
   const pidfile: Pidfile | null = config.globals.pidfile === null ? null : writePidfile(config.globals.pidfile, process.pid)
   let running: Running
+  // Root that is to become someone else needs the supervisor (binding stays
+  // root's); so do several workers. Otherwise one process does everything.
+  const dropTo = identity !== null && identity.uid !== 0 ? identity : null
+  const workers = o.workers ?? 1
   try {
     running =
-      identity !== null && identity.uid !== 0
-        ? await supervised(services, logger, programs, config, identity, settings)
+      dropTo !== null || workers > 1
+        ? await supervised(services, logger, programs, config, dropTo, settings, workers)
         : await single(services, logger, programs, config)
   } catch (err) {
     pidfile?.remove()

@@ -19,7 +19,19 @@ export interface ProxyOptions {
   programs: ProgramContext
   /** At most this many sessions at once (all services); null = no limit. */
   maxConnections?: number | null
+  /**
+   * How many worker processes share the listeners (default 1). The kernel
+   * hands each connection to one of them and they do not count each other's
+   * sessions, so every limit (global and per service) is divided: each
+   * worker takes ceil(limit / workers).
+   */
+  workers?: number
+  /** This worker's number, 0 to workers - 1: connection ids are index + 1 + k × workers, unique across workers (log lines, -w files). */
+  workerIndex?: number
 }
+
+/** What handle() returns for a connection closed at once. */
+const DONE = Promise.resolve()
 
 /** Running out of descriptors is logged at most this often, not once per refused connection. */
 const RESOURCE_ERROR_LOG_MS = 10_000
@@ -38,7 +50,9 @@ export class Proxy {
   /** Listen specs by specKey, as the connections' listener. */
   readonly #listenerSpecs = new Map<string, ListenSpec>()
   readonly #redirects = new Redirects(() => [...this.#listenerSpecs.values()])
-  #nextId = 0
+  readonly #workers: number
+  /** The last connection id given; ids step by the worker count. */
+  #nextId: number
   #closing = false
   #resourceErrorLogged = -Infinity
   #resourceErrorsSuppressed = 0
@@ -47,6 +61,8 @@ export class Proxy {
     this.#log = options.logger
     this.#programs = options.programs
     this.#maxConnections = options.maxConnections ?? null
+    this.#workers = options.workers ?? 1
+    this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
   }
@@ -78,6 +94,11 @@ export class Proxy {
     this.#servers.set(key, server)
     this.#listenerSpecs.set(key, spec)
     this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
+  }
+
+  /** The listener serving `key` (one in use), to lend to another worker. */
+  listener(key: string): Server {
+    return this.#servers.get(key) as Server
   }
 
   /** Stop listening on `key` (removed by a reload). Open sessions go on. */
@@ -117,20 +138,18 @@ export class Proxy {
     unbind: (key: string): Promise<void> => this.unlisten(key),
   }
 
-
-
-
   /**
    * Serve one accepted (or inherited) client connection; resolves when it is
    * over. The socket must be paused and half-open capable. `listener` is
-   * the listener that accepted it (null: inetd's connection).
+   * the listener that accepted it (null: inetd's connection). Not an async
+   * function: its frame would stay alive for as long as the connection.
    */
-  async handle(client: Socket, listener: ListenSpec | null = null): Promise<void> {
-    const id = ++this.#nextId
+  handle(client: Socket, listener: ListenSpec | null = null): Promise<void> {
+    const id = (this.#nextId += this.#workers)
     if (client.remoteAddress === undefined || client.localAddress === undefined || this.#closing) {
       // Gone before we looked at it, or we are shutting down.
       client.destroy()
-      return
+      return DONE
     }
     const local = canonicalIp(client.localAddress)
     const localPort = client.localPort as number
@@ -153,19 +172,21 @@ export class Proxy {
         text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
       })
       client.destroy()
-      return
+      return DONE
     }
     const inService = this.#perService.get(service) ?? 0
+    const all = this.#share(this.#maxConnections)
+    const per = this.#share(service.maxConnections)
     const limit =
-      this.#maxConnections !== null && this.#sessions.size >= this.#maxConnections
-        ? `${this.#maxConnections} in all`
-        : service.maxConnections !== null && inService >= service.maxConnections
-          ? `${service.maxConnections} for ${service.ifaceText}:${service.port}`
+      all !== null && this.#sessions.size >= all
+        ? this.#limitText(`${this.#maxConnections} in all`, all)
+        : per !== null && inService >= per
+          ? this.#limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per)
           : null
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
       client.destroy()
-      return
+      return DONE
     }
     const session = new Session({
       id,
@@ -183,14 +204,23 @@ export class Proxy {
     })
     this.#sessions.add(session)
     this.#perService.set(service, inService + 1)
-    try {
-      await session.run()
-    } finally {
-      this.#sessions.delete(session)
-      const left = (this.#perService.get(service) as number) - 1
-      if (left === 0) this.#perService.delete(service)
-      else this.#perService.set(service, left)
-    }
+    return session.run().finally(() => this.#ended(session, service))
+  }
+
+  #ended(session: Session, service: ResolvedService): void {
+    this.#sessions.delete(session)
+    const left = (this.#perService.get(service) as number) - 1
+    if (left === 0) this.#perService.delete(service)
+    else this.#perService.set(service, left)
+  }
+
+  /** This worker's part of a limit (see ProxyOptions.workers). */
+  #share(limit: number | null): number | null {
+    return limit === null ? null : Math.ceil(limit / this.#workers)
+  }
+
+  #limitText(text: string, share: number): string {
+    return this.#workers === 1 ? text : `${text}, ${share} in this worker`
   }
 
   /**

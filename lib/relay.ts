@@ -56,8 +56,11 @@ class Relay {
     return s === this.client ? this.server : this.client
   }
 
-  /** Tear both sockets down; `reset` sends RST where the cause was a reset or error. */
-  abort(reason: CloseReason, error: Error | null, reset: boolean): void {
+  /**
+   * Tear both sockets down; `reset` sends RST where the cause was a reset or
+   * error. Without arguments: a shutdown (RelayHandle).
+   */
+  abort(reason: CloseReason = 'shutdown', error: Error | null = null, reset = false): void {
     // The first cut is the cause; it overrides a half-close already seen.
     if (!this.cut) {
       this.cut = true
@@ -103,7 +106,7 @@ function onError(this: RelaySocket, err: Error): void {
 }
 
 function onTimeout(this: RelaySocket): void {
-  this[kRelay].abort('timeout', null, false)
+  this[kRelay].abort('timeout')
 }
 
 function onClose(this: RelaySocket): void {
@@ -130,7 +133,7 @@ export interface RelayHandle {
  * chunk (for the traffic dump).
  */
 export function relay(client: Socket, server: Socket, idleMs: number, done: (r: RelayResult) => void, tap: Tap | null = null): RelayHandle {
-  const r = new Relay(client, server, done, tap)
+  const r: Relay = new Relay(client, server, done, tap)
   for (const s of [client, server] as RelaySocket[]) {
     s[kRelay] = r
     s.on('data', tap === null ? onData : onDataTapped)
@@ -149,5 +152,6 @@ export function relay(client: Socket, server: Socket, idleMs: number, done: (r: 
   // A side whose EOF was consumed before the relay started (while a PROXY
   // header was read) would never emit 'end' again: pass that FIN on now.
   for (const s of [client, server] as RelaySocket[]) if (s.readableEnded) onEnd.call(s)
-  return { abort: () => r.abort('shutdown', null, false) }
+  // The Relay itself: no handle object or closure per connection.
+  return r
 }

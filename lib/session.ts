@@ -13,7 +13,7 @@ import type { Logger, LogEntry } from './log.js'
 import { runAcp, runHandler, type RunAs } from './programs.js'
 import { readProxyHeader } from './proxy-header-reader.js'
 import { formatProxyV1, formatProxyV2, type ProxyHeader } from './proxy-protocol.js'
-import { relay, type RelayResult } from './relay.js'
+import { relay, type RelayHandle, type RelayResult } from './relay.js'
 import type { ResolvedService } from './resolve.js'
 import type { Redirects } from './redirect.js'
 import type { Destination } from './transparent.js'
@@ -57,7 +57,9 @@ export interface SessionInit {
 export class Session {
   readonly #s: SessionInit
   readonly #started = performance.now()
-  #abort: () => void
+  /** How abort() ends the session: the running relay, or the handler's kill; neither: close the client. */
+  #relay: RelayHandle | null = null
+  #kill: (() => void) | null = null
   /** The client as the session reports it: the socket's peer, or the one a PROXY header names. */
   #clientIp: string
   #clientPort: number
@@ -70,12 +72,13 @@ export class Session {
     this.#s = init
     this.#clientIp = init.clientIp
     this.#clientPort = init.clientPort
-    this.#abort = () => init.client.destroy()
   }
 
   /** End the session now (shutdown after the grace period). */
   abort(): void {
-    this.#abort()
+    if (this.#relay !== null) this.#relay.abort()
+    else if (this.#kill !== null) this.#kill()
+    else this.#s.client.destroy()
   }
 
   #log(tag: LogEntry['tag'], event: string, text: string): void {
@@ -206,7 +209,7 @@ export class Session {
     this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
     const preread = this.#proxied === null ? null : this.#proxied.rest
     const h = runHandler(cmd, env, s.client, preread, line => this.#log('-INFO', 'handler-stderr', `handler: ${line}`), s.programs.runAs)
-    this.#abort = h.kill
+    this.#kill = h.kill
     const r = await h.exited
     if (!r.started) {
       this.#log('-ERR', 'handler-error', `can't execute ${cmd[0]}, error= ${r.rc}`)
@@ -259,13 +262,21 @@ export class Session {
     // are written, not unshift()ed: the client's EOF may already have been
     // seen, and a stream refuses unshift() after its 'end'.
     if (this.#proxied !== null && this.#proxied.rest.length > 0) up.socket.write(this.#proxied.rest)
-    const result = await new Promise<RelayResult>(resolve => {
-      const handle = relay(s.client, up.socket, s.service.timeout * 1000, resolve, this.#dumpTap())
-      this.#abort = handle.abort
+    const headerBytes = header?.length ?? 0
+    // Returned, not awaited: an idle connection holds no suspended async
+    // frame, only the relay's callback.
+    return new Promise<void>(resolve => {
+      const done = (result: RelayResult): void => {
+        const finish = (): void => {
+          this.#logEnd(serverText, { ...result, sent: result.sent - headerBytes })
+          resolve()
+        }
+        // The dump is complete on disk before the disconnect line says the session is over.
+        if (this.#closeDump === null) finish()
+        else void this.#closeDump().then(finish)
+      }
+      this.#relay = relay(s.client, up.socket, s.service.timeout * 1000, done, this.#dumpTap())
     })
-    // The dump is complete on disk before the disconnect line says the session is over.
-    if (this.#closeDump !== null) await this.#closeDump()
-    this.#logEnd(serverText, { ...result, sent: result.sent - (header?.length ?? 0) })
   }
 
   /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */

@@ -16,13 +16,18 @@ import type { ProgramContext } from './session.js'
 
 export interface WorkerInit {
   type: 'init'
-  identity: Identity
+  /** The user to become; null: stay who we are (not root, or `-u root` with --workers). */
+  identity: Identity | null
   log: LogSettings
   programs: ProgramContext
   services: ServiceData[]
   maxConnections: number | null
   /** Keep CAP_NET_ADMIN (alone) for forged upstream sources (forge-addr). */
   netAdmin: boolean
+  /** How many workers share the listeners (the limits are divided among them). */
+  workers: number
+  /** This worker's slot, 0 to workers - 1. */
+  index: number
 }
 
 /** Supervisor to worker. */
@@ -31,11 +36,17 @@ export type ToWorker =
   | { type: 'listen'; key: string }
   | { type: 'connection' }
   | { type: 'unlisten'; key: string }
+  | { type: 'lend'; key: string }
   | { type: 'services'; services: ServiceData[] }
   | { type: 'stop'; graceMs: number }
 
 /** Worker to supervisor. */
-export type FromWorker = { type: 'ready' } | { type: 'adopted'; key: string } | { type: 'unlistened'; key: string } | { type: 'error'; message: string }
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'adopted'; key: string }
+  | { type: 'unlistened'; key: string }
+  | { type: 'lent'; key: string }
+  | { type: 'error'; message: string }
 
 type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
 
@@ -43,19 +54,17 @@ type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
 export function runWorker(proc: Channel): void {
   let proxy: Proxy | null = null
   let closeLog!: () => Promise<void>
-  const send = (m: FromWorker): void => void (proc.send as (m: FromWorker) => boolean)(m)
+  let flushLog!: () => void
+  const send = (m: FromWorker, handle?: Server): void => void (proc.send as (m: FromWorker, h?: Server) => boolean)(m, handle)
   // The supervisor is gone: nobody would stop us or remove the pidfile; stop now.
   proc.on('disconnect', () => void Promise.resolve(proxy?.close(0)).then(() => proc.exit(1)))
   proc.on('message', (m: ToWorker, handle?: Server | Socket) => {
     switch (m.type) {
       case 'init': {
         try {
-          if (m.netAdmin) {
-            dropKeepingNetAdmin(() => dropPrivileges(m.identity))
-            checkTransparentSupport(m.services)
-          } else {
-            dropPrivileges(m.identity)
-          }
+          if (m.identity !== null && m.netAdmin) dropKeepingNetAdmin(() => dropPrivileges(m.identity as Identity))
+          else if (m.identity !== null) dropPrivileges(m.identity)
+          if (m.netAdmin) checkTransparentSupport(m.services)
           /* c8 ignore start */
         } catch (err) {
           // Root cannot fail setuid() to an existing user on Linux, nor keep
@@ -69,12 +78,15 @@ export function runWorker(proc: Channel): void {
         /* c8 ignore stop */
         const logger = openLogger(m.log, proc.pid, proc.stderr)
         closeLog = () => logger.close()
-        proxy = new Proxy(m.services.map(hydrateService), { logger, programs: m.programs, maxConnections: m.maxConnections })
+        flushLog = logger.flush
+        proxy = new Proxy(m.services.map(hydrateService), { logger, programs: m.programs, maxConnections: m.maxConnections, workers: m.workers, workerIndex: m.index })
         send({ type: 'ready' })
         return
       }
       case 'listen':
         ;(proxy as Proxy).adopt(m.key, handle as Server)
+        // Our "bound to" line before the supervisor's "ready".
+        flushLog()
         send({ type: 'adopted', key: m.key })
         return
       /* c8 ignore start */
@@ -87,6 +99,10 @@ export function runWorker(proc: Channel): void {
         return
       }
       /* c8 ignore stop */
+      case 'lend':
+        // For a new worker replacing a dead one: the socket itself, still ours too.
+        send({ type: 'lent', key: m.key }, (proxy as Proxy).listener(m.key))
+        return
       case 'unlisten':
         void (proxy as Proxy).unlisten(m.key).then(() => send({ type: 'unlistened', key: m.key }))
         return

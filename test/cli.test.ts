@@ -133,4 +133,7 @@ t.test('-p means the default pidfile, --pidfile another; daemon options are type
   t.match(parseArgs(['--pidfile', '/run/x.pid', '-b', '1', 'h'], '1'), { options: { pidfile: '/run/x.pid' } })
   t.throws(() => parseArgs(['--max-connections', '0'], '1'), { code: 'ERR_USAGE', message: 'option --max-connections: not a positive whole number: "0"' })
   t.throws(() => parseArgs(['--log-format', 'xml'], '1'), { code: 'ERR_USAGE', message: /--log-format.*xml/ })
+  t.match(parseArgs(['--workers', '4', '-b', '1', 'h'], '1'), { options: { workers: 4 } })
+  t.match(parseArgs(['-b', '1', 'h'], '1'), { options: { workers: null } })
+  t.throws(() => parseArgs(['--workers', '0'], '1'), { code: 'ERR_USAGE', message: 'option --workers: not a positive whole number: "0"' })
 })

@@ -10,7 +10,7 @@ t.test('facility names map to their numbers; an unknown one is a usage error lis
   t.throws(() => parseFacility('email'), { code: 'ERR_USAGE', message: /^option --syslog-facility: unknown facility "email" \(kern, user, mail, .*local7\)$/ })
 })
 
-t.test('the stderr target writes ident[pid] lines; closing it is a no-op', async t => {
+t.test('the stderr target writes ident[pid] lines; closing it writes what is pending', async t => {
   const out = new PassThrough()
   let text = ''
   out.on('data', d => (text += d))

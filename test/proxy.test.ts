@@ -104,3 +104,22 @@ t.test('a socket handed over during shutdown, or already gone, is closed at once
   proxy.handle(inner2)
   t.same(log.entries, [], 'nothing was logged for either')
 })
+
+t.test('with workers sharing the listeners, each enforces its part of the limits, rounded up', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume())
+  t.teardown(() => up.close())
+  const [a, b] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const proxy = new Proxy([service(a, up.port), service(b, up.port, { maxConnections: 1 })], { logger: log, programs, maxConnections: 3, workers: 2, workerIndex: 1 })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  t.equal((proxy.listener(`127.0.0.1:${a}`).address() as { port: number }).port, a, 'the listener of a key, to lend to another worker')
+  const held = [connect({ port: b, host: '127.0.0.1' }), connect({ port: b, host: '127.0.0.1' })].map(c => c.on('error', () => {}))
+  while (!log.entries.some(e => e.event === 'limit')) await new Promise(r => setTimeout(r, 10))
+  t.match(log.entries.find(e => e.event === 'limit')?.text, `too many connections (max-connections 1 for 127.0.0.1:${b}, 1 in this worker)`)
+  held.push(connect({ port: a, host: '127.0.0.1' }).on('error', () => {}), connect({ port: a, host: '127.0.0.1' }).on('error', () => {}))
+  while (log.entries.filter(e => e.event === 'limit').length < 2) await new Promise(r => setTimeout(r, 10))
+  t.match(log.entries.filter(e => e.event === 'limit')[1]?.text, 'too many connections (max-connections 3 in all, 2 in this worker)')
+  t.same(log.entries.filter(e => e.event === 'connected').map(e => e.id), [2, 4, 6, 8], 'worker 1 of 2 numbers its connections 2, 4, 6, ...')
+  held.forEach(c => c.destroy())
+})
