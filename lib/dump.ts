@@ -42,7 +42,8 @@ export function openDump(base: string, id: string): WriteStream {
   const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK
   const fd = openSync(`${base}.${id}.log`, flags, 0o600)
   const st = fstatSync(fd)
-  const euid = process.geteuid?.() ?? st.uid
+  // POSIX only, as tcpproxy as a whole.
+  const euid = (process.geteuid as () => number)()
   if (!st.isFile() || st.uid !== euid) {
     closeSync(fd)
     throw new Error(st.isFile() ? `owned by uid ${st.uid}, not ${euid}` : 'not a regular file')

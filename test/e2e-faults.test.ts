@@ -102,7 +102,8 @@ t.test('an upstream process killed mid-transfer: the client sees the end, the ne
 })
 
 t.test('a handler killed by a signal is logged with the signal; it ran as nobody; the next connection is served', async t => {
-  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, '/bin/sleep', '30'])
+  // --grace: the second handler is still asleep when the test stops the daemon.
+  const p = await startProxy(port => ['-d', '--grace', '0.2', '-b', `127.0.0.1:${port}`, '/bin/sleep', '30'])
   t.teardown(p.stop)
   const c = connect({ port: p.port, host: '127.0.0.1' })
   c.on('error', () => {})
@@ -177,7 +178,10 @@ t.test('the syslog socket removed while running: one line on stderr per process,
     await waitGone(pid)
   })
   t.equal((await exchange(port, 'one')).data.toString(), 'one')
+  // Gone for good before the next lines: a receiver still dying would take them in.
+  const dead = once(recv, 'exit')
   recv.kill('SIGKILL')
+  await dead
   unlinkSync(sock)
   t.equal((await exchange(port, 'two')).data.toString(), 'two', 'served without syslog')
   const worker = children(pid).find(c => readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('worker'))
