@@ -28,3 +28,10 @@ t.test('README gives the two set-up commands', async t => {
   t.match(readme, 'npm ci && ./bin/tcpproxy -d -c etc/tcpproxy.conf')
   t.match(readme, 'npm ci && npm test')
 })
+
+t.test('the man page has a SECURITY section covering the review', async t => {
+  const security = man.slice(man.indexOf('.SH SECURITY'), man.indexOf('.SH', man.indexOf('.SH SECURITY') + 1))
+  for (const topic of ['No shell', 'PROXY_CLIENTNAME', 'The pidfile', 'Traffic dumps', 'No root after start-up', 'Resource bounds']) {
+    t.match(security, `.B ${topic}`, topic)
+  }
+})
