@@ -640,6 +640,12 @@ async function main() {
   console.log(`soak: ${opts.minutes} min, ${opts.concurrency} lanes, at most ${opts.rate} new connections/s, SIGHUP every ${opts.reloadEvery} s, idle timeout ${opts.idleTimeout} s`)
   console.log(`soak: tcpproxy ${args.slice(1).join(' ')}`)
   const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  // The daemon never outlives its soak, also when the soak is interrupted or times out.
+  process.on('exit', () => {
+    if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(3))
   const logFile = opts.log === null ? null : createWriteStream(opts.log)
   const log = { lines: 0, tags: {}, errors: new Map(), reloaded: 0, reloadFailed: 0 }
   let tail = ''
