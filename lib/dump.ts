@@ -6,7 +6,7 @@
  * `#FFFFFF80`), DEL is escaped too, and an EOF from either side is recorded
  * as a `(0)` block (2.0 recorded only the client's).
  */
-import { constants, createWriteStream, openSync, type WriteStream } from 'node:fs'
+import { closeSync, constants, createWriteStream, fstatSync, openSync, type WriteStream } from 'node:fs'
 
 export type Side = 'CLIENT' | 'SERVER'
 
@@ -31,10 +31,22 @@ export function dumpRecord(side: Side, id: string, epochMs: number, chunk: Buffe
 /**
  * Open `BASE.ID.log` for appending: created mode 0600, never through a
  * symbolic link (O_NOFOLLOW), so a planted link cannot redirect the dump
- * onto another file. Opening throws (the caller logs and relays without a
+ * onto another file. The directory may be world-writable (/tmp), so what
+ * is already at the path is checked too: O_NONBLOCK makes a planted fifo
+ * fail (ENXIO) instead of blocking the daemon in open(), and a file that is
+ * not a regular file of our own user (one another user created to read the
+ * traffic) is refused. Opening throws (the caller logs and relays without a
  * dump); later write errors are reported through the stream's 'error'.
  */
 export function openDump(base: string, id: string): WriteStream {
-  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW
-  return createWriteStream('', { fd: openSync(`${base}.${id}.log`, flags, 0o600) })
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK
+  const fd = openSync(`${base}.${id}.log`, flags, 0o600)
+  const st = fstatSync(fd)
+  // POSIX only, as tcpproxy as a whole.
+  const euid = (process.geteuid as () => number)()
+  if (!st.isFile() || st.uid !== euid) {
+    closeSync(fd)
+    throw new Error(st.isFile() ? `owned by uid ${st.uid}, not ${euid}` : 'not a regular file')
+  }
+  return createWriteStream('', { fd })
 }

@@ -26,13 +26,25 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
+/**
+ * Control characters and the Unicode line breaks JSON.stringify leaves as
+ * they are (C1 controls such as NEL, U+2028, U+2029): a value quoted into a
+ * message must not break it into several lines on a terminal or in a log.
+ */
+const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
+
+/** `text` with every line-breaking or control character written as `\uXXXX`. */
+export function oneLineText(text: string): string {
+  return text.replace(LINE_BREAKING, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 /** Base class: a one-line, user-facing message plus a stable code. */
 export class TcpproxyError extends Error {
   override name = 'TcpproxyError'
   readonly code: ErrorCode
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+    super(oneLineText(message), options)
     this.code = code
   }
 
@@ -57,7 +69,7 @@ export class ConfigError extends TcpproxyError {
     super(code, line > 0 ? `${file}:${line}: ${reason}` : `${file}: ${reason}`)
     this.file = file
     this.line = line
-    this.reason = reason
+    this.reason = oneLineText(reason)
   }
 }
 

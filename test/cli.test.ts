@@ -1,8 +1,11 @@
 /**
  * The command line: options in, typed options out, usage errors as ERR_USAGE.
  */
+import fc from 'fast-check'
 import t from 'tap'
 import { DEFAULT_OPTIONS, parseArgs, type CliOptions, type CliResult } from '../lib/cli.js'
+import { TcpproxyError, oneLineText } from '../lib/errors.js'
+import { buildConfig, type SettingsDeps } from '../lib/settings.js'
 
 const V = '3.0.0'
 const NONE: CliOptions = DEFAULT_OPTIONS
@@ -136,4 +139,45 @@ t.test('-p means the default pidfile, --pidfile another; daemon options are type
   t.match(parseArgs(['--workers', '4', '-b', '1', 'h'], '1'), { options: { workers: 4 } })
   t.match(parseArgs(['-b', '1', 'h'], '1'), { options: { workers: null } })
   t.throws(() => parseArgs(['--workers', '0'], '1'), { code: 'ERR_USAGE', message: 'option --workers: not a positive whole number: "0"' })
+})
+
+/*
+ * Fuzzing (fast-check, fixed seed, bounded runs): any argument vector gives
+ * options and then a configuration, or a TcpproxyError of one line that
+ * names what was wrong (the option, the argument, or the file).
+ */
+const FUZZ = { seed: 0x5eed, numRuns: 1500 } as const
+const OPTS = ['-b', '--bind', '-c', '--config', '-f', '-d', '-s', '-t', '--timeout', '--connect-timeout', '-a', '--acp', '--acp-timeout',
+  '-v', '--env-prefix', '-n', '-w', '-l', '--accept-proxy', '--proxy-timeout', '--send-proxy', '--foreground', '-p', '--pidfile', '-u',
+  '--syslog-socket', '--syslog-facility', '--log-format', '--grace', '--max-connections', '-z', '--check', '--', '-', '-x', '--bogus', '-ds', '-bt']
+const VALUES = ['8025', '127.0.0.1:8025', '[::1]:25', 'smtp', '0', '65536', '-1', '1.5', 'x', '', 'h:25', 'a, b:2', '/bin/h', './h', 'v1', 'v3',
+  'json', 'text', '10.0.0.0/8', '10.0.0.0/40', 'MY_', '1BAD', 'nobody', '/nonexistent.conf']
+const argvArb = fc.array(fc.oneof(fc.constantFrom(...OPTS), fc.constantFrom(...VALUES), fc.string({ unit: 'binary', maxLength: 10 })), { maxLength: 8 })
+
+t.test('fuzz: any command line gives a configuration or a one-line error naming its cause', async t => {
+  const deps: SettingsDeps = {
+    readFile: path => {
+      throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
+    },
+    lookup: name => ({ smtp: 25 })[name],
+    inetdPort: null,
+  }
+  fc.assert(
+    fc.property(argvArb, fc.boolean(), (argv, inetd) => {
+      try {
+        const r = parseArgs(argv, V)
+        if (r.kind === 'run') buildConfig(r.options, { ...deps, inetdPort: inetd ? 2525 : null })
+        return
+      } catch (err) {
+        if (!(err instanceof TcpproxyError)) throw new Error(`threw ${String(err)}`)
+        const m = err.message
+        if (/[\n\r\u2028\u2029\u0085]/.test(m) || m === '') throw new Error(`not one line: ${JSON.stringify(m)}`)
+        // The cause is named: an option or word of this command line, the server argument, or the file.
+        const named = argv.some(w => w.length > 1 && m.includes(oneLineText(w.split('=')[0] as string))) || /server|configuration file|option/.test(m)
+        if (!named) throw new Error(`names nothing of ${JSON.stringify(argv)}: ${m}`)
+      }
+    }),
+    FUZZ,
+  )
+  t.pass(`${FUZZ.numRuns} command lines, seed ${FUZZ.seed}`)
 })

@@ -1,11 +1,14 @@
 /**
  * tcpproxy.conf: the grammar, the defaults, and every error with its FILE:LINE.
  */
+import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { ConfigError } from '../lib/errors.js'
 import {
   DEFAULT_GLOBALS,
+  KEYWORD_NAMES,
   DEFAULT_SETTINGS,
   MAX_LINE,
   isProgram,
@@ -149,9 +152,14 @@ t.test('errors in a CRLF file name the right line', async t => {
 
 t.test('a lone CR or a Unicode line separator inside a line is an error at that line, not a crash', async t => {
   t.throws(() => parseConfig('port 8025\rinterface *\n', FILE, lookup), configError(1, 'unexpected text after "port 8025"'))
+  // The separator is written out: the message stays one line (found by the fuzz test below).
   t.throws(
     () => parseConfig('port 8025\ninterface *\nserver a.example\u2028b.example\n', FILE, lookup),
-    configError(3, 'bad host name or address: "a.example\u2028b.example"'),
+    configError(3, 'bad host name or address: "a.example\\u2028b.example"'),
+  )
+  t.throws(
+    () => parseConfig('port 8025\ninterface *\ntimeout 1\u0085\n', FILE, lookup),
+    configError(3, 'not a number of seconds: "1\\u0085"'),
   )
 })
 
@@ -666,4 +674,91 @@ t.test('a control character in a program command line is refused', async t => {
   t.throws(() => parse(['port 25', 'interface *', 'exec /bin/handler\u0000x']), {
     message: /^test\.conf:3: control character in program command line /,
   })
+})
+
+/*
+ * Fuzzing (fast-check, fixed seed, bounded runs): whatever the text, the
+ * parser returns a configuration or throws a ConfigError that names this
+ * file and a line of it, in one line of text, and it does so quickly.
+ */
+const FUZZ = { seed: 0x7c9, numRuns: 1500 } as const
+
+/** The contract every input must meet; returns a description of a breach, or null. */
+function configContract(text: string): string | null {
+  const started = performance.now()
+  let err: unknown
+  try {
+    parseConfig(text, FILE, lookup)
+  } catch (e) {
+    err = e
+  }
+  const ms = performance.now() - started
+  // Generous (a loaded CI machine), yet far below what a backtracking regex on a 4 KiB line costs.
+  if (ms > 1000) return `took ${ms.toFixed(0)} ms`
+  if (err === undefined) return null
+  if (!(err instanceof ConfigError)) return `threw ${String(err)}`
+  const lines = Math.max(1, text.split(/\r?\n/).length)
+  if (err.file !== FILE || !(err.line >= 1 && err.line <= lines)) return `position ${err.file}:${err.line} outside 1..${lines}`
+  if (!err.message.startsWith(`${FILE}:${err.line}: `)) return `message without its position: ${err.message}`
+  // One line on a terminal: no line break of any kind.
+  if (/[\n\r\u2028\u2029\u0085]/.test(err.message)) return `message of several lines: ${JSON.stringify(err.message)}`
+  return null
+}
+
+/** Throw the breach, so the counterexample report says what went wrong. */
+const breach = (why: string | null): void => {
+  if (why !== null) throw new Error(why)
+}
+
+const WORDS = [...KEYWORD_NAMES, 'PORT', 'Interface', '*', 'any', '-', '#', '25', 'smtp', '0', '65536', '127.0.0.1', '[::1]', '::1',
+  'h:25', 'h:0', 'a, b:2', '/bin/x', './x', 'v1', 'v2', 'none', 'yes', 'no', '10.0.0.0/8', '1.5', '-1', 'constructor', '__proto__']
+const fuzzLine = fc.oneof(
+  fc.array(fc.constantFrom(...WORDS), { maxLength: 4 }).map(ws => ws.join(' ')),
+  fc.tuple(fc.constantFrom(...WORDS), fc.string({ unit: 'binary', maxLength: 12 })).map(([k, v]) => `${k} ${v}`),
+  fc.string({ unit: 'binary', maxLength: 20 }),
+  fc.constantFrom('', '   ', '\t', '# comment', 'x'.repeat(MAX_LINE + 1), `writefile ${'y'.repeat(MAX_LINE)}`),
+)
+const fuzzText = fc
+  .tuple(fc.array(fuzzLine, { maxLength: 14 }), fc.constantFrom('\n', '\r\n', '\r', '\u2028'))
+  .map(([lines, eol]) => lines.join(eol))
+
+t.test('fuzz: random configuration text gives a configuration or a positioned ConfigError', async t => {
+  fc.assert(fc.property(fuzzText, text => breach(configContract(text))), FUZZ)
+  t.pass(`${FUZZ.numRuns} inputs, seed ${FUZZ.seed}`)
+})
+
+t.test('fuzz: mutated valid files give a configuration or a positioned ConfigError', async t => {
+  const sample = readFileSync(fileURLToPath(new URL('../etc/tcpproxy.conf', import.meta.url)), 'utf8').split('\n')
+  const valid = [
+    ...sample,
+    'acp /bin/true', 'port 25', 'interface 127.0.0.1', 'server a, b:2525', 'timeout 0.5', 'accept-proxy 10.0.0.0/8',
+    'send-proxy v2', 'max-connections 9', 'interface *', 'exec /bin/handler -x', 'writefile /tmp/d',
+  ]
+  const mutation = fc.oneof(
+    fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
+    fc.record({ op: fc.constant('duplicate' as const), at: fc.nat() }),
+    fc.record({ op: fc.constant('swap' as const), at: fc.nat(), to: fc.nat() }),
+    fc.record({ op: fc.constant('insert' as const), at: fc.nat(), line: fuzzLine }),
+    fc.record({ op: fc.constant('splice' as const), at: fc.nat(), pos: fc.nat(), s: fc.string({ unit: 'binary', maxLength: 4 }), cut: fc.nat({ max: 3 }) }),
+  )
+  const mutate = (lines: string[], ms: Array<{ op: string; at: number; to?: number; line?: string; pos?: number; s?: string; cut?: number }>): string => {
+    const out = [...lines]
+    for (const m of ms) {
+      const i = m.at % Math.max(1, out.length)
+      if (m.op === 'delete') out.splice(i, 1)
+      else if (m.op === 'duplicate') out.splice(i, 0, out[i] ?? '')
+      else if (m.op === 'swap') {
+        const j = (m.to as number) % Math.max(1, out.length)
+        ;[out[i], out[j]] = [out[j] ?? '', out[i] ?? '']
+      } else if (m.op === 'insert') out.splice(i, 0, m.line as string)
+      else {
+        const l = out[i] ?? ''
+        const p = (m.pos as number) % (l.length + 1)
+        out[i] = l.slice(0, p) + (m.s as string) + l.slice(p + (m.cut as number))
+      }
+    }
+    return out.join('\n')
+  }
+  fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 5 }), ms => breach(configContract(mutate(valid, ms)))), FUZZ)
+  t.pass(`${FUZZ.numRuns} mutations, seed ${FUZZ.seed}`)
 })

@@ -41,3 +41,10 @@ t.test('the man page\'s transparent-proxying example configuration parses', asyn
     ],
   )
 })
+
+t.test('the man page has a SECURITY section covering the review', async t => {
+  const security = man.slice(man.indexOf('.SH SECURITY'), man.indexOf('.SH', man.indexOf('.SH SECURITY') + 1))
+  for (const topic of ['No shell', 'PROXY_CLIENTNAME', 'The pidfile', 'Traffic dumps', 'No root after start-up', 'Resource bounds']) {
+    t.match(security, `.B ${topic}`, topic)
+  }
+})

@@ -4,7 +4,8 @@
  */
 import t from 'tap'
 import { once } from 'node:events'
-import { existsSync, readFileSync, statSync, symlinkSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chownSync, existsSync, readFileSync, statSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { dumpRecord, escapeBytes, openDump } from '../lib/dump.js'
 
@@ -88,4 +89,28 @@ t.test('openDump throws the system error for a path that cannot be created', asy
   const dir = t.testdir({ file: 'x' })
   t.throws(() => openDump(join(dir, 'missing-dir', 'dump'), '1'), { code: 'ENOENT' })
   t.throws(() => openDump(join(dir, 'file', 'dump'), '1'), { code: 'ENOTDIR' })
+})
+
+t.test('openDump does not block on a fifo planted at the path: it fails at once', async t => {
+  const dir = t.testdir({})
+  const base = join(dir, 'dump')
+  t.equal(spawnSync('mkfifo', [`${base}.1.log`]).status, 0)
+  const started = Date.now()
+  // Without O_NONBLOCK the open would wait for a reader forever, and with it the daemon.
+  t.throws(() => openDump(base, '1'), { code: 'ENXIO' })
+  t.ok(Date.now() - started < 1000, 'at once')
+})
+
+t.test('openDump refuses a file another user created at the path (to read the traffic)', { skip: process.getuid?.() === 0 ? false : 'needs root to make a file of another user' }, async t => {
+  const dir = t.testdir({ 'dump.1.log': '' })
+  chownSync(join(dir, 'dump.1.log'), 12345, 12345)
+  t.throws(() => openDump(join(dir, 'dump'), '1'), { message: `owned by uid 12345, not 0` })
+  t.equal(readFileSync(join(dir, 'dump.1.log'), 'utf8'), '', 'nothing written into it')
+})
+
+t.test('openDump refuses a device planted at the path', { skip: process.getuid?.() === 0 ? false : 'needs root to make a device node' }, async t => {
+  const dir = t.testdir({})
+  // A copy of /dev/null: it opens without blocking, and is no place for a dump.
+  t.equal(spawnSync('mknod', [join(dir, 'dump.1.log'), 'c', '1', '3']).status, 0)
+  t.throws(() => openDump(join(dir, 'dump'), '1'), { message: 'not a regular file' })
 })

@@ -4,24 +4,14 @@
  * reload, connection limits, fuser.
  */
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, ROOT, backend, echoAfterEnd, exchange, freePort, startProxy, tcpproxy } from './fixtures/harness.js'
+import { BIN, ROOT, alive, backend, children, echoAfterEnd, exchange, freePort, procStatus, startProxy, syslogReceiver, tcpproxy, waitGone } from './fixtures/harness.js'
 
 const root = process.getuid?.() === 0
-const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
-const waitGone = async (pid: number): Promise<boolean> => {
-  for (let i = 0; i < 200 && alive(pid); i++) await new Promise(r => setTimeout(r, 25))
-  return !alive(pid)
-}
-/** Field `name` of /proc/PID/status, split into numbers. */
-const status = (pid: number, name: string): number[] =>
-  (new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').split(/\s+/).filter(Boolean).map(Number)
-const children = (pid: number): number[] =>
-  readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number)
+const status = procStatus
 const passwd = (user: string): [number, number] => {
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find(l => l.startsWith(`${user}:`)) as string
   const f = line.split(':')
@@ -83,24 +73,7 @@ t.test('started as root, the relays run as the configured user, never as root', 
 })
 
 t.test('syslog: RFC 3164 datagrams to --syslog-socket, mail.notice, ident and pid', async t => {
-  // A unix socket path must stay under 108 bytes: not in the long test dir.
-  const dir = mkdtempSync(join(tmpdir(), 'tpx-'))
-  chmodSync(dir, 0o755)
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const sock = join(dir, 'log')
-  const recv = spawn('python3', [join(ROOT, 'test/fixtures/dgram-recv.py'), sock])
-  t.teardown(() => recv.kill('SIGKILL'))
-  const got: string[] = []
-  let buf = ''
-  recv.stdout.on('data', d => {
-    buf += d
-    const lines = buf.split('\n')
-    buf = lines.pop() as string
-    for (const l of lines) got.push(l === 'ready' ? l : Buffer.from(l, 'hex').toString())
-  })
-  for (let i = 0; i < 750 && !got.includes('ready'); i++) await new Promise(r => setTimeout(r, 20))
-  // Like /dev/log: writable by the unprivileged worker.
-  chmodSync(sock, 0o666)
+  const { dir, sock, lines: got } = await syslogReceiver(t)
   const up = await backend(echoAfterEnd)
   t.teardown(() => up.close())
   const pidfile = join(dir, 'pid')

@@ -2,7 +2,7 @@
  * Error codes, exit statuses and the rendering of positioned errors.
  */
 import t from 'tap'
-import { ConfigError, ERROR_CODES, ProxyHeaderError, TcpproxyError, errorCode, errorText, isOutOfDescriptors } from '../lib/errors.js'
+import { ConfigError, ERROR_CODES, ProxyHeaderError, TcpproxyError, errorCode, errorText, isOutOfDescriptors, oneLineText } from '../lib/errors.js'
 
 t.test('usage and configuration errors exit 2, run-time errors exit 1', async t => {
   t.same(ERROR_CODES, {
@@ -86,4 +86,11 @@ t.test('isOutOfDescriptors knows the per-process and the system-wide limit, noth
   t.equal(isOutOfDescriptors(Object.assign(new Error('x'), { code: 'EMFILE' })), true)
   t.equal(isOutOfDescriptors(Object.assign(new Error('x'), { code: 'ENFILE' })), true)
   t.equal(isOutOfDescriptors(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), false)
+})
+
+t.test('a message is one line: control characters and Unicode line breaks are written out', async t => {
+  const e = new TcpproxyError('ERR_CONFIG', 'bad "a\u0085b\u2028c\u2029d\u001be\nf"')
+  t.equal(e.message, 'bad "a\\u0085b\\u2028c\\u2029d\\u001be\\u000af"')
+  t.equal(new ConfigError('f.conf', 3, 'x\ry').reason, 'x\\u000dy', 'the reason too')
+  t.equal(oneLineText('plain text, é ü'), 'plain text, é ü', 'printable text is left alone')
 })

@@ -5,7 +5,8 @@
  */
 import t from 'tap'
 import { once } from 'node:events'
-import { readlinkSync } from 'node:fs'
+import { existsSync, readlinkSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { ACP_MAX_OUTPUT, MESSAGE_MAX, oneLine, runAcp, runHandler, type HandlerExit } from '../lib/programs.js'
@@ -360,4 +361,22 @@ t.test('without pre-read bytes, a handler that closes its stdin still talks to t
   t.same(await within(h.exited), { rc: 'SIGTERM', started: true })
   await got.closed
   t.equal(got.text(), 'closed\n')
+})
+
+t.test('no shell: metacharacters in a command line or the environment are plain bytes to the program', async t => {
+  const dir = t.testdir({})
+  const mark = join(dir, 'mark')
+  // As the configuration parser splits it (splitCommand): words on blanks, nothing else.
+  const words = ['/bin/echo', `$(touch`, `${mark})`, ';', 'touch', mark, '|', `\`touch`, `${mark}\``, '&&', '*', '>', mark]
+  const r = await runAcp(words, { PROXY_CLIENTNAME: `x;touch ${mark}`, PATH: '/usr/bin:/bin' }, 5000)
+  t.equal(r.output.toString(), `${words.slice(1).join(' ')}\n`, 'echo got every word as it was')
+  const [peer, client] = await socketPair()
+  t.teardown(() => peer.destroy())
+  const echoed: Buffer[] = []
+  peer.on('data', d => echoed.push(d))
+  const h = runHandler(words, { PATH: '/usr/bin:/bin' }, client, null, () => {})
+  t.equal((await h.exited).rc, '0')
+  await new Promise(r => (peer.readableEnded ? r(null) : peer.once('end', r)))
+  t.equal(Buffer.concat(echoed).toString(), `${words.slice(1).join(' ')}\n`, 'the handler too')
+  t.notOk(existsSync(mark), 'nothing was run by a shell of ours')
 })

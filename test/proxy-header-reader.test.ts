@@ -1,10 +1,11 @@
 import { once } from 'node:events'
+import fc from 'fast-check'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { ProxyHeaderError } from '../lib/errors.js'
 import { readProxyHeader } from '../lib/proxy-header-reader.js'
-import { formatProxyV2 } from '../lib/proxy-protocol.js'
+import { formatProxyV2, parseProxyHeader } from '../lib/proxy-protocol.js'
 
 const HAPROXY_V1 = 'PROXY TCP4 127.0.0.1 127.0.0.1 37958 19141\r\n'
 const EVENTS = ['readable', 'data', 'end', 'close', 'error'] as const
@@ -243,4 +244,68 @@ t.test('10 KB of junk after "PROXY ": at most 107 bytes are taken', async t => {
   t.equal(err.message, 'bad PROXY header at byte 105: no CRLF within 107 bytes')
   const left = await drain(server)
   t.ok(junk.length - left.length <= 107, `the reader consumed ${junk.length - left.length} bytes`)
+})
+
+/*
+ * Fuzzing over real sockets (fast-check, fixed seed, bounded runs): however
+ * the bytes arrive, the reader agrees with the parser on the whole input:
+ * the same header and not a byte of the data lost or taken, or the same
+ * rejection at the same offset.
+ */
+t.test('fuzz: any input in any chunks gives what the parser gives for the whole', async t => {
+  const FUZZ = { seed: 0x9e0, numRuns: 60 } as const
+  const ip4 = fc.ipV4()
+  const valid = fc.oneof(
+    fc.tuple(ip4, ip4, fc.nat({ max: 65535 }), fc.nat({ max: 65535 }), fc.boolean()).map(([s, d, sp, dp, v2]) => {
+      const a = { family: 'IPv4', sourceAddress: s, sourcePort: sp, destinationAddress: d, destinationPort: dp } as const
+      return v2 ? formatProxyV2(a) : Buffer.from(`PROXY TCP4 ${s} ${d} ${sp} ${dp}\r\n`, 'latin1')
+    }),
+    fc.uint8Array({ maxLength: 120 }).map(a => Buffer.concat([Buffer.from('PROXY ', 'latin1'), Buffer.from(a)])),
+  )
+  const input = fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.boolean(), fc.uint8Array({ maxLength: 64 })).map(([h, at, b, flip, tail]) => {
+    const head = Buffer.from(h)
+    if (flip && head.length > 0) head[at % head.length] = b
+    return { whole: Buffer.concat([head, Buffer.from(tail)]), headLength: head.length }
+  })
+  const cuts = fc.array(fc.nat(), { maxLength: 3 })
+  await fc.assert(
+    fc.asyncProperty(input, cuts, async ({ whole }, at) => {
+      let expected: { length: number } | { offset: number } | 'incomplete'
+      try {
+        const r = parseProxyHeader(whole)
+        expected = r.status === 'complete' ? { length: r.header.length } : 'incomplete'
+      } catch (err) {
+        expected = { offset: (err as ProxyHeaderError).offset }
+      }
+      const { server, client } = await connection(t)
+      const reading = readProxyHeader(server, 2000).then(
+        r => ({ length: r.header.length, rest: r.rest }),
+        (err: Error) => ({ error: err }),
+      )
+      const points = [...new Set(at.map(n => n % (whole.length + 1)))].sort((a, b) => a - b)
+      let from = 0
+      for (const p of [...points, whole.length]) {
+        if (p > from) client.write(whole.subarray(from, p))
+        from = p
+        await sleep(1)
+      }
+      client.end()
+      const got = await reading
+      if (expected === 'incomplete') {
+        if (!('error' in got)) throw new Error(`read a header from an incomplete one: ${whole.toString('hex')}`)
+        return
+      }
+      if ('offset' in expected) {
+        const offset = 'error' in got ? (got.error as ProxyHeaderError).offset : null
+        if (offset !== expected.offset) throw new Error(`offset ${offset}, parser ${expected.offset}: ${whole.toString('hex')}`)
+        return
+      }
+      if ('error' in got) throw new Error(`${got.error.message}: ${whole.toString('hex')}`)
+      if (got.length !== expected.length) throw new Error(`length ${got.length}, parser ${expected.length}`)
+      const data = Buffer.concat([got.rest, server.readableEnded ? Buffer.alloc(0) : await drain(server)])
+      if (!data.equals(whole.subarray(expected.length))) throw new Error(`data after the header differs: ${whole.toString('hex')}`)
+    }),
+    FUZZ,
+  )
+  t.pass(`${FUZZ.numRuns} inputs, seed ${FUZZ.seed}`)
 })

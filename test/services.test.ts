@@ -1,6 +1,7 @@
 /**
  * Port names: the services(5) parser, the file loader and parsePort.
  */
+import fc from 'fast-check'
 import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -135,3 +136,33 @@ function loadServicesFrom(text: string): (name: string) => number | undefined {
   const table = parseServices(text)
   return name => table.get(name)
 }
+
+/*
+ * Fuzzing (fast-check, fixed seed, bounded runs). /etc/services belongs to the
+ * system, not to tcpproxy: like getservbyname(3), a line it cannot use is
+ * skipped, never an error. So whatever the text, parsing never throws and
+ * knows only tcp names with ports 1-65535; parsePort gives such a port or
+ * undefined (the caller names the position: config.test.ts, settings.test.ts).
+ */
+const FUZZ = { seed: 0x5e5, numRuns: 1500 } as const
+
+t.test('fuzz: any services text gives tcp names with ports 1-65535, never an error', async t => {
+  const word = fc.oneof(
+    fc.constantFrom('smtp', '25/tcp', '25/TCP', '0/tcp', '65535/tcp', '65536/tcp', '99999999999999999999/tcp', '53/udp', '#', 'x#y', '__proto__', 'constructor', '1e3/tcp', '-1/tcp'),
+    fc.string({ unit: 'binary', maxLength: 8 }),
+  )
+  const line = fc.array(word, { maxLength: 5 }).chain(ws => fc.constantFrom(' ', '\t', '  \t').map(sep => ws.join(sep)))
+  const text = fc.array(line, { maxLength: 12 }).chain(ls => fc.constantFrom('\n', '\r\n').map(eol => ls.join(eol)))
+  fc.assert(
+    fc.property(text, fc.string({ unit: 'binary', maxLength: 10 }), (s, name) => {
+      const table = parseServices(s)
+      for (const [n, p] of table) {
+        if (!(Number.isInteger(p) && p >= 1 && p <= 65535) || n === '') throw new Error(`bad entry ${JSON.stringify(n)} ${p}`)
+      }
+      const p = parsePort(name, n => table.get(n))
+      if (p !== undefined && !(Number.isInteger(p) && p >= 1 && p <= 65535)) throw new Error(`parsePort(${JSON.stringify(name)}) = ${p}`)
+    }),
+    FUZZ,
+  )
+  t.pass(`${FUZZ.numRuns} files, seed ${FUZZ.seed}`)
+})
