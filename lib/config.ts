@@ -75,6 +75,8 @@ export interface GlobalSettings {
   user: string | null
   /** At most this many sessions at once, all services together; null = no limit. */
   maxConnections: number | null
+  /** Worker processes sharing the listeners (`workers`, `--workers`); null = 1. Read at start-up. */
+  workers: number | null
 }
 
 /** One (port, interface) service. */
@@ -180,6 +182,7 @@ export const DEFAULT_GLOBALS: GlobalSettings = Object.freeze({
   pidfile: null,
   user: null,
   maxConnections: null,
+  workers: null,
 })
 
 
@@ -293,6 +296,7 @@ const KEYWORDS = new Map<string, Keyword>(Object.entries({
   // 1.x spelled the user as numeric uid/gid lines; they become a `user` spec.
   uid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${numeric(v)}${groupPart(g.user)}`) },
   gid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${userPart(g.user)}.${numeric(v)}`) },
+  workers: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.workers = v === '' ? null : parseCount(v)) },
   pidfile: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.pidfile = v === '' ? DEFAULT_PIDFILE : v) },
   // 2.0's debug keyword: parsed so that such a file fails loudly, never half-works.
   debug: { value: 'word', scope: 'global', unsupported: 'the debug keyword (use -d)' },

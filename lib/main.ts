@@ -227,7 +227,7 @@ async function standalone(
   // Root that is to become someone else needs the supervisor (binding stays
   // root's); so do several workers. Otherwise one process does everything.
   const dropTo = identity !== null && identity.uid !== 0 ? identity : null
-  const workers = o.workers ?? 1
+  const workers = config.globals.workers ?? 1
   try {
     running =
       dropTo !== null || workers > 1

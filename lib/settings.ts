@@ -64,6 +64,7 @@ function cliGlobals(o: CliOptions): GlobalSettings {
     ...(o.pidfile === null ? {} : { pidfile: o.pidfile }),
     ...(o.user === null ? {} : { user: o.user }),
     ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
+    ...(o.workers === null ? {} : { workers: o.workers }),
   }
 }
 

@@ -762,3 +762,9 @@ t.test('fuzz: mutated valid files give a configuration or a positioned ConfigErr
   fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 5 }), ms => breach(configContract(mutate(valid, ms)))), FUZZ)
   t.pass(`${FUZZ.numRuns} mutations, seed ${FUZZ.seed}`)
 })
+
+t.test('"workers" is program-wide, a positive count, "-" for the default', async t => {
+  t.equal(parse(['workers 2', 'port 8025', 'interface *', 'server a.example']).globals.workers, 2)
+  t.equal(parse(['port 8025', 'interface *', 'server a.example', 'workers 4', 'workers -']).globals.workers, null)
+  fails(t, ['workers 0'], 1, 'not a positive whole number: "0"')
+})

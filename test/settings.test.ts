@@ -358,3 +358,10 @@ t.test('-r forward-only needs no server; settings that exclude each other name t
   )
   fails({ redirectMode: 'forward' }, 'missing server argument after -b')
 })
+
+t.test('--workers is the starting value of the file\'s "workers"', async t => {
+  t.equal(buildConfig(opts({ bind: '8025', server: ['a.example'], workers: 2 }), deps()).globals.workers, 2)
+  const conf = `workers 3\n${CONF}`
+  t.equal(buildConfig(opts({ config: 'my.conf', workers: 2 }), deps({ 'my.conf': conf })).globals.workers, 3, 'the file wins')
+  t.equal(buildConfig(opts({ config: 'my.conf', workers: 2 }), deps({ 'my.conf': CONF })).globals.workers, 2)
+})
