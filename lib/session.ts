@@ -31,7 +31,16 @@ export interface ProgramContext {
   resolveNames: boolean
   reverse?: ReverseLookup
   runAs: RunAs
+  /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG). */
+  dumpBacklog?: number
 }
+
+/**
+ * A disk slower than the traffic must not make a dump grow in memory without
+ * bound: past this many bytes waiting, the dump of that connection stops
+ * (the relay goes on) with a last line saying so.
+ */
+export const DUMP_BACKLOG = 16 * 1024 * 1024
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -317,8 +326,15 @@ export class Session {
     }
     out.on('error', err => this.#log('-INFO', 'writefile-error', `can't write writefile: ${base}.${id}.log, error= ${errorCode(err)}`))
     this.#closeDump = () => new Promise<void>(resolve => out.end(() => resolve()))
+    const limit = this.#s.programs.dumpBacklog ?? DUMP_BACKLOG
+    let cut = false
     return (from, chunk) => {
-      if (!out.destroyed) out.write(dumpRecord(from, id, performance.timeOrigin + performance.now(), chunk))
+      if (out.destroyed || cut) return
+      out.write(dumpRecord(from, id, performance.timeOrigin + performance.now(), chunk))
+      if (out.writableLength <= limit) return
+      cut = true
+      out.write('--- the dump stops here: the disk did not keep up with the traffic\n')
+      this.#log('-INFO', 'writefile-error', `writefile cut short: ${base}.${id}.log, more than ${limit} bytes waiting for the disk`)
     }
   }
 

@@ -266,3 +266,26 @@ t.test('forward-only refuses what was not redirected; loops and unreadable desti
     t.match(log.entries[0], { tag: '-ERR', text })
   }
 })
+
+t.test('a -w dump the disk cannot keep up with is cut short, the connection goes on', async t => {
+  const up = await recorder(t)
+  const base = join(t.testdir({}), 'dump')
+  const svc = service({ servers: [{ host: '127.0.0.1', port: up.port }], writefile: base })
+  // A limit of one byte: the first record already waits for the disk.
+  const { s, outer, log } = await session(svc, { ...PROGRAMS, dumpBacklog: 1 })
+  const received = collect(outer)
+  const done = s.run()
+  outer.write('first')
+  while (up.got.length === 0 && !log.entries.some(e => e.event === 'writefile-error')) await within(new Promise(r => setTimeout(r, 10)))
+  outer.end('second')
+  await within(done)
+  t.equal((await within(received)).toString(), 'ok')
+  t.same(up.got.map(g => g.data), ['firstsecond'], 'every byte relayed')
+  const dump = readFileSync(`${base}.1.log`, 'utf8')
+  t.match(dump, /^--- CLIENT \[1\] [\d:.]+ \(5\):\nfirst\n--- the dump stops here: the disk did not keep up with the traffic\n$/)
+  t.same(
+    log.entries.filter(e => e.event === 'writefile-error').map(e => e.text),
+    [`writefile cut short: ${base}.1.log, more than 1 bytes waiting for the disk`],
+    'one line',
+  )
+})
