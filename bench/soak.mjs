@@ -64,8 +64,11 @@ function parseOptions(argv) {
     else if (a === '--idle-timeout') o.idleTimeout = num()
     else if (a === '--log') o.log = argv[++i]
     else if (a === '--rate') o.rate = num()
-    else if (a === '--') o.extra = argv.slice(i + 1)
-    else if (a === '-h' || a === '--help') {
+    else if (a === '--') {
+      // The rest is tcpproxy's.
+      o.extra = argv.slice(i + 1)
+      break
+    } else if (a === '-h' || a === '--help') {
       process.stdout.write('usage: node bench/soak.mjs [--minutes N] [--concurrency N] [--rate N] [--reload-every S] [--idle-timeout S] [--log FILE] [-- tcpproxy args]\n')
       process.exit(0)
     } else throw new Error(`unknown option ${a}`)
