@@ -6,9 +6,9 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { connect, createServer, type Socket } from 'node:net'
+import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, ROOT, backend, echoAfterEnd, exchange, startProxy } from './fixtures/harness.js'
+import { BIN, ROOT, backend, echoAfterEnd, exchange, startProxy, viaInetd } from './fixtures/harness.js'
 
 const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
 
@@ -163,25 +163,10 @@ t.test('inetd mode: tcpproxy serves the connection on its stdin and exits', asyn
     s.on('end', () => setTimeout(() => s.end(`got ${Buffer.concat(got)}`), 200))
   })
   t.teardown(() => up.close())
-  // The test plays inetd: accept, then start tcpproxy with the socket on fds 0 and 1.
-  const inetd = createServer({ pauseOnConnect: true })
-  inetd.listen(0, '127.0.0.1')
-  await once(inetd, 'listening')
-  t.teardown(() => inetd.close())
-  const exited = new Promise<{ code: number | null; log: string }>(resolve => {
-    inetd.once('connection', (s: Socket) => {
-      // No port in the server argument: the local port is used... which here is inetd's, so give it.
-      const child = spawn(process.execPath, [BIN, `127.0.0.1:${up.port}`], { stdio: [s, s, 'pipe'] })
-      s.destroy()
-      let log = ''
-      child.stderr.on('data', d => (log += d))
-      child.on('exit', code => resolve({ code, log }))
-    })
-  })
-  const r = await exchange((inetd.address() as { port: number }).port, 'over inetd')
+  // No port in the server argument would mean the local port, which here is the test inetd's: give it.
+  const { reply: r, code, log } = await viaInetd([`127.0.0.1:${up.port}`], 'over inetd')
   t.equal(r.data.toString(), 'got over inetd')
-  const { code, log } = await exited
-  t.equal(code, 0)
+  t.equal(code, 0, log)
   t.match(log, `+INFO: connect: client= 127.0.0.1, server= 127.0.0.1:${up.port}`)
   t.match(log, /\+OK: disconnect: .*received= 14, send= 10/)
 })

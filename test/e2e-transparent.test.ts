@@ -8,14 +8,12 @@
  * skips otherwise.
  */
 import t from 'tap'
-import { execFile, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { execFile } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer, type Socket } from 'node:net'
 import { promisify } from 'node:util'
-import { BIN, ROOT, backend, exchange, freePort, tcpproxy, type Run } from './fixtures/harness.js'
+import { BIN, ROOT, backend, freePort, tcpproxy, viaInetd, type Run } from './fixtures/harness.js'
 import { Fixture, NS, clientTrip, has, inNs, isRoot, namespaceSkip, setUpNamespaces, unmapped, type Endpoint } from './fixtures/netns.js'
 import { nativeAvailable } from '../lib/transparent.js'
 
@@ -256,23 +254,8 @@ t.test('inetd mode started as root keeps CAP_NET_ADMIN for forge-addr, and forge
     s.on('data', () => {}).on('end', () => s.end('forged'))
   })
   t.teardown(() => up.close())
-  // The test plays inetd: accept, then start tcpproxy with the socket on fds 0 and 1.
-  const inetd = createServer({ pauseOnConnect: true })
-  inetd.listen(0, '127.0.0.1')
-  await once(inetd, 'listening')
-  t.teardown(() => inetd.close())
-  const exited = new Promise<{ code: number | null; log: string }>(resolve => {
-    inetd.once('connection', (s: Socket) => {
-      const child = spawn(process.execPath, [BIN, '-d', '--forge-addr', `127.0.0.1:${up.port}`], { stdio: [s, s, 'pipe'] })
-      s.destroy()
-      let log = ''
-      child.stderr.on('data', d => (log += d))
-      child.on('exit', code => resolve({ code, log }))
-    })
-  })
-  const r = await exchange((inetd.address() as { port: number }).port, 'x', { localAddress: '127.0.0.23' })
+  const { reply: r, code, log } = await viaInetd(['-d', '--forge-addr', `127.0.0.1:${up.port}`], 'x', { localAddress: '127.0.0.23' })
   t.equal(r.data.toString(), 'forged')
-  const { code, log } = await exited
   t.equal(code, 0, log)
   t.equal(seen, '127.0.0.23', "the server saw the client's address, not the proxy's 127.0.0.1")
 })
