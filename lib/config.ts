@@ -9,7 +9,7 @@
  * The parser is pure: text in, services out, every error a ConfigError
  * naming FILE:LINE.
  */
-import { ConfigError, TcpproxyError } from './errors.js'
+import { ConfigError, TcpproxyError, type ErrorCode } from './errors.js'
 import { isIP } from 'node:net'
 import { canonicalIp, parseInterface, parseServerList, type Endpoint } from './address.js'
 import { parseCidrList } from './cidr.js'
@@ -150,6 +150,26 @@ export function parseSourceAddress(text: string): string | null {
   const ip = text.replace(/^\[(.*)\]$/, '$1')
   if (isIP(ip) === 0) throw new TcpproxyError('ERR_CONFIG', `source address must be an IPv4 or IPv6 address, not ${JSON.stringify(text)}`)
   return canonicalIp(ip)
+}
+
+/** The command-line options of the keywords that errors about a command-line service must name instead. */
+export const KEYWORD_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  'redirect-mode': '-r',
+  srcip: '-q',
+  'forge-addr': '--forge-addr',
+  'forge-port': '--forge-port',
+  transparent: '--transparent',
+})
+
+/**
+ * An error about one setting of service `s`, found after parsing (at
+ * start-up or reload): a file's service is named by FILE:LINE and
+ * `fileReason`, a command-line service by the option of `keyword` and
+ * `cliReason`.
+ */
+export function settingError(s: ServiceDef, keyword: string, fileReason: string, cliReason: string, code?: ErrorCode): ConfigError {
+  if (s.source.line > 0) return new ConfigError(s.source.file, s.source.line, fileReason, code)
+  return new ConfigError(`option ${KEYWORD_OPTIONS[keyword] as string}`, 0, cliReason, code)
 }
 
 /**

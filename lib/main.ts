@@ -96,9 +96,8 @@ async function supervised(
   log: LogSettings,
   workers: number,
 ): Promise<Running> {
-  // The privilege test is the workers': as root this process would pass it;
-  // a worker tests once it has given root up (netAdmin below).
-  checkTransparentSupport(services, false)
+  // The addon was checked in run(); the privilege test is the workers': as
+  // root this process would pass it, a worker tests once it has given root up.
   const netAdmin = needsNetAdmin(services)
   const supervisor = new Supervisor({
     init: { identity, log, programs, maxConnections: config.globals.maxConnections, netAdmin },

@@ -10,6 +10,7 @@ import type { CliOptions } from './cli.js'
 import {
   DEFAULT_GLOBALS,
   DEFAULT_SETTINGS,
+  KEYWORD_OPTIONS,
   isProgram,
   parseConfig,
   parseEnvPrefix,
@@ -68,15 +69,12 @@ function cliGlobals(o: CliOptions): GlobalSettings {
   }
 }
 
-/** The options that set what a service problem names by keyword. */
-const OPTION_OF: Record<string, string> = { 'forge-addr': '--forge-addr', 'forge-port': '--forge-port', srcip: '-q' }
-
 /** A serviceProblem() text in the command line's words. */
 function inOptions(problem: string): string {
   return problem
     .replace(' ("exec")', '')
     // Only these keywords can be named: a command-line service always has a server or handler.
-    .replace(/"([a-z-]+)( yes)?"/g, (_m, k: string) => OPTION_OF[k] as string)
+    .replace(/"([a-z-]+)( yes)?"/g, (_m, k: string) => KEYWORD_OPTIONS[k] as string)
     .replace('use redirect-mode ', 'use -r ')
 }
 

@@ -20,8 +20,8 @@ import { createRequire } from 'node:module'
 import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { canonicalIp, formatHostPort } from './address.js'
-import type { ServiceDef } from './config.js'
-import { ConfigError, TcpproxyError, errorCode, errorText, type ErrorCode } from './errors.js'
+import { settingError, type ServiceDef } from './config.js'
+import { TcpproxyError, errorCode, errorText, type ErrorCode } from './errors.js'
 
 /** A destination as the kernel reports it. */
 export interface Destination {
@@ -203,8 +203,6 @@ export function transparentConnect(opts: TransparentConnectOptions): Socket {
   return socket.connect({ host, port: opts.port, family: opts.family, autoSelectFamily: false, noDelay: true })
 }
 
-const OPTION_OF: Record<string, string> = { 'forge-addr': '--forge-addr', transparent: '--transparent', 'redirect-mode': '-r' }
-
 /** The keyword that makes a service depend on the addon (and on CAP_NET_ADMIN), or null. */
 function transparentKeyword(s: ServiceDef): string | null {
   if (s.forgeAddr) return 'forge-addr'
@@ -229,10 +227,7 @@ export function checkTransparentSupport(services: readonly ServiceDef[], probe =
     const keyword = transparentKeyword(s)
     if (keyword === null) continue
     const fail = (err: unknown): never => {
-      const code = errorCode(err) as ErrorCode
-      // A command-line service names its option, a file's the keyword at its line.
-      if (s.source.line === 0) throw new ConfigError(`option ${OPTION_OF[keyword.split(' ')[0] as string]}`, 0, errorText(err), code)
-      throw new ConfigError(s.source.file, s.source.line, `${keyword}: ${errorText(err)}`, code)
+      throw settingError(s, keyword.split(' ')[0] as string, `${keyword}: ${errorText(err)}`, errorText(err), errorCode(err) as ErrorCode)
     }
     try {
       native()

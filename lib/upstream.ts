@@ -6,8 +6,8 @@
  */
 import { connect, createServer, isIP, type Socket } from 'node:net'
 import type { Endpoint } from './address.js'
-import type { ServiceDef } from './config.js'
-import { ConfigError, errorCode } from './errors.js'
+import { settingError, type ServiceDef } from './config.js'
+import { errorCode } from './errors.js'
 import { transparentConnect } from './transparent.js'
 
 /**
@@ -102,8 +102,7 @@ export async function checkSourceAddresses(services: readonly ServiceDef[]): Pro
     await new Promise<void>((resolve, reject) => {
       server.once('error', err => {
         const reason = `${address}: cannot use it as a source address: ${errorCode(err)}`
-        // A command-line service names its option, a file's the keyword at its line.
-        reject(s.source.line > 0 ? new ConfigError(s.source.file, s.source.line, `srcip ${reason}`) : new ConfigError('option -q', 0, reason))
+        reject(settingError(s, 'srcip', `srcip ${reason}`, reason))
       })
       server.listen(0, address, () => server.close(() => resolve()))
     })
