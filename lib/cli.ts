@@ -57,6 +57,8 @@ export interface CliOptions {
   transparent: boolean
   /** `--workers N`: worker processes sharing the listeners (null = 1). */
   workers: number | null
+  /** `--no-relay-thread`: relay every connection in the event loop (lib/relay-thread.ts). */
+  noRelayThread: boolean
   /** The server argument: host list, or a handler program and its arguments. */
   server: string[]
 }
@@ -94,6 +96,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   forgePort: false,
   transparent: false,
   workers: null,
+  noRelayThread: false,
   server: [],
 })
 
@@ -150,6 +153,7 @@ function program(version: string): Command {
     .option('--forge-port', "...and from the client's port (with --forge-addr)")
     .option('--transparent', "accept TPROXY'd connections on the listener (needs CAP_NET_ADMIN)")
     .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
+    .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
     .version(`tcpproxy ${version}`, '-V, --version', 'print the version and exit')
@@ -218,6 +222,7 @@ export function parseArgs(argv: readonly string[], version: string): CliResult {
       forgePort: o['forgePort'] === true,
       transparent: o['transparent'] === true,
       workers: (o['workers'] as number | undefined) ?? null,
+      noRelayThread: o['relayThread'] === false,
       server,
     },
   }

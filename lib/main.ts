@@ -172,6 +172,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       logName,
       resolveNames: !o.noResolve,
       runAs: {},
+      relayThread: !o.noRelayThread,
     }
 
     if (chooseMode(o, config, inherited !== null) === 'inetd') {

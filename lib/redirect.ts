@@ -16,7 +16,8 @@
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'
 import type { Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type ListenSpec } from './address.js'
-import { originalDestination, type Destination } from './transparent.js'
+import type { Destination } from './native.js'
+import { originalDestination } from './transparent.js'
 
 /** Every address of this host's interfaces (canonical), read when asked: addresses come and go. */
 export function localAddresses(): Set<string> {
@@ -72,11 +73,14 @@ export class Redirects {
     return mine ? `${formatHostPort(dest.address, dest.port)} is this proxy's own listener` : null
   }
 
-  /** Remember a connected upstream connection to an original destination while it is open. */
-  track(socket: Socket): void {
+  /**
+   * Remember a connected upstream connection to an original destination
+   * until the returned function is called (when its session ends).
+   */
+  track(socket: Socket): () => void {
     const key = `${canonicalIp(socket.localAddress as string)} ${socket.localPort as number}`
     this.#own.add(key)
-    socket.once('close', () => this.#own.delete(key))
+    return () => this.#own.delete(key)
   }
 
   /** Whether any upstream connection to an original destination is open. */

@@ -13,10 +13,11 @@ import type { Logger, LogEntry } from './log.js'
 import { runAcp, runHandler, type RunAs } from './programs.js'
 import { readProxyHeader } from './proxy-header-reader.js'
 import { formatProxyV1, formatProxyV2, type ProxyHeader } from './proxy-protocol.js'
-import { relay, type RelayHandle, type RelayResult } from './relay.js'
+import type { RelayHandle, RelayResult } from './relay.js'
+import { startRelay } from './relay-thread.js'
 import type { ResolvedService } from './resolve.js'
 import type { Redirects } from './redirect.js'
-import type { Destination } from './transparent.js'
+import type { Destination } from './native.js'
 import { ANY_SOURCE, connectFirst, type Source } from './upstream.js'
 
 /** Program-wide facts a session needs for handler and ACP environments. */
@@ -33,6 +34,8 @@ export interface ProgramContext {
   runAs: RunAs
   /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG). */
   dumpBacklog?: number
+  /** Relay established connections in the addon's relay thread when it is built (lib/relay-thread.ts). */
+  relayThread?: boolean
 }
 
 /**
@@ -263,19 +266,21 @@ export class Session {
       up.socket.destroy()
       return
     }
-    if (toOrigdst) s.redirects.track(up.socket)
+    // Tracked while the session lasts (the relay thread closes Node's socket early).
+    const untrack = toOrigdst ? s.redirects.track(up.socket) : null
     this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
     const header = this.#outgoingHeader()
-    if (header !== null) up.socket.write(header)
+    const first = header === null ? [] : [header]
     // Bytes that came after a PROXY header are the client's first data. They
-    // are written, not unshift()ed: the client's EOF may already have been
-    // seen, and a stream refuses unshift() after its 'end'.
-    if (this.#proxied !== null && this.#proxied.rest.length > 0) up.socket.write(this.#proxied.rest)
+    // are sent first, not unshift()ed: the client's EOF may already have
+    // been seen, and a stream refuses unshift() after its 'end'.
+    if (this.#proxied !== null && this.#proxied.rest.length > 0) first.push(this.#proxied.rest)
     const headerBytes = header?.length ?? 0
     // Returned, not awaited: an idle connection holds no suspended async
     // frame, only the relay's callback.
     return new Promise<void>(resolve => {
       const done = (result: RelayResult): void => {
+        untrack?.()
         const finish = (): void => {
           this.#logEnd(serverText, { ...result, sent: result.sent - headerBytes })
           resolve()
@@ -284,7 +289,15 @@ export class Session {
         if (this.#closeDump === null) finish()
         else void this.#closeDump().then(finish)
       }
-      this.#relay = relay(s.client, up.socket, s.service.timeout * 1000, done, this.#dumpTap())
+      this.#relay = startRelay({
+        client: s.client,
+        server: up.socket,
+        idleMs: s.service.timeout * 1000,
+        first,
+        done,
+        tap: this.#dumpTap(),
+        thread: s.programs.relayThread === true,
+      })
     })
   }
 

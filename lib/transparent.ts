@@ -16,19 +16,11 @@
  * (no compiler at install time) runs every other feature and fails only
  * here, with ERR_NOT_SUPPORTED.
  */
-import { createRequire } from 'node:module'
 import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { canonicalIp, formatHostPort } from './address.js'
 import { settingError, type ServiceDef } from './config.js'
 import { TcpproxyError, errorCode, errorText, type ErrorCode } from './errors.js'
-
-/** A destination as the kernel reports it. */
-export interface Destination {
-  address: string
-  port: number
-  family: 4 | 6
-}
+import { nativeAddon, nativeLoadFailure, type Destination, type NativeAddon } from './native.js'
 
 export interface TransparentConnectOptions {
   /** The address family of the connection (and of `localAddress`). */
@@ -41,63 +33,17 @@ export interface TransparentConnectOptions {
   port: number
 }
 
-/** What lib/native/tcpproxy_native.c exports. */
-interface NativeAddon {
-  originalDst(fd: number): Destination | null
-  transparentSocket(family: 4 | 6, address: string, port: number): number
-  setTransparent(fd: number): void
-  probeTransparent(family: 4 | 6): void
-  keepCapabilities(): void
-  limitCapabilities(): void
-}
-
-/** Where `npm install` builds the addon; the same path from dist/ and lib/. */
-export const NATIVE_PATH = fileURLToPath(new URL('../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
-
-let addon: NativeAddon | undefined
-let loadFailure = ''
-let tried = false
-
-/**
- * (Re)load the addon from `path`; true when it loaded. Called on first use
- * with the default path; tests point it elsewhere to see the failure mode.
- */
-export function loadNative(path: string = NATIVE_PATH): boolean {
-  tried = true
-  try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon
-    loadFailure = ''
-    return true
-  } catch (err) {
-    addon = undefined
-    // Node's "Cannot find module" message goes on with the require stack.
-    loadFailure = errorText(err).split('\n')[0] as string
-    return false
-  }
-}
-
-/** The addon, loaded on first use; undefined when it does not load. */
-function loaded(): NativeAddon | undefined {
-  if (!tried) loadNative()
-  return addon
-}
-
 function native(): NativeAddon {
-  const lib = loaded()
+  const lib = nativeAddon()
   if (lib === undefined) {
     throw new TcpproxyError(
       'ERR_NOT_SUPPORTED',
-      `transparent proxying needs the native addon: ${loadFailure} ` +
+      `transparent proxying needs the native addon: ${nativeLoadFailure()} ` +
         '(it is built when the package is installed, which needs python3, make and a C compiler: ' +
         'install them and run `npm rebuild tcpproxy`)',
     )
   }
   return lib
-}
-
-/** True when the addon is built and loads. */
-export function nativeAvailable(): boolean {
-  return loaded() !== undefined
 }
 
 /** The descriptor under a net.Socket or net.Server (Node keeps it on the handle). */

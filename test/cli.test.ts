@@ -45,6 +45,7 @@ t.test('the options without a short form', async t => {
   t.same(parseArgs(['--acp-timeout', '0.5'], V), run({ acpTimeout: 0.5 }))
   t.same(parseArgs(['--acp-timeout=30'], V), run({ acpTimeout: 30 }))
   t.same(parseArgs(['--forge-addr', '--forge-port', '--transparent'], V), run({ forgeAddr: true, forgePort: true, transparent: true }))
+  t.same(parseArgs(['--no-relay-thread'], V), run({ noRelayThread: true }))
 })
 
 t.test('without -n client names are looked up; -n turns that off', async t => {

@@ -6,10 +6,11 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect } from 'node:net'
-import { backend, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
+import { nativeAvailable } from '../lib/native.js'
+import { backend, descendants, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
 
 const oneLiner = (up: number, ...extra: string[]) => (port: number) => ['-d', ...extra, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up}`]
 
@@ -216,4 +217,34 @@ t.test('a second SIGTERM exits at once without waiting for sessions', async t =>
   t.equal(await p.exited, 1)
   t.ok(Date.now() - start < 5000)
   t.notOk(existsSync(pidfile), 'the pidfile is removed even then')
+})
+
+/** The names of the threads of `pid` and its descendants (as root, the worker relays, not the supervisor). */
+const threadNames = (pid: number): string[] =>
+  [pid, ...descendants(pid).map(d => d.pid)].flatMap(p =>
+    readdirSync(`/proc/${p}/task`).map(tid => readFileSync(`/proc/${p}/task/${tid}/comm`, 'utf8').trim()),
+  )
+
+t.test('the relay thread and --no-relay-thread relay the same bytes with the same log lines', async t => {
+  const size = 4 * 1024 * 1024
+  const toServer = randomBytes(size)
+  const up = await backend(s => {
+    const got: Buffer[] = []
+    s.on('data', c => got.push(c))
+    s.on('end', () => s.end(`${sha256(Buffer.concat(got))}\n`))
+  })
+  t.teardown(() => up.close())
+  const lines: string[] = []
+  for (const extra of [[], ['--no-relay-thread']]) {
+    const p = await startProxy(oneLiner(up.port, ...extra))
+    const r = await exchange(p.port, toServer, { timeoutMs: 30000 })
+    t.equal(r.data.toString(), `${sha256(toServer)}\n`, `${extra.join(' ') || 'default'}: the bytes arrive intact`)
+    const relays = threadNames(p.proc.pid as number).filter(n => n === 'tcpproxy-relay').length
+    if (extra.length === 0) t.equal(relays, nativeAvailable() ? 1 : 0, 'one relay thread in the process (when the addon is built)')
+    else t.equal(relays, 0, 'no relay thread with --no-relay-thread')
+    lines.push((await p.waitFor(/disconnect/)).replace(/duration= [\d.]+/, 'duration= D').replace(/^tcpproxy\[\d+\]/, 'tcpproxy[PID]'))
+    await p.stop()
+  }
+  t.equal(lines[0], lines[1], 'the same disconnect line')
+  t.match(lines[0], `received= 65, send= ${size}`)
 })

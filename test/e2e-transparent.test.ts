@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { BIN, ROOT, backend, freePort, tcpproxy, viaInetd, type Run } from './fixtures/harness.js'
 import { Fixture, NS, clientTrip, has, inNs, isRoot, namespaceSkip, setUpNamespaces, unmapped, type Endpoint } from './fixtures/netns.js'
-import { nativeAvailable } from '../lib/transparent.js'
+import { nativeAvailable } from '../lib/native.js'
 
 const run = promisify(execFile)
 

@@ -2,7 +2,8 @@ import t from 'tap'
 import { createServer } from 'node:net'
 import type { ListenSpec } from '../lib/address.js'
 import { bindListener, boundAddress, closeListener, configureServer, parseKey, reconcileListeners, specKey } from '../lib/listeners.js'
-import { loadNative, nativeAvailable, probeTransparent } from '../lib/transparent.js'
+import { loadNative, nativeAvailable } from '../lib/native.js'
+import { probeTransparent } from '../lib/transparent.js'
 import { freePort } from './fixtures/harness.js'
 
 t.test('keys name listen specs and read back', async t => {

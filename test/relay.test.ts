@@ -138,3 +138,39 @@ t.test('with the tap, a slow reader still pauses the sender, and every byte is t
   t.same(tapped, { CLIENT: big.length, SERVER: 0 })
   t.equal(r.sent, big.length)
 })
+
+t.test('a slow reader pauses the sender, and every byte arrives once it reads again', async t => {
+  const s = await setup()
+  s.outerServer.pause()
+  const big = Buffer.alloc(16 * 1024 * 1024, 'y')
+  s.outerClient.end(big)
+  await new Promise(r => setTimeout(r, 300))
+  t.ok(s.proxyClient.isPaused(), 'the client side is paused while the server side is full')
+  let got = 0
+  s.outerServer.on('data', c => (got += c.length))
+  s.outerServer.resume()
+  await once(s.outerServer, 'end')
+  s.outerServer.end()
+  t.equal(got, big.length)
+  t.equal((await s.done).sent, big.length)
+})
+
+t.test("a client's EOF consumed before the relay started is still passed on", async t => {
+  const [outerClient, proxyClient] = await socketPair()
+  const [proxyServer, outerServer] = await socketPair()
+  outerClient.end('all I had')
+  // Read to the end first, as a PROXY header reader may.
+  const early: Buffer[] = []
+  proxyClient.on('data', c => early.push(c))
+  proxyClient.resume()
+  await once(proxyClient, 'end')
+  proxyClient.removeAllListeners('data')
+  proxyClient.pause()
+  const atServer = collect(outerServer)
+  outerServer.resume()
+  proxyServer.write(Buffer.concat(early))
+  const done = new Promise<RelayResult>(resolve => relay(proxyClient, proxyServer, 0, resolve))
+  outerClient.resume()
+  t.equal((await atServer).toString(), 'all I had', 'the server got the bytes and then EOF')
+  t.equal((await done).closedBy, 'client')
+})

@@ -82,12 +82,10 @@ import {
   type Endpoint,
 } from './fixtures/netns.js'
 import { DEFAULT_SETTINGS, type ServiceDef } from '../lib/config.js'
+import { NATIVE_PATH, loadNative, nativeAvailable } from '../lib/native.js'
 import {
-  NATIVE_PATH,
   checkTransparentSupport,
-  loadNative,
   needsNetAdmin,
-  nativeAvailable,
   originalDestination,
   probeTransparent,
   setTransparent,

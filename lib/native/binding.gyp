@@ -8,7 +8,7 @@
   "targets": [
     {
       "target_name": "tcpproxy_native",
-      "sources": ["tcpproxy_native.c"],
+      "sources": ["tcpproxy_native.c", "relay_thread.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
     }

@@ -35,7 +35,7 @@
  * only.
  */
 #define _GNU_SOURCE
-#include <node_api.h>
+#include "native.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,8 +74,7 @@
 
 /* ---------- errors ---------- */
 
-/* A Node-API call failed: make sure a JavaScript exception is pending. */
-static napi_value napi_failed(napi_env env) {
+napi_value napi_failed(napi_env env) {
   const napi_extended_error_info *info = NULL;
   char msg[200] = "Node-API call failed";
   bool pending = false;
@@ -88,13 +87,7 @@ static napi_value napi_failed(napi_env env) {
   return NULL;
 }
 
-#define NAPI_CALL(call)                                                                            \
-  do {                                                                                             \
-    if ((call) != napi_ok) return napi_failed(env);                                                \
-  } while (0)
-
-/* The symbolic name of an errno value ("EPERM"), as Node's `code`. */
-static const char *errno_name(int err) {
+const char *errno_name(int err) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
   const char *name = strerrorname_np(err);
   if (name != NULL) return name;
@@ -121,7 +114,7 @@ static const char *errno_name(int err) {
 
 /* Throw `syscall: strerror(err)` with Node's conventions: `code` ("EPERM"),
  * `errno` (negative) and `syscall`. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+napi_value throw_errno(napi_env env, int err, const char *syscall) {
   char msg[256];
   napi_value text, code, error, num, name;
   snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
@@ -138,7 +131,7 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
 
 /* ---------- arguments ---------- */
 
-static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
     napi_failed(env);
@@ -151,7 +144,7 @@ static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_va
   return true;
 }
 
-static bool get_int(napi_env env, napi_value value, int32_t *out) {
+bool get_int(napi_env env, napi_value value, int32_t *out) {
   napi_valuetype type;
   if (napi_typeof(env, value, &type) != napi_ok) {
     napi_failed(env);
@@ -428,6 +421,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"limitCapabilities", NULL, limit_capabilities, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  if (!relay_thread_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -1,0 +1,581 @@
+/*
+ * The relay of established connections in a native thread: one thread per
+ * process moves every handed-over connection's bytes with recv()/send()
+ * through one shared buffer, so no chunk of a relayed stream is ever a
+ * JavaScript object (see bench/RESULTS.md, "Profile": copying each chunk
+ * through the JS heap in the event loop's thread was the ceiling).
+ *
+ * JavaScript hands a connection over once its upstream is connected
+ * (lib/relay-thread.ts): the two socket descriptors (duplicated here, so
+ * Node may close its own), the bytes to send first (a PROXY header, data
+ * Node had already read) and the idle timeout. From then on the thread owns
+ * the connection and reports its end, with byte counts and the reason,
+ * through a thread-safe function. The semantics are those of lib/relay.ts:
+ *
+ *   - half-close: a side's EOF becomes shutdown(SHUT_WR) toward the other
+ *     once everything read before it is delivered; the other direction goes
+ *     on until it ends too, then both descriptors are closed;
+ *   - an error on either side resets both (SO_LINGER 0) and names the side;
+ *   - no byte in either direction for the idle timeout closes both;
+ *   - backpressure: what the destination did not take is kept for that
+ *     connection and its source is not read again until it is delivered.
+ *
+ * Memory: an idle connection holds ~200 bytes here and no buffer. A read
+ * asks for up to `want` bytes, which doubles (to READ_MAX) while the
+ * destination takes whole reads and halves (to READ_MIN) when it does not,
+ * so a fast stream moves in big reads and a slow reader makes its
+ * connection hold little.
+ *
+ * Descriptors are epoll'ed edge-triggered; every pump ends at EAGAIN, or
+ * puts the connection on the run-again list when its turn's budget is
+ * spent, so one fast stream cannot starve the others.
+ *
+ *   relayInit(onEnd)       start the thread; onEnd(id, toServer, toClient,
+ *                          reason, errno, syscall) is called on the JS
+ *                          thread for each connection that ends.
+ *   relayAdd(id, clientFd, serverFd, idleMs, toServer, toClient)
+ *                          hand a connection over; toServer/toClient are
+ *                          Buffers to send first, or null.
+ *   relayAbort(id)         end a connection now: reason "shutdown".
+ */
+#define _GNU_SOURCE
+#include "native.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CLIENT = 0, SERVER = 1 };
+
+/* As lib/relay.ts's CloseReason (the names are in reason_names below). */
+enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_SHUTDOWN };
+
+/* Bounds of one read. 1 MiB reads measured 13.8 Gbit/s on one loopback
+ * stream here, 256 KiB 12.3, 64 KiB 3.3 (HAProxy 11.0); splice(2) through
+ * a pipe measured 2.5-5.9 and was dropped. */
+#define READ_MIN (16 * 1024)
+#define READ_START READ_MAX
+#define READ_MAX (1024 * 1024)
+/* Bytes one connection may move in one turn before the others get theirs. */
+#define TURN_BUDGET (2 * READ_MAX)
+#define EVENTS_MAX 256
+
+/* One direction: from fd[i] to fd[1 - i]. */
+struct half {
+  /* Bytes the destination has not taken yet (sent before anything else). */
+  char *pending;
+  size_t pending_len, pending_off;
+  size_t want;    /* the next read's size */
+  uint64_t bytes; /* delivered to the destination */
+  bool eof;       /* the source sent its FIN */
+  bool shut;      /* ...and it was passed on */
+};
+
+struct conn;
+
+/* What an epoll event points at: a connection and which of its sockets. */
+struct end {
+  struct conn *c;
+  int side;
+};
+
+struct conn {
+  double id;
+  int fd[2];
+  struct half h[2]; /* h[CLIENT]: client to server; h[SERVER]: server to client */
+  struct end ends[2];
+  int64_t idle_ms, last;
+  int reason; /* -1 until known */
+  int err;    /* errno of a failure */
+  const char *syscall;
+  bool again; /* on the run-again list */
+  bool dead;  /* finished in this round of events; freed after it */
+  struct conn *prev, *next, *next_again, *next_dead;
+};
+
+enum cmd_kind { CMD_ADD, CMD_ABORT, CMD_STOP };
+
+struct cmd {
+  enum cmd_kind kind;
+  struct conn *c; /* CMD_ADD */
+  double id;      /* CMD_ABORT */
+  struct cmd *next;
+};
+
+/* What the thread reports for a connection that ended. */
+struct result {
+  double id;
+  uint64_t to_server, to_client;
+  int reason, err;
+  const char *syscall;
+};
+
+static struct {
+  bool started;
+  int ep, wake;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  struct cmd *head, *tail; /* under lock */
+  napi_threadsafe_function tsfn;
+  uint32_t active; /* JS thread: connections handed over and not yet reported */
+  /* The relay thread's own: */
+  struct conn *conns;
+  struct conn *again;
+  struct conn *dead;
+  int64_t now, next_check;
+} R = {.ep = -1, .wake = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The relay thread's read buffer: every read lands here and is sent at once. */
+static char buffer[READ_MAX];
+
+static int64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------- the relay thread ---------- */
+
+/* The first failure is the cause; it overrides a half-close already seen. */
+static bool fail(struct conn *c, int side, int err, const char *syscall) {
+  if (c->reason < R_TIMEOUT) {
+    c->reason = side == CLIENT ? R_CLIENT_ERROR : R_SERVER_ERROR;
+    c->err = err;
+    c->syscall = syscall;
+  }
+  return false;
+}
+
+/* Keep what the destination did not take; false when out of memory. */
+static bool keep(struct half *h, const char *data, size_t len) {
+  h->pending = malloc(len);
+  if (h->pending == NULL) return false;
+  memcpy(h->pending, data, len);
+  h->pending_len = len;
+  h->pending_off = 0;
+  return true;
+}
+
+/* Move what can be moved in direction i now. False: the connection failed.
+ * It returns only where an edge will wake it again: the destination said
+ * EAGAIN (EPOLLOUT comes) or the source did (EPOLLIN comes), the source
+ * ended, or the turn's budget is spent (then the run-again list). */
+static bool pump(struct conn *c, int i, size_t *budget) {
+  struct half *h = &c->h[i];
+  int from = c->fd[i], to = c->fd[1 - i];
+  ssize_t n, m;
+  while (h->pending_off < h->pending_len) {
+    n = send(to, h->pending + h->pending_off, h->pending_len - h->pending_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN ? true : fail(c, 1 - i, errno, "write");
+    h->pending_off += (size_t)n;
+    h->bytes += (uint64_t)n;
+    c->last = R.now;
+  }
+  free(h->pending);
+  h->pending = NULL;
+  h->pending_len = h->pending_off = 0;
+  for (;;) {
+    if (h->eof) {
+      if (!h->shut) {
+        h->shut = true;
+        if (shutdown(to, SHUT_WR) != 0 && errno != ENOTCONN) return fail(c, 1 - i, errno, "shutdown");
+      }
+      return true;
+    }
+    if (*budget == 0) {
+      /* Not at EAGAIN: no edge will come, so come back next round. */
+      if (!c->again) {
+        c->again = true;
+        c->next_again = R.again;
+        R.again = c;
+      }
+      return true;
+    }
+    n = recv(from, buffer, h->want, MSG_DONTWAIT);
+    if (n == 0) {
+      h->eof = true;
+      if (c->reason < 0) c->reason = i == CLIENT ? R_CLIENT : R_SERVER;
+      continue;
+    }
+    if (n < 0) return errno == EAGAIN ? true : fail(c, i, errno, "read");
+    c->last = R.now;
+    *budget = *budget > (size_t)n ? *budget - (size_t)n : 0;
+    m = send(to, buffer, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (m < 0 && errno != EAGAIN) return fail(c, 1 - i, errno, "write");
+    if (m < 0) m = 0;
+    h->bytes += (uint64_t)m;
+    if (m < n) {
+      /* The destination is full: keep the rest, read no more until it is
+       * delivered (EPOLLOUT), and read less next time. */
+      if (h->want > READ_MIN) h->want /= 2;
+      return keep(h, buffer + m, (size_t)(n - m)) ? true : fail(c, 1 - i, ENOMEM, "malloc");
+    }
+    if ((size_t)n == h->want && h->want < READ_MAX) h->want *= 2;
+  }
+}
+
+static void post(struct conn *c) {
+  struct result *r = malloc(sizeof *r);
+  if (r == NULL) return;
+  r->id = c->id;
+  r->to_server = c->h[CLIENT].bytes;
+  r->to_client = c->h[SERVER].bytes;
+  r->reason = c->reason;
+  r->err = c->err;
+  r->syscall = c->syscall;
+  if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+}
+
+/* Close both sockets (with RST after an error), report, and free later. */
+static void finish(struct conn *c) {
+  struct linger reset = {1, 0};
+  if (c->dead) return;
+  c->dead = true;
+  for (int s = 0; s < 2; s++) {
+    epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
+    if (c->err != 0) setsockopt(c->fd[s], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(c->fd[s]);
+    free(c->h[s].pending);
+    c->h[s].pending = NULL;
+  }
+  if (c->prev != NULL) c->prev->next = c->next;
+  else R.conns = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+  post(c);
+  /* Events of this round may still point at it. */
+  c->next_dead = R.dead;
+  R.dead = c;
+}
+
+static void run(struct conn *c) {
+  size_t budget = TURN_BUDGET;
+  if (c->dead) return;
+  if (!pump(c, CLIENT, &budget) || !pump(c, SERVER, &budget)) return finish(c);
+  if (c->h[CLIENT].shut && c->h[SERVER].shut) finish(c);
+}
+
+/* A reset or error reported by the kernel on a socket no direction is reading. */
+static void check_error(struct conn *c, int side) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(c->fd[side], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+    fail(c, side, err, "read");
+    finish(c);
+  }
+}
+
+static void cut(struct conn *c, int reason) {
+  if (c->err == 0 && c->reason < R_TIMEOUT) c->reason = reason;
+  finish(c);
+}
+
+static void add(struct conn *c) {
+  struct epoll_event ev;
+  c->last = R.now;
+  c->next = R.conns;
+  if (R.conns != NULL) R.conns->prev = c;
+  R.conns = c;
+  for (int s = 0; s < 2; s++) {
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &c->ends[s];
+    if (epoll_ctl(R.ep, EPOLL_CTL_ADD, c->fd[s], &ev) != 0) {
+      fail(c, s, errno, "epoll_ctl");
+      return finish(c);
+    }
+  }
+  if (c->idle_ms > 0 && R.now + c->idle_ms < R.next_check) R.next_check = R.now + c->idle_ms;
+  run(c);
+}
+
+/* Idle timeouts: cut the expired, and find when the next one is due. */
+static void check_timeouts(void) {
+  int64_t next = INT64_MAX;
+  for (struct conn *c = R.conns, *n; c != NULL; c = n) {
+    n = c->next;
+    if (c->idle_ms <= 0) continue;
+    int64_t due = c->last + c->idle_ms;
+    if (due <= R.now) cut(c, R_TIMEOUT);
+    else if (due < next) next = due;
+  }
+  R.next_check = next;
+}
+
+/* Run the queued commands; false on CMD_STOP. */
+static bool commands(void) {
+  uint64_t count;
+  struct cmd *q;
+  bool go_on = true;
+  if (read(R.wake, &count, sizeof count) < 0) { /* EAGAIN: nothing new */ }
+  pthread_mutex_lock(&R.lock);
+  q = R.head;
+  R.head = R.tail = NULL;
+  pthread_mutex_unlock(&R.lock);
+  while (q != NULL) {
+    struct cmd *next = q->next;
+    if (q->kind == CMD_ADD) {
+      add(q->c);
+    } else if (q->kind == CMD_ABORT) {
+      for (struct conn *c = R.conns; c != NULL; c = c->next) {
+        if (c->id == q->id) {
+          cut(c, R_SHUTDOWN);
+          break;
+        }
+      }
+    } else {
+      go_on = false;
+    }
+    free(q);
+    q = next;
+  }
+  return go_on;
+}
+
+/* Free the connections finished this round (also off the run-again list). */
+static void free_dead(void) {
+  while (R.dead != NULL) {
+    struct conn *c = R.dead;
+    R.dead = c->next_dead;
+    if (c->again) {
+      struct conn **p = &R.again;
+      while (*p != c) p = &(*p)->next_again;
+      *p = c->next_again;
+    }
+    free(c);
+  }
+}
+
+static void *relay_thread(void *arg) {
+  struct epoll_event events[EVENTS_MAX];
+  (void)arg;
+  /* Its name in top -H, ps -L and /proc/PID/task/TID/comm. */
+  pthread_setname_np(pthread_self(), "tcpproxy-relay");
+  R.next_check = INT64_MAX;
+  for (;;) {
+    int timeout;
+    R.now = monotonic_ms();
+    if (R.again != NULL) timeout = 0;
+    else if (R.next_check == INT64_MAX) timeout = -1;
+    else timeout = R.next_check <= R.now ? 0 : (int)(R.next_check - R.now < INT_MAX ? R.next_check - R.now : INT_MAX);
+    int n = epoll_wait(R.ep, events, EVENTS_MAX, timeout);
+    R.now = monotonic_ms();
+    if (n < 0 && errno != EINTR) break;
+    /* Those that spent their budget last round go first. */
+    struct conn *again = R.again;
+    R.again = NULL;
+    for (struct conn *c = again, *next; c != NULL; c = next) {
+      next = c->next_again;
+      c->again = false;
+      run(c);
+    }
+    for (int k = 0; k < n; k++) {
+      if (events[k].data.ptr == NULL) {
+        if (!commands()) goto stop;
+        continue;
+      }
+      struct end *e = events[k].data.ptr;
+      if (e->c->dead) continue;
+      if (events[k].events & EPOLLERR) check_error(e->c, e->side);
+      run(e->c);
+    }
+    if (R.next_check <= R.now) check_timeouts();
+    free_dead();
+  }
+stop:
+  while (R.conns != NULL) cut(R.conns, R_SHUTDOWN);
+  free_dead();
+  return NULL;
+}
+
+/* ---------- the JavaScript thread ---------- */
+
+static void enqueue(struct cmd *q) {
+  uint64_t one = 1;
+  q->next = NULL;
+  pthread_mutex_lock(&R.lock);
+  if (R.tail != NULL) R.tail->next = q;
+  else R.head = q;
+  R.tail = q;
+  pthread_mutex_unlock(&R.lock);
+  if (write(R.wake, &one, sizeof one) < 0) { /* the counter is already non-zero */ }
+}
+
+static const char *reason_names[] = {"client", "server", "timeout", "client-error", "server-error", "shutdown"};
+
+/* On the JS thread: onEnd(id, toServer, toClient, reason, errno, syscall). */
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  struct result *r = data;
+  napi_value argv[6], undefined;
+  (void)context;
+  if (env == NULL) {
+    free(r);
+    return;
+  }
+  if (--R.active == 0) napi_unref_threadsafe_function(env, R.tsfn);
+  if (napi_create_double(env, r->id, &argv[0]) != napi_ok ||
+      napi_create_double(env, (double)r->to_server, &argv[1]) != napi_ok ||
+      napi_create_double(env, (double)r->to_client, &argv[2]) != napi_ok ||
+      napi_create_string_utf8(env, reason_names[r->reason < 0 ? R_SHUTDOWN : r->reason], NAPI_AUTO_LENGTH, &argv[3]) != napi_ok ||
+      napi_create_int32(env, r->err, &argv[4]) != napi_ok ||
+      napi_create_string_utf8(env, r->syscall == NULL ? "" : r->syscall, NAPI_AUTO_LENGTH, &argv[5]) != napi_ok ||
+      napi_get_undefined(env, &undefined) != napi_ok) {
+    free(r);
+    return;
+  }
+  free(r);
+  napi_call_function(env, undefined, js_cb, 6, argv, NULL);
+}
+
+static void stop_thread(void *arg) {
+  struct cmd *q = calloc(1, sizeof *q);
+  (void)arg;
+  if (q == NULL || !R.started) {
+    free(q);
+    return;
+  }
+  q->kind = CMD_STOP;
+  enqueue(q);
+  pthread_join(R.thread, NULL);
+  R.started = false;
+}
+
+static napi_value relay_init(napi_env env, napi_callback_info info) {
+  napi_value argv[1], name;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  sigset_t all, old;
+  int err;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (R.started) return NULL;
+  R.ep = epoll_create1(EPOLL_CLOEXEC);
+  if (R.ep < 0) return throw_errno(env, errno, "epoll_create1");
+  R.wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (R.wake < 0) return throw_errno(env, errno, "eventfd");
+  if (epoll_ctl(R.ep, EPOLL_CTL_ADD, R.wake, &ev) != 0) return throw_errno(env, errno, "epoll_ctl");
+  NAPI_CALL(napi_create_string_utf8(env, "tcpproxy relay thread", NAPI_AUTO_LENGTH, &name));
+  NAPI_CALL(napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &R.tsfn));
+  /* Referenced only while connections are handed over (relayAdd). */
+  NAPI_CALL(napi_unref_threadsafe_function(env, R.tsfn));
+  /* Signals are Node's: the thread blocks them all. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  err = pthread_create(&R.thread, NULL, relay_thread, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err != 0) return throw_errno(env, err, "pthread_create");
+  R.started = true;
+  NAPI_CALL(napi_add_env_cleanup_hook(env, stop_thread, NULL));
+  return NULL;
+}
+
+/* A copy of a Buffer argument (null/undefined: none). */
+static bool get_bytes(napi_env env, napi_value value, char **out, size_t *len) {
+  napi_valuetype type;
+  bool is_buffer;
+  void *data;
+  *out = NULL;
+  *len = 0;
+  if (napi_typeof(env, value, &type) != napi_ok) return napi_failed(env), false;
+  if (type == napi_null || type == napi_undefined) return true;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok) return napi_failed(env), false;
+  if (!is_buffer) {
+    napi_throw_type_error(env, NULL, "expected a Buffer or null");
+    return false;
+  }
+  if (napi_get_buffer_info(env, value, &data, len) != napi_ok) return napi_failed(env), false;
+  if (*len == 0) return true;
+  *out = malloc(*len);
+  if (*out == NULL) {
+    throw_errno(env, ENOMEM, "malloc");
+    return false;
+  }
+  memcpy(*out, data, *len);
+  return true;
+}
+
+static napi_value relay_add(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  double id, idle;
+  int32_t fds[2];
+  struct conn *c;
+  struct cmd *q;
+  if (!get_args(env, info, 6, argv)) return NULL;
+  if (!R.started) {
+    napi_throw_error(env, NULL, "relayInit() was not called");
+    return NULL;
+  }
+  NAPI_CALL(napi_get_value_double(env, argv[0], &id));
+  if (!get_int(env, argv[1], &fds[0]) || !get_int(env, argv[2], &fds[1])) return NULL;
+  NAPI_CALL(napi_get_value_double(env, argv[3], &idle));
+  c = calloc(1, sizeof *c);
+  q = calloc(1, sizeof *q);
+  if (c == NULL || q == NULL) {
+    free(c);
+    free(q);
+    return throw_errno(env, ENOMEM, "calloc");
+  }
+  c->id = id;
+  c->idle_ms = (int64_t)idle;
+  c->reason = -1;
+  c->fd[0] = c->fd[1] = -1;
+  for (int s = 0; s < 2; s++) {
+    c->ends[s].c = c;
+    c->ends[s].side = s;
+    c->h[s].want = READ_START;
+  }
+  if (!get_bytes(env, argv[4], &c->h[CLIENT].pending, &c->h[CLIENT].pending_len) ||
+      !get_bytes(env, argv[5], &c->h[SERVER].pending, &c->h[SERVER].pending_len)) {
+    goto failed;
+  }
+  /* Our own descriptors (close-on-exec: programs started later must not
+   * hold the connection open); Node closes its own. */
+  for (int s = 0; s < 2; s++) {
+    c->fd[s] = fcntl(fds[s], F_DUPFD_CLOEXEC, 0);
+    if (c->fd[s] < 0) {
+      throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
+      goto failed;
+    }
+  }
+  if (R.active++ == 0) NAPI_CALL(napi_ref_threadsafe_function(env, R.tsfn));
+  q->kind = CMD_ADD;
+  q->c = c;
+  enqueue(q);
+  return NULL;
+failed:
+  for (int s = 0; s < 2; s++) {
+    if (c->fd[s] >= 0) close(c->fd[s]);
+    free(c->h[s].pending);
+  }
+  free(c);
+  free(q);
+  return NULL;
+}
+
+static napi_value relay_abort(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct cmd *q;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (!R.started) return NULL;
+  q = calloc(1, sizeof *q);
+  if (q == NULL) return throw_errno(env, ENOMEM, "calloc");
+  NAPI_CALL(napi_get_value_double(env, argv[0], &q->id));
+  q->kind = CMD_ABORT;
+  enqueue(q);
+  return NULL;
+}
+
+bool relay_thread_init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"relayInit", NULL, relay_init, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"relayAdd", NULL, relay_add, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"relayAbort", NULL, relay_abort, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
+}
