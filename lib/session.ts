@@ -67,7 +67,13 @@ export interface SessionInit {
 }
 
 export class Session {
-  readonly #s: SessionInit
+  readonly #s: Omit<SessionInit, 'client'>
+  /**
+   * The client's socket while Node holds it; null once the relay thread
+   * has taken the connection, so an idle session does not keep a closed
+   * Socket object alive (memory per connection).
+   */
+  #client: Socket | null
   readonly #started = performance.now()
   /** How abort() ends the session: the running relay, or the handler's kill; neither: close the client. */
   #relay: RelayHandle | null = null
@@ -81,7 +87,9 @@ export class Session {
   #origdst: Destination | null = null
 
   constructor(init: SessionInit) {
-    this.#s = init
+    const { client, ...rest } = init
+    this.#s = rest
+    this.#client = client
     this.#clientIp = init.clientIp
     this.#clientPort = init.clientPort
   }
@@ -90,7 +98,12 @@ export class Session {
   abort(): void {
     if (this.#relay !== null) this.#relay.abort()
     else if (this.#kill !== null) this.#kill()
-    else this.#s.client.destroy()
+    else this.#socket.destroy()
+  }
+
+  /** The client's socket, before any hand-over to the relay thread. */
+  get #socket(): Socket {
+    return this.#client as Socket
   }
 
   #log(tag: LogEntry['tag'], event: string, text: string): void {
@@ -99,7 +112,8 @@ export class Session {
 
   /** Serve the connection; resolves when it is over. */
   async run(): Promise<void> {
-    const { service, client } = this.#s
+    const { service } = this.#s
+    const client = this.#socket
     if (service.redirectMode !== 'none' && !(await this.#redirect())) return
     if (service.trustsProxy?.(this.#s.clientIp) === true && !(await this.#readProxyHeader())) return
     const needsEnv = service.acp !== null || service.exec !== null
@@ -120,10 +134,10 @@ export class Session {
     const peer = formatHostPort(s.clientIp, s.clientPort)
     let got
     try {
-      got = await readProxyHeader(s.client, s.service.proxyTimeout * 1000)
+      got = await readProxyHeader(this.#socket, s.service.proxyTimeout * 1000)
     } catch (err) {
       this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
-      s.client.destroy()
+      this.#socket.destroy()
       return false
     }
     const { header } = got
@@ -148,12 +162,12 @@ export class Session {
     const mode = s.service.redirectMode
     const refuse = (event: string, text: string): false => {
       this.#log('-ERR', event, text)
-      s.client.destroy()
+      this.#socket.destroy()
       return false
     }
     let dest: Destination | null
     try {
-      dest = s.redirects.find(s.client, s.listener)
+      dest = s.redirects.find(this.#socket, s.listener)
     } catch (err) {
       return refuse('redirect-error', `can't read the original destination, client= ${s.clientIp}: ${errorText(err)}`)
     }
@@ -201,9 +215,9 @@ export class Session {
   async #access(acp: string[], env: Record<string, string>): Promise<boolean> {
     const s = this.#s
     const r = await runAcp(acp, env, s.service.acpTimeout * 1000, s.programs.runAs)
-    if (r.output.length > 0 && !s.client.destroyed) {
+    if (r.output.length > 0 && !this.#socket.destroyed) {
       // The ACP speaks to the client (a refusal banner, a greeting) before anything else does.
-      await new Promise<void>(resolve => s.client.write(r.output, () => resolve()))
+      await new Promise<void>(resolve => this.#socket.write(r.output, () => resolve()))
     }
     const text = `client= ${this.#clientIp}, rc= ${r.rc}, message= ${r.message}`
     if (r.granted) {
@@ -211,7 +225,7 @@ export class Session {
       return true
     }
     this.#log('-ERR', 'access-denied', `access denied: ${text}`)
-    s.client.destroy()
+    this.#socket.destroy()
     return false
   }
 
@@ -220,7 +234,7 @@ export class Session {
     const name = env[`${s.programs.envPrefix}CLIENTNAME`] as string
     this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
     const preread = this.#proxied === null ? null : this.#proxied.rest
-    const h = runHandler(cmd, env, s.client, preread, line => this.#log('-INFO', 'handler-stderr', `handler: ${line}`), s.programs.runAs)
+    const h = runHandler(cmd, env, this.#socket, preread, line => this.#log('-INFO', 'handler-stderr', `handler: ${line}`), s.programs.runAs)
     this.#kill = h.kill
     const r = await h.exited
     if (!r.started) {
@@ -251,7 +265,7 @@ export class Session {
       )
     } catch (err) {
       const f = err as { host: string; port: number; error: Error }
-      s.client.destroy()
+      this.#socket.destroy()
       if (isOutOfDescriptors(f.error)) return s.onResourceError(f.error)
       this.#log(
         '-ERR',
@@ -261,7 +275,7 @@ export class Session {
       return
     }
     const serverText = formatHostPort(up.host, up.port)
-    if (s.client.destroyed) {
+    if (this.#socket.destroyed) {
       // Aborted (shutdown) while connecting.
       up.socket.destroy()
       return
@@ -290,7 +304,7 @@ export class Session {
         else void this.#closeDump().then(finish)
       }
       this.#relay = startRelay({
-        client: s.client,
+        client: this.#socket,
         server: up.socket,
         idleMs: s.service.timeout * 1000,
         first,
@@ -298,6 +312,8 @@ export class Session {
         tap: this.#dumpTap(),
         thread: s.programs.relayThread === true,
       })
+      // The relay thread took the connection and Node closed its socket.
+      if (this.#socket.destroyed) this.#client = null
     })
   }
 
