@@ -9,8 +9,9 @@
  * fails with ERR_NOT_SUPPORTED, and connections are relayed in JavaScript.
  */
 import { createRequire } from 'node:module'
+import type { Server, Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { errorText } from './errors.js'
+import { TcpproxyError, errorText } from './errors.js'
 
 /** A destination as the kernel reports it. */
 export interface Destination {
@@ -76,4 +77,11 @@ export function nativeLoadFailure(): string {
 /** True when the addon is built and loads. */
 export function nativeAvailable(): boolean {
   return nativeAddon() !== undefined
+}
+
+/** The descriptor under a net.Socket or net.Server (Node keeps it on the handle), for the addon. */
+export function fdOf(target: Socket | Server): number {
+  const fd = (target as unknown as { _handle: { fd?: number } | null })._handle?.fd ?? -1
+  if (fd < 0) throw new TcpproxyError('ERR_RUNTIME', 'the socket has no file descriptor (not open, or already closed)')
+  return fd
 }

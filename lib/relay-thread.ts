@@ -19,7 +19,7 @@
  */
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
-import { nativeAddon, type NativeAddon, type NativeCloseReason } from './native.js'
+import { fdOf, nativeAddon, type NativeAddon, type NativeCloseReason } from './native.js'
 import { relay, type RelayHandle, type RelayResult, type Tap } from './relay.js'
 
 export interface RelayRequest {
@@ -47,7 +47,7 @@ interface Running {
 /** Connections with the thread, by id. */
 const running = new Map<number, Running>()
 let lastId = 0
-let started: NativeAddon | null = null
+let started = false
 
 /** Node's kind of socket error ("read ECONNRESET"), from the thread's errno. */
 function systemError(errno: number, syscall: string): Error {
@@ -66,15 +66,10 @@ function onEnd(id: number, toServer: number, toClient: number, reason: NativeClo
   })
 }
 
-/** The descriptor of an open (not destroyed) TCP socket: Node keeps it on the handle. */
-function fdOf(s: Socket): number {
-  return (s as unknown as { _handle: { fd: number } })._handle.fd
-}
-
 /** Whether the thread can take the sockets as they are: open, with nothing queued in Node to write. */
 function canHandOver(client: Socket, server: Socket): boolean {
   for (const s of [client, server]) {
-    if (s.destroyed || s.writableLength > 0 || s.readableFlowing === true || fdOf(s) < 0) return false
+    if (s.destroyed || s.writableLength > 0 || s.readableFlowing === true) return false
   }
   return true
 }
@@ -103,16 +98,15 @@ function buffered(s: Socket): Buffer | null {
 export function startRelay(req: RelayRequest): RelayHandle {
   const { client, server } = req
   const lib = req.thread && req.tap === null ? nativeAddon() : undefined
-  const fromServer = [] as Buffer[]
   const toServer = [...req.first]
+  let reply: Buffer | null = null
   if (lib !== undefined && canHandOver(client, server)) {
     const fromClient = buffered(client)
     if (fromClient !== null) toServer.push(fromClient)
-    const reply = buffered(server)
-    if (reply !== null) fromServer.push(reply)
-    if (started === null) {
+    reply = buffered(server)
+    if (!started) {
       lib.relayInit(onEnd)
-      started = lib
+      started = true
     }
     const id = ++lastId
     try {
@@ -127,6 +121,6 @@ export function startRelay(req: RelayRequest): RelayHandle {
     }
   }
   for (const b of toServer) server.write(b)
-  for (const b of fromServer) client.write(b)
+  if (reply !== null) client.write(reply)
   return relay(client, server, req.idleMs, req.done, req.tap)
 }

@@ -20,7 +20,7 @@ import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
 import { canonicalIp, formatHostPort } from './address.js'
 import { settingError, type ServiceDef } from './config.js'
 import { TcpproxyError, errorCode, errorText, type ErrorCode } from './errors.js'
-import { nativeAddon, nativeLoadFailure, type Destination, type NativeAddon } from './native.js'
+import { fdOf, nativeAddon, nativeLoadFailure, type Destination, type NativeAddon } from './native.js'
 
 export interface TransparentConnectOptions {
   /** The address family of the connection (and of `localAddress`). */
@@ -44,13 +44,6 @@ function native(): NativeAddon {
     )
   }
   return lib
-}
-
-/** The descriptor under a net.Socket or net.Server (Node keeps it on the handle). */
-function fdOf(target: Socket | Server): number {
-  const fd = (target as unknown as { _handle: { fd?: number } | null })._handle?.fd ?? -1
-  if (fd < 0) throw new TcpproxyError('ERR_RUNTIME', 'the socket has no file descriptor (not open, or already closed)')
-  return fd
 }
 
 /**

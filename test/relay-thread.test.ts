@@ -10,7 +10,7 @@ import type { Socket } from 'node:net'
 import { loadNative, nativeAvailable } from '../lib/native.js'
 import type { RelayResult, Tap } from '../lib/relay.js'
 import { startRelay } from '../lib/relay-thread.js'
-import { collect, socketPair } from './fixtures/pair.js'
+import { collect, pingAfterFin, socketPair } from './fixtures/pair.js'
 
 const skip = nativeAvailable() ? false : 'the native addon is not built'
 
@@ -57,14 +57,7 @@ t.test('the thread takes the connection: Node lets go of its sockets at once', {
   const s = await setup()
   t.equal(s.proxyClient.destroyed, true, 'Node closed its descriptor of the client')
   t.equal(s.proxyServer.destroyed, true, 'and of the server')
-  const atClient = collect(s.outerClient)
-  const atServer: Buffer[] = []
-  s.outerServer.on('data', c => atServer.push(c))
-  s.outerServer.on('end', () => s.outerServer.end('pong!'))
-  s.outerClient.end('ping')
-  await once(s.outerServer, 'close')
-  t.equal(Buffer.concat(atServer).toString(), 'ping')
-  t.equal((await atClient).toString(), 'pong!')
+  t.same(await pingAfterFin(s.outerClient, s.outerServer), { atServer: 'ping', atClient: 'pong!' })
   t.same(await s.done, { sent: 4, received: 5, closedBy: 'client', error: null })
 })
 

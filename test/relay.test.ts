@@ -5,7 +5,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { relay, type RelayResult, type Tap } from '../lib/relay.js'
-import { collect, socketPair } from './fixtures/pair.js'
+import { collect, pingAfterFin, socketPair } from './fixtures/pair.js'
 
 async function setup(idleMs = 0, tap: Tap | null = null) {
   const [outerClient, proxyClient] = await socketPair()
@@ -19,14 +19,7 @@ async function setup(idleMs = 0, tap: Tap | null = null) {
 
 t.test('bytes flow both ways and the counts are reported', async t => {
   const s = await setup()
-  const atClient = collect(s.outerClient)
-  const atServer: Buffer[] = []
-  s.outerServer.on('data', c => atServer.push(c))
-  s.outerServer.on('end', () => s.outerServer.end('pong!'))
-  s.outerClient.end('ping')
-  await once(s.outerServer, 'close')
-  t.equal(Buffer.concat(atServer).toString(), 'ping')
-  t.equal((await atClient).toString(), 'pong!')
+  t.same(await pingAfterFin(s.outerClient, s.outerServer), { atServer: 'ping', atClient: 'pong!' })
   t.same(await s.done, { received: 5, sent: 4, closedBy: 'client', error: null })
 })
 
