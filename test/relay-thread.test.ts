@@ -10,7 +10,7 @@ import type { Socket } from 'node:net'
 import { loadNative, nativeAvailable } from '../lib/native.js'
 import type { RelayResult, Tap } from '../lib/relay.js'
 import { startRelay } from '../lib/relay-thread.js'
-import { collect, pingAfterFin, socketPair } from './fixtures/pair.js'
+import { collect, pingAfterFin, resetFromClient, socketPair } from './fixtures/pair.js'
 
 const skip = nativeAvailable() ? false : 'the native addon is not built'
 
@@ -108,13 +108,7 @@ t.test("bytes Node wrote before the hand-over (an ACP's greeting) are counted", 
 
 t.test('a reset from the client resets the server side, as the JS relay does', { skip }, async t => {
   const s = await setup()
-  const serverClosed = collect(s.outerServer)
-  let serverError = null as NodeJS.ErrnoException | null
-  s.outerServer.on('error', e => (serverError = e))
-  s.outerClient.write('x')
-  await once(s.outerServer, 'data')
-  s.outerClient.resetAndDestroy()
-  await serverClosed
+  const serverError = await resetFromClient(s.outerClient, s.outerServer)
   t.equal(serverError?.code, 'ECONNRESET', 'the upstream sees a reset, not a clean FIN')
   const r = await s.done
   t.equal(r.closedBy, 'client-error')

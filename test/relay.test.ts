@@ -5,7 +5,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { relay, type RelayResult, type Tap } from '../lib/relay.js'
-import { collect, pingAfterFin, socketPair } from './fixtures/pair.js'
+import { collect, pingAfterFin, resetFromClient, socketPair } from './fixtures/pair.js'
 
 async function setup(idleMs = 0, tap: Tap | null = null) {
   const [outerClient, proxyClient] = await socketPair()
@@ -25,14 +25,7 @@ t.test('bytes flow both ways and the counts are reported', async t => {
 
 t.test('a reset from the client resets the server side', async t => {
   const s = await setup()
-  const serverClosed = collect(s.outerServer)
-  s.outerServer.on('error', () => {})
-  let serverError = null as NodeJS.ErrnoException | null
-  s.outerServer.once('error', e => (serverError = e))
-  s.outerClient.write('x')
-  await once(s.outerServer, 'data')
-  s.outerClient.resetAndDestroy()
-  await serverClosed
+  const serverError = await resetFromClient(s.outerClient, s.outerServer)
   t.equal(serverError?.code, 'ECONNRESET', 'the upstream sees a reset, not a clean FIN')
   const r = await s.done
   t.equal(r.closedBy, 'client-error')
