@@ -115,7 +115,7 @@ function via(parse: (text: string) => number, option: string) {
 const seconds = (option: string) => via(parseSeconds, option)
 const count = (option: string) => via(parseCount, option)
 
-function program(version: string): Command {
+function program(): Command {
   return new Command('tcpproxy')
     .description('Forward TCP connections to a server chosen by the local interface.')
     .usage('[options] [server]')
@@ -156,16 +156,20 @@ function program(version: string): Command {
     .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
-    .version(`tcpproxy ${version}`, '-V, --version', 'print the version and exit')
+    .version('', '-V, --version', 'print the version and the native addon in use, and exit')
     .helpOption('-h, --help', 'print this help and exit')
 }
 
-/** Parse argv (without node and script). Throws TcpproxyError ERR_USAGE on bad input. */
-export function parseArgs(argv: readonly string[], version: string): CliResult {
+/**
+ * Parse argv (without node and script). Throws TcpproxyError ERR_USAGE on bad
+ * input. `version` is the version number, or what -V prints (called only then:
+ * it loads the native addon).
+ */
+export function parseArgs(argv: readonly string[], version: string | (() => string)): CliResult {
   let output = ''
   // Help and version text is returned, never written: one collector serves both streams.
   const collect = (s: string): void => void (output += s)
-  const cmd = program(version)
+  const cmd = program()
     .exitOverride()
     .configureOutput({ writeOut: collect, writeErr: collect, outputError: () => {} })
   try {
@@ -173,7 +177,8 @@ export function parseArgs(argv: readonly string[], version: string): CliResult {
   } catch (err) {
     if (err instanceof TcpproxyError) throw err
     const e = err as CommanderError
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return { kind: 'exit', code: 0, output }
+    if (e.code === 'commander.version') return { kind: 'exit', code: 0, output: `${typeof version === 'string' ? `tcpproxy ${version}` : version()}\n` }
+    if (e.code === 'commander.helpDisplayed') return { kind: 'exit', code: 0, output }
     // commander's messages start with "error: "; ours are prefixed by the caller.
     throw new TcpproxyError('ERR_USAGE', e.message.replace(/^error: /, ''))
   }

@@ -34,7 +34,7 @@ import { Supervisor } from './supervisor.js'
 import { checkSourceAddresses } from './upstream.js'
 import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent.js'
 import { FACILITIES } from './syslog.js'
-import { VERSION } from './version.js'
+import { versionText } from './version.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -125,7 +125,7 @@ async function supervised(
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   const statusFd = takeStatusFd()
   try {
-    const parsed = parseArgs(argv, VERSION)
+    const parsed = parseArgs(argv, versionText)
     if (parsed.kind === 'exit') {
       process.stdout.write(parsed.output)
       process.exit(parsed.code)

@@ -1,15 +1,19 @@
 /**
- * tcpproxy's own Node-API addon (lib/native/, plain C, built by the
- * package's `install` script with the machine's compiler): the Linux socket
+ * tcpproxy's own Node-API addon (lib/native/, plain C): the Linux socket
  * options Node's `net` cannot reach (lib/transparent.ts) and the relay
- * thread for established connections (lib/relay-thread.ts).
+ * thread for established connections (lib/relay-thread.ts). The package
+ * ships it prebuilt for Linux (prebuilds/, made by scripts/prebuild.mjs when
+ * it is packed), so installing needs no compiler and no install script; other
+ * platforms build it from source (scripts/install.mjs).
  *
- * It is loaded on first use, so a machine where it was not built (no
- * compiler at install time) runs every other feature: transparent proxying
- * fails with ERR_NOT_SUPPORTED, and connections are relayed in JavaScript.
+ * It is loaded on first use, so a machine where it neither fits nor was
+ * built runs every other feature: transparent proxying fails with
+ * ERR_NOT_SUPPORTED, and connections are relayed in JavaScript.
  */
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { Server, Socket } from 'node:net'
+import { basename, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TcpproxyError, errorText } from './errors.js'
 
@@ -38,29 +42,71 @@ export interface NativeAddon {
   relayAbort(id: number): void
 }
 
-/** Where `npm install` builds the addon; the same path from dist/ and lib/. */
+/** Where `node-gyp rebuild -C lib/native` puts the addon: a checkout, or `npm rebuild tcpproxy` where no prebuilt binary fits. */
 export const NATIVE_PATH = fileURLToPath(new URL('../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
 
+/**
+ * The directory of the prebuilt binary for a platform, as scripts/prebuild.mjs
+ * names them: linux-x64, linux-arm64, linux-x64-musl. `glibc` is the C
+ * library's version that Node reports, undefined on musl (Alpine).
+ */
+export function prebuildName(platform: string, arch: string, glibc: string | undefined): string {
+  return `${platform}-${arch}${platform === 'linux' && glibc === undefined ? '-musl' : ''}`
+}
+
+/** Where `npm pack` put the prebuilt binary for this machine (the package's prebuilds/). */
+export function prebuildPath(): string {
+  const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime
+  const name = prebuildName(process.platform, process.arch, glibc)
+  return fileURLToPath(new URL(`../prebuilds/${name}/tcpproxy_native.node`, import.meta.url))
+}
+
+/** Which binary loaded: one the package shipped, or one built on this machine. */
+export interface NativeOrigin {
+  path: string
+  kind: 'prebuilt' | 'built from source'
+}
+
 let addon: NativeAddon | undefined
+let origin: NativeOrigin | undefined
 let loadFailure = ''
 let tried = false
 
-/**
- * (Re)load the addon from `path`; true when it loaded. Called on first use
- * with the default path; tests point it elsewhere to see the failure mode.
- */
-export function loadNative(path: string = NATIVE_PATH): boolean {
-  tried = true
+/** require() the binary at `path`; the error's first line when it does not load. */
+function tryLoad(path: string): string {
   try {
     addon = createRequire(import.meta.url)(path) as NativeAddon
-    loadFailure = ''
-    return true
+    return ''
   } catch (err) {
-    addon = undefined
     // Node's "Cannot find module" message goes on with the require stack.
-    loadFailure = errorText(err).split('\n')[0] as string
-    return false
+    return errorText(err).split('\n')[0] as string
   }
+}
+
+/**
+ * (Re)load the addon; true when it loaded. `path` is one binary to load, or
+ * a list to try in turn, those that exist. The default list has a build from
+ * source first, since it was made on purpose for this machine (and in a
+ * checkout it is the one that matches the C sources), then the prebuilt
+ * binary for this platform. Tests give a path to see the failure modes.
+ */
+export function loadNative(path: string | readonly string[] = [NATIVE_PATH, prebuildPath()]): boolean {
+  tried = true
+  addon = undefined
+  origin = undefined
+  const candidates = typeof path === 'string' ? [path] : path.filter(p => existsSync(p))
+  const failures: string[] = []
+  for (const c of candidates) {
+    const failure = tryLoad(c)
+    if (failure === '') {
+      origin = { path: c, kind: basename(dirname(dirname(c))) === 'prebuilds' ? 'prebuilt' : 'built from source' }
+      loadFailure = ''
+      return true
+    }
+    failures.push(failure)
+  }
+  loadFailure = candidates.length === 0 ? `none of ${[path].flat().join(', ')} exists` : failures.join('; ')
+  return false
 }
 
 /** The addon, loaded on first use; undefined when it does not load. */
@@ -72,6 +118,11 @@ export function nativeAddon(): NativeAddon | undefined {
 /** Why the addon did not load (empty when it did or was not tried). */
 export function nativeLoadFailure(): string {
   return loadFailure
+}
+
+/** Which binary loaded (undefined when none did or it was not tried). */
+export function nativeOrigin(): NativeOrigin | undefined {
+  return origin
 }
 
 /** True when the addon is built and loads. */

@@ -191,7 +191,7 @@ t.test('--check validates and prints the services of the shipped sample', async 
 t.test('-h and -V answer on stdout with exit 0', async t => {
   const v = tcpproxy(['-V'])
   t.equal(await v.exited, 0)
-  t.match(v.stdout, /^tcpproxy \d+\.\d+\.\d+\n$/)
+  t.match(v.stdout, /^tcpproxy \d+\.\d+\.\d+\nnative addon: /)
   const h = tcpproxy(['--help'])
   t.equal(await h.exited, 0)
   t.match(h.stdout, /Usage: tcpproxy \[options\] \[server\]/)
