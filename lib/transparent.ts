@@ -39,7 +39,7 @@ function native(): NativeAddon {
     throw new TcpproxyError(
       'ERR_NOT_SUPPORTED',
       `transparent proxying needs the native addon: ${nativeLoadFailure()} ` +
-        '(it is built when the package is installed, which needs python3, make and a C compiler: ' +
+        '(no prebuilt binary loads here, and building it from source needs python3, make and a C compiler: ' +
         'install them and run `npm rebuild tcpproxy`)',
     )
   }

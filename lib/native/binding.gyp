@@ -1,10 +1,13 @@
 {
   # tcpproxy's own Node-API addon: the few Linux socket options that Node's
   # `net` cannot reach (SO_ORIGINAL_DST, IP_TRANSPARENT). Plain C against
-  # node_api.h, no dependencies. Built by the package's `install` script:
+  # node_api.h, no dependencies. The package ships it prebuilt for Linux
+  # (scripts/prebuild.mjs, at `npm pack`, compiles these sources with these
+  # defines and cflags for each target); elsewhere, in a checkout and with
+  # `npm rebuild tcpproxy --build-from-source`, scripts/install.mjs runs
   #   node-gyp rebuild -C lib/native
-  # and loaded lazily by lib/transparent.ts, so a machine without a compiler
-  # still runs every other feature.
+  # lib/native.ts loads it lazily, so a machine without it still runs every
+  # other feature. Keep this file JSON apart from its "#" comment lines.
   "targets": [
     {
       "target_name": "tcpproxy_native",
