@@ -54,9 +54,23 @@ export function prebuildName(platform: string, arch: string, glibc: string | und
   return `${platform}-${arch}${platform === 'linux' && glibc === undefined ? '-musl' : ''}`
 }
 
+/** The glibc version Node runs on, from its diagnostic report: undefined on musl and off Linux. */
+function glibcVersion(): string | undefined {
+  // Without excludeNetwork (Node 20.13+, not in @types/node 20) the report
+  // looks up the host name of every open socket's addresses.
+  const report = process.report as typeof process.report & { excludeNetwork: boolean }
+  const excluded = report.excludeNetwork
+  report.excludeNetwork = true
+  try {
+    return (report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime
+  } finally {
+    report.excludeNetwork = excluded
+  }
+}
+
 /** Where `npm pack` put the prebuilt binary for this machine (the package's prebuilds/). */
 export function prebuildPath(): string {
-  const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime
+  const glibc = glibcVersion()
   const name = prebuildName(process.platform, process.arch, glibc)
   return fileURLToPath(new URL(`../prebuilds/${name}/tcpproxy_native.node`, import.meta.url))
 }

@@ -28,7 +28,9 @@ t.test('prebuilt binaries: one directory per platform, musl apart from glibc', a
   t.equal(prebuildName('linux', 'arm64', '2.17'), 'linux-arm64')
   t.equal(prebuildName('linux', 'x64', undefined), 'linux-x64-musl', 'Node reports no glibc version on musl')
   t.equal(prebuildName('darwin', 'arm64', undefined), 'darwin-arm64')
+  const report = process.report as typeof process.report & { excludeNetwork: boolean }
   t.match(prebuildPath(), new RegExp(`/prebuilds/linux-${process.arch}/tcpproxy_native\\.node$`), 'this machine (glibc)')
+  t.equal(report.excludeNetwork, false, "the report's setting is left as it was")
 })
 
 t.test('a list of binaries: the first one that exists and loads; else why none did, in one line', { skip: existsSync(NATIVE_PATH) ? false : 'the addon is not built' }, async t => {

@@ -43,6 +43,12 @@ t.test('npm pack, install with --ignore-scripts: the prebuilt addon relays and f
     `prebuilds/linux-${process.arch}/tcpproxy_native.node`]) {
     t.ok(files.includes(need), `the package has ${need}`)
   }
+  // The other targets where their compilers are installed (.ci/run installs them).
+  const others = [['aarch64-linux-gnu-gcc', 'linux-arm64'], ...(process.arch === 'x64' ? [['musl-gcc', 'linux-x64-musl']] : [])] as const
+  for (const [cc, target] of others) {
+    if (run('sh', ['-c', `command -v ${cc}`], dir).status !== 0) continue
+    t.ok(files.includes(`prebuilds/${target}/tcpproxy_native.node`), `the package has the ${target} prebuild (${cc} is installed)`)
+  }
   t.same(files.filter(f => /^(test|bench|\.ci)\/|\.ts$|\.map$|^lib\/native\/build\//.test(f)), [], 'no tests, sources of dist/ or build outputs')
   t.same(readdirSync(src).filter(f => f === 'prebuilds'), [], 'postpack leaves no binaries in the checkout')
 
