@@ -348,8 +348,8 @@ export class Session {
       return
     }
     const serverText = formatHostPort(up.host, up.port)
-    if (this.#socket.destroyed) {
-      // Aborted (shutdown) while connecting.
+    if (this.#gone()) {
+      // Aborted (shutdown), or the client reset, while connecting.
       up.socket.destroy()
       return
     }
