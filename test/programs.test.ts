@@ -450,7 +450,7 @@ t.test('a handler that ignores SIGTERM gets SIGKILL (its group) HANDLER_KILL_MS 
 })
 
 t.test('out of descriptors (EMFILE) while starting an ACP or a handler: reported as such, nothing thrown', async t => {
-  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture('unit-emfile.mjs')}"`], { encoding: 'utf8', timeout: 20_000 })
+  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture('unit-emfile.mjs')}" programs`], { encoding: 'utf8', timeout: 20_000 })
   t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
   const got = JSON.parse(r.stdout) as Record<string, unknown>
   t.same(got, {

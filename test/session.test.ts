@@ -5,6 +5,7 @@
  * Real sockets and real programs.
  */
 import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -379,4 +380,15 @@ t.test('no place for a program: the connection is closed, no program runs', asyn
   await within(h.s.run())
   t.equal((await within(hReceived)).toString(), '')
   t.same(h.log.entries.map(e => e.event), ['starting'])
+})
+
+t.test('out of descriptors when its ACP or handler starts: the client is closed and the proxy\'s rate-limited line reports it', async t => {
+  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture('unit-emfile.mjs')}" session`], { encoding: 'utf8', timeout: 20_000 })
+  t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
+  t.same(JSON.parse(r.stdout), {
+    filled: true,
+    reported: ["can't start a program: EMFILE", "can't start a program: EMFILE"],
+    logged: ['starting'],
+    closed: [true, true],
+  })
 })
