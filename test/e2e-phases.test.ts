@@ -13,7 +13,7 @@ import t from 'tap'
 import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { ROOT, backend, descendants, freePort, hangingPort, startProxy } from './fixtures/harness.js'
+import { ROOT, backend, descendants, freePort, hangingPort, startProxy, tcpproxy } from './fixtures/harness.js'
 
 const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
 const HEADER = 'PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\n'
@@ -232,3 +232,38 @@ for (const relay of ['the relay thread', '--no-relay-thread']) {
     long.destroy()
   })
 }
+
+t.test('descriptors run out while ACPs and handlers start (ulimit -n 96, 150 connections at once): the daemon keeps serving', async t => {
+  const port = await freePort()
+  const run = tcpproxy(['-d', '--log-format', 'json', '--max-programs', '1000', '-a', fixture('acp-allow.sh'), '-b', `127.0.0.1:${port}`, '/bin/cat'], {
+    prefix: ['/bin/sh', '-c', 'ulimit -n 96 && exec "$0" "$@"'],
+  })
+  t.teardown(() => run.proc.kill('SIGKILL'))
+  await run.waitFor(/"event":"ready"/, 10_000)
+  const burst = Array.from({ length: 150 }, () => {
+    const c = connect({ port, host: '127.0.0.1' })
+    c.on('error', () => {})
+    c.resume()
+    c.end('x')
+    return closed(c)
+  })
+  await Promise.race([Promise.all(burst), sleep(20_000)])
+  t.ok(run.lines.some(l => /"event":"resource-error"/.test(l)), 'running out was logged')
+  // Once the burst is over, descriptors are free again: the next client is served.
+  let echoed = ''
+  for (let i = 0; i < 20 && echoed !== 'after'; i++) {
+    const c = connect({ port, host: '127.0.0.1' })
+    c.on('error', () => {})
+    let got = ''
+    c.on('data', d => (got += d))
+    c.end('after')
+    await closed(c)
+    echoed = got
+    if (echoed !== 'after') await sleep(200)
+  }
+  t.equal(echoed, 'after', 'a later client gets its handler')
+  t.equal(run.proc.exitCode, null, 'the daemon is alive')
+  t.notOk(run.lines.some(l => /"event":"worker-exit"|is not iterable|uncaught/i.test(l)), 'no worker died')
+  run.proc.kill('SIGTERM')
+  t.equal(await run.exited, 0)
+})
