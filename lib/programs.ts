@@ -120,7 +120,9 @@ export async function runAcp(
   const onAbort = (): void => stop('aborted')
   signal?.addEventListener('abort', onAbort)
   if (signal?.aborted === true) onAbort()
-  child.on('error', () => {})
+  // Once it runs, Node reports errors of a child only for its own kill() and
+  // IPC, neither of which is used here; should one come, the ACP is stopped.
+  child.on('error', onAbort)
   // Its exit ends the group: nothing an ACP starts may outlive it (and keep
   // its output pipe open, which would hold the connection).
   child.once('exit', () => killGroup(pid, 'SIGKILL'))
@@ -196,8 +198,9 @@ export function runHandler(
     // A program that ignores SIGTERM must not hold the shutdown forever.
     escalate = setTimeout(() => killGroup(pid, 'SIGKILL'), HANDLER_KILL_MS)
   }
-  // Only kill() can fail once it runs, and killGroup() handles that itself.
-  c.on('error', () => {})
+  // Once it runs, Node reports errors of a child only for its own kill() and
+  // IPC, neither of which is used here; should one come, the handler is stopped.
+  c.on('error', kill)
   const exited = new Promise<HandlerExit>(resolve => {
     c.once('close', (code, signal) => {
       clearTimeout(escalate)

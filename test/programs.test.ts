@@ -272,6 +272,7 @@ t.test('a handler that cannot be started is reported as not started, and the cli
   const lines: string[] = []
   const h = runHandler(['/nonexistent/handler', 'arg'], PATH, client, null, l => lines.push(l))
   t.equal(h.pid, undefined)
+  h.kill()
   t.same(await within(h.exited), { rc: 'ENOENT', started: false })
   await got.closed
   t.equal(got.text(), '')
@@ -471,4 +472,11 @@ t.test('with pre-read bytes, the client socket is closed when the handler ends, 
   t.ok(client.destroyed, 'the socket is destroyed by the time the handler is reported ended')
   await got.closed
   t.equal(got.text(), 'PRE! bye\n', 'its last output reached the client first')
+})
+
+t.test('an ACP whose session was stopped before it started is killed at once and denies', async t => {
+  const start = performance.now()
+  const r = await runAcp([fixture('acp-slow.sh')], PATH, 10_000, {}, AbortSignal.abort())
+  t.same([r.granted, r.rc], [false, 'aborted'])
+  t.ok(performance.now() - start < 3000, 'at once, not after its 30 s')
 })
