@@ -13,7 +13,7 @@ import t from 'tap'
 import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { ROOT, backend, descendants, freePort, hangingPort, startProxy, tcpproxy } from './fixtures/harness.js'
+import { ROOT, backend, descendants, freePort, hangingPort, startProxy, tcpproxy, waitGone } from './fixtures/harness.js'
 
 const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
 const HEADER = 'PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\n'
@@ -55,7 +55,7 @@ for (const relay of ['the relay thread', '--no-relay-thread']) {
     chmodSync(dir, 0o777)
     const conf = join(dir, 'tcpproxy.conf')
     const pidfile = join(dir, 'tcpproxy.pid')
-    const names = ['long', 'plain', 'header', 'acp', 'acpOut', 'hole', 'headerHole', 'handler', 'handlerHeader', 'handlerAcp', 'dump', 'sendProxy', 'slowAcp'] as const
+    const names = ['long', 'plain', 'header', 'acp', 'acpOut', 'hole', 'headerHole', 'handler', 'handlerHeader', 'handlerAcp', 'dump', 'sendProxy', 'slowAcp', 'pipeline'] as const
     const port = Object.fromEntries(await Promise.all(names.map(async n => [n, await freePort()]))) as Record<(typeof names)[number], number>
     const service = (p: number, lines: string[]): string => [`port ${p}`, 'interface 127.0.0.1', ...lines].join('\n')
     const up = (p: number): string => `server 127.0.0.1:${p}`
@@ -79,6 +79,7 @@ for (const relay of ['the relay thread', '--no-relay-thread']) {
         service(port.sendProxy, [up(ctrl.port), 'send-proxy v2']),
         // Grants after the SIGTERM's grace period is over (the shutdown window of an ACP).
         service(port.slowAcp, [`exec ${TALKER}`, `acp ${fixture('acp-late.sh')} 4`]),
+        service(port.pipeline, [`exec ${fixture('handler-pipeline.sh')}`]),
         '',
       ].join('\n'),
     )
@@ -129,7 +130,7 @@ for (const relay of ['the relay thread', '--no-relay-thread']) {
       while (!done && Date.now() - start < 4000) {
         const all = events()
         const id = all.find(e => e.event === 'connected' && e.message.endsWith(`client= 127.0.0.1:${local}`))?.id
-        if (id === undefined && Date.now() - start > 300) {
+        if (id === undefined && Date.now() - start > 200) {
           dropped++
           return
         }
@@ -205,6 +206,16 @@ for (const relay of ['the relay thread', '--no-relay-thread']) {
     slow.resume()
     const deadline = Date.now() + 5000
     while (!descendants(p.proc.pid as number).some(d => d.argv.join(' ').includes('acp-late.sh 4')) && Date.now() < deadline) await sleep(20)
+    // A handler whose children do the work: the shutdown must end them too.
+    const piped = connect({ port: port.pipeline, host: '127.0.0.1' })
+    piped.on('error', () => {})
+    piped.resume()
+    let cats: number[] = []
+    for (let i = 0; i < 250 && cats.length < 2; i++) {
+      cats = descendants(p.proc.pid as number).filter(d => d.argv.join(' ') === 'cat').map(d => d.pid)
+      if (cats.length < 2) await sleep(20)
+    }
+    t.equal(cats.length, 2, 'the pipeline handler runs its two cats')
     const established = connect({ port: port.plain, host: '127.0.0.1' })
     established.on('error', () => {})
     established.resume()
@@ -227,6 +238,7 @@ for (const relay of ['the relay thread', '--no-relay-thread']) {
       }
     })
     t.same(leftover, [], 'no ACP or handler left running')
+    t.ok((await Promise.all(cats.map(waitGone))).every(Boolean), 'nor the pipeline handler\'s cats')
     t.notOk(p.lines.some(l => /uncaught|TypeError|ERR_INVALID|worker-exit|is not iterable/i.test(l)), 'no crash on the way')
     t.comment(`${dropped} connection(s) reset before the proxy looked at them`)
     long.destroy()
