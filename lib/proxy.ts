@@ -37,14 +37,16 @@ const DONE = Promise.resolve()
 const EPISODE_LOG_MS = 10_000
 
 /** One log line per episode of a recurring condition, with how many were not logged since the last. */
-class Episodes {
+export class Episodes {
   #logged = -Infinity
   #suppressed = 0
+
+  constructor(readonly intervalMs = EPISODE_LOG_MS) {}
 
   /** Call `log` with the "(N more ...)" suffix now, or count this one if the last line is recent. */
   report(log: (more: string) => void): void {
     const now = performance.now()
-    if (now - this.#logged < EPISODE_LOG_MS) {
+    if (now - this.#logged < this.intervalMs) {
       this.#suppressed++
       return
     }

@@ -3,7 +3,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { LogEntry, Logger } from '../lib/log.js'
-import { Proxy } from '../lib/proxy.js'
+import { Episodes, Proxy } from '../lib/proxy.js'
 import type { ResolvedService } from '../lib/resolve.js'
 import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../lib/session.js'
 import { DEFAULT_SETTINGS } from '../lib/config.js'
@@ -164,4 +164,14 @@ t.test('max-programs null: no bound', async t => {
 
 t.test('the default bound on programs is DEFAULT_MAX_PROGRAMS', async t => {
   t.equal(DEFAULT_MAX_PROGRAMS, 256)
+})
+
+t.test('a recurring condition is logged once per interval, with how many were not', async t => {
+  const lines: string[] = []
+  const e = new Episodes(100)
+  for (let i = 0; i < 3; i++) e.report(more => lines.push(`hit${more}`))
+  t.same(lines, ['hit'], 'the first at once, then quiet')
+  await new Promise(r => setTimeout(r, 150))
+  e.report(more => lines.push(`hit${more}`))
+  t.same(lines, ['hit', 'hit (2 more since the last report)'])
 })

@@ -392,3 +392,16 @@ t.test('out of descriptors when its ACP or handler starts: the client is closed 
     closed: [true, true],
   })
 })
+
+t.test('a PROXY header without addresses (v1 UNKNOWN, v2 LOCAL): the connection\'s own addresses apply', async t => {
+  const v2Local = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x20, 0x00, 0x00, 0x00])])
+  for (const [header, word] of [[Buffer.from('PROXY UNKNOWN\r\n'), 'UNKNOWN'], [v2Local, 'LOCAL']] as const) {
+    const { s, outer, log } = await session(service({ servers: [{ host: '127.0.0.1', port: 9 }], trustsProxy: () => true }))
+    const port = outer.localPort
+    const received = collect(outer)
+    outer.end(header)
+    await within(s.run())
+    await within(received)
+    t.match(log.entries[0], { event: 'proxy-header', text: `PROXY v${word === 'LOCAL' ? 2 : 1} from 127.0.0.1:${port}: ${word}, the connection's own addresses apply` })
+  }
+})
