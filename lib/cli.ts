@@ -48,6 +48,8 @@ export interface CliOptions {
   /** `--grace SECONDS`: how long open sessions may finish after SIGTERM. */
   grace: number | null
   maxConnections: number | null
+  /** `--max-programs N`: ACP and handler processes at once (null = the default, DEFAULT_MAX_PROGRAMS). */
+  maxPrograms: number | null
   /** `-r MODE` as written. */
   redirectMode: string | null
   /** `-q`/`--source ADDRESS` as written. */
@@ -90,6 +92,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   logFormat: null,
   grace: null,
   maxConnections: null,
+  maxPrograms: null,
   redirectMode: null,
   source: null,
   forgeAddr: false,
@@ -147,6 +150,7 @@ function program(): Command {
     .addOption(new Option('--log-format <format>', 'text (default) or json').choices(['text', 'json']))
     .addOption(new Option('--grace <seconds>', 'time open sessions get after SIGTERM (default 10)').argParser(seconds('--grace')))
     .addOption(new Option('--max-connections <n>', 'close connections beyond this many at once').argParser(count('--max-connections')))
+    .addOption(new Option('--max-programs <n>', 'close connections that would run more ACPs and handlers at once (default 256)').argParser(count('--max-programs')))
     .addOption(new Option('-r, --redirect-mode <mode>', 'original destination of redirected connections: none, accept, forward, forward-only'))
     .addOption(new Option('-q, --source <address>', 'connect upstream from this local address'))
     .option('--forge-addr', "connect upstream from the client's address (needs CAP_NET_ADMIN)")
@@ -221,6 +225,7 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       logFormat: (o['logFormat'] as 'text' | 'json' | undefined) ?? null,
       grace: (o['grace'] as number | undefined) ?? null,
       maxConnections: (o['maxConnections'] as number | undefined) ?? null,
+      maxPrograms: (o['maxPrograms'] as number | undefined) ?? null,
       redirectMode: (o['redirectMode'] as string | undefined) ?? null,
       source: (o['source'] as string | undefined) ?? null,
       forgeAddr: o['forgeAddr'] === true,

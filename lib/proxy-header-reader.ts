@@ -19,7 +19,10 @@ import { PROXY_V1_MAX, parseProxyHeader, type ProxyHeader } from './proxy-protoc
  * socket error before the header is complete, and after `timeoutMs`.
  * Whatever the outcome, every listener added here is removed again and the
  * socket is left in non-flowing mode with unread data still buffered; it is
- * never destroyed here (the caller owns it).
+ * never destroyed here (the caller owns it). Node goes on reading into that
+ * buffer (up to the high-water mark) after the header, so a reset can come
+ * at any time afterwards: the caller must have an 'error' listener of its
+ * own on the socket before calling this, as a Session has from its start.
  */
 export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<{ header: ProxyHeader; rest: Buffer }> {
   return new Promise((resolve, reject) => {

@@ -12,7 +12,7 @@ import { Redirects } from './redirect.js'
 import type { Logger } from './log.js'
 import type { ResolvedService } from './resolve.js'
 import { buildSelector, planListeners } from './select.js'
-import { Session, type ProgramContext } from './session.js'
+import { DEFAULT_MAX_PROGRAMS, Session, type ProgramContext, type ProgramSlots } from './session.js'
 
 export interface ProxyOptions {
   logger: Logger
@@ -33,8 +33,29 @@ export interface ProxyOptions {
 /** What handle() returns for a connection closed at once. */
 const DONE = Promise.resolve()
 
-/** Running out of descriptors is logged at most this often, not once per refused connection. */
-const RESOURCE_ERROR_LOG_MS = 10_000
+/** A limit that is hit (descriptors, programs) is logged at most this often, not once per refused connection. */
+const EPISODE_LOG_MS = 10_000
+
+/** One log line per episode of a recurring condition, with how many were not logged since the last. */
+export class Episodes {
+  #logged = -Infinity
+  #suppressed = 0
+
+  constructor(readonly intervalMs = EPISODE_LOG_MS) {}
+
+  /** Call `log` with the "(N more ...)" suffix now, or count this one if the last line is recent. */
+  report(log: (more: string) => void): void {
+    const now = performance.now()
+    if (now - this.#logged < this.intervalMs) {
+      this.#suppressed++
+      return
+    }
+    const more = this.#suppressed > 0 ? ` (${this.#suppressed} more since the last report)` : ''
+    this.#logged = now
+    this.#suppressed = 0
+    log(more)
+  }
+}
 
 export class Proxy {
   readonly #log: Logger
@@ -54,8 +75,10 @@ export class Proxy {
   /** The last connection id given; ids step by the worker count. */
   #nextId: number
   #closing = false
-  #resourceErrorLogged = -Infinity
-  #resourceErrorsSuppressed = 0
+  readonly #resourceErrors = new Episodes()
+  readonly #programLimit = new Episodes()
+  /** ACP and handler processes running now (ProgramContext.maxPrograms). */
+  #programsRunning = 0
 
   constructor(services: readonly ResolvedService[], options: ProxyOptions) {
     this.#log = options.logger
@@ -199,6 +222,7 @@ export class Proxy {
       log: this.#log,
       programs: this.#programs,
       onResourceError: this.#onResourceError,
+      slots: this.#slots,
       listener,
       redirects: this.#redirects,
     })
@@ -231,15 +255,31 @@ export class Proxy {
    * refused connection. Also the listeners' 'error' handler.
    */
   readonly #onResourceError = (err: Error): void => {
-    const now = performance.now()
-    if (now - this.#resourceErrorLogged < RESOURCE_ERROR_LOG_MS) {
-      this.#resourceErrorsSuppressed++
-      return
-    }
-    const more = this.#resourceErrorsSuppressed > 0 ? ` (${this.#resourceErrorsSuppressed} more since the last report)` : ''
-    this.#resourceErrorLogged = now
-    this.#resourceErrorsSuppressed = 0
-    this.#log.log({ tag: '-ERR', event: 'resource-error', text: `${errorText(err)}: new connections are refused${more}` })
+    this.#resourceErrors.report(more => {
+      this.#log.log({ tag: '-ERR', event: 'resource-error', text: `${errorText(err)}: new connections are refused${more}` })
+    })
+  }
+
+  /**
+   * The bound on ACP and handler processes (max-programs): a connection
+   * that would start one beyond it is closed, and the log gets one line
+   * per episode.
+   */
+  readonly #slots: ProgramSlots = {
+    take: clientIp => {
+      const max = this.#programs.maxPrograms === undefined ? DEFAULT_MAX_PROGRAMS : this.#programs.maxPrograms
+      const share = this.#share(max)
+      if (share === null || this.#programsRunning < share) {
+        this.#programsRunning++
+        return true
+      }
+      this.#programLimit.report(more => {
+        const limit = this.#limitText(`${max}`, share)
+        this.#log.log({ tag: '-ERR', event: 'limit', text: `too many programs running (max-programs ${limit}): connection refused, client= ${clientIp}${more}` })
+      })
+      return false
+    },
+    release: () => void this.#programsRunning--,
   }
 
   #closeListeners(): Promise<void> {

@@ -7,7 +7,7 @@
 import { isIP, type Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type Endpoint, type ListenSpec } from './address.js'
 import { dumpRecord, openDump, type Side } from './dump.js'
-import { clientName, connectionEnv, type ReverseLookup } from './environment.js'
+import { ClientNames, connectionEnv } from './environment.js'
 import { errorCode, errorText, isOutOfDescriptors } from './errors.js'
 import type { Logger, LogEntry } from './log.js'
 import { runAcp, runHandler, type RunAs } from './programs.js'
@@ -30,12 +30,32 @@ export interface ProgramContext {
   logName: string
   /** Look up client host names for PROXY_CLIENTNAME (off with -n). */
   resolveNames: boolean
-  reverse?: ReverseLookup
+  /** Where the names come from (tests); default: the system resolver, shared by every session of the process. */
+  names?: ClientNames
   runAs: RunAs
   /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG). */
   dumpBacklog?: number
   /** Relay established connections in the addon's relay thread when it is built (lib/relay-thread.ts). */
   relayThread?: boolean
+  /**
+   * At most this many ACP and handler processes at once (all services;
+   * divided among workers like max-connections). Default
+   * DEFAULT_MAX_PROGRAMS; null: no limit.
+   */
+  maxPrograms?: number | null
+}
+
+/**
+ * Programs at once, by default: each is a process (a few MB, a slot in the
+ * serving user's process limit), so a flood of connections to a handler
+ * service must not fork without bound.
+ */
+export const DEFAULT_MAX_PROGRAMS = 256
+
+/** Where a session gets a place for a program (ACP, handler) to run: false = none free (refuse). */
+export interface ProgramSlots {
+  take(clientIp: string): boolean
+  release(): void
 }
 
 /**
@@ -47,6 +67,9 @@ export const DUMP_BACKLOG = 16 * 1024 * 1024
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
+
+/** The process's lookups (the thread pool they bound is the process's). */
+const SYSTEM_NAMES = new ClientNames()
 
 
 export interface SessionInit {
@@ -61,6 +84,8 @@ export interface SessionInit {
   programs: ProgramContext
   /** Reports running out of descriptors (rate-limited by the proxy). */
   onResourceError: (err: Error) => void
+  /** The bound on programs running at once. */
+  slots: ProgramSlots
   /** The listener that accepted the connection; null for inetd's. */
   listener: ListenSpec | null
   redirects: Redirects
@@ -85,6 +110,12 @@ export class Session {
   #proxied: { peer: string; header: ProxyHeader; rest: Buffer } | null = null
   /** Where the client meant to connect, when a firewall rule redirected it here (redirect-mode). */
   #origdst: Destination | null = null
+  /** Set by abort(): nothing new may start (a program, a connect). */
+  #aborted = false
+  /** Stops a running ACP when the session is aborted. */
+  readonly #cancel = new AbortController()
+  /** A client socket error not reported yet (a reset while a program ran, an ACP's output that met a reset). */
+  #clientError: Error | null = null
 
   constructor(init: SessionInit) {
     const { client, ...rest } = init
@@ -92,10 +123,16 @@ export class Session {
     this.#client = client
     this.#clientIp = init.clientIp
     this.#clientPort = init.clientPort
+    // From accept to close the session owns an error path on the client
+    // socket: Node reads ahead (after a PROXY header) and the ACP writes to
+    // it long before a relay or a handler takes it over.
+    client.on('error', err => (this.#clientError ??= err))
   }
 
   /** End the session now (shutdown after the grace period). */
   abort(): void {
+    this.#aborted = true
+    this.#cancel.abort()
     if (this.#relay !== null) this.#relay.abort()
     else if (this.#kill !== null) this.#kill()
     else this.#socket.destroy()
@@ -113,15 +150,43 @@ export class Session {
   /** Serve the connection; resolves when it is over. */
   async run(): Promise<void> {
     const { service } = this.#s
-    const client = this.#socket
     if (service.redirectMode !== 'none' && !(await this.#redirect())) return
     if (service.trustsProxy?.(this.#s.clientIp) === true && !(await this.#readProxyHeader())) return
     const needsEnv = service.acp !== null || service.exec !== null
     const env = needsEnv ? await this.#environment() : null
-    if (client.destroyed) return
+    if (this.#gone()) return
     if (service.acp !== null && !(await this.#access(service.acp, env as Record<string, string>))) return
     if (service.exec !== null) return this.#handler(service.exec, env as Record<string, string>)
     return this.#proxy()
+  }
+
+  /**
+   * Whether the session is over before its relay or handler began: aborted
+   * (shutdown), or the client is gone. A client error is logged here, once.
+   */
+  #gone(): boolean {
+    if (!this.#aborted && !this.#socket.destroyed) return false
+    if (this.#clientError !== null) {
+      this.#log('-INFO', 'socket-error', `client close() detected, error= ${errorText(this.#clientError)}`)
+      this.#clientError = null
+    }
+    this.#socket.destroy()
+    return true
+  }
+
+  /** Too many programs running: refuse (the proxy logs it). Returns whether one may start. */
+  #takeSlot(): boolean {
+    if (this.#s.slots.take(this.#clientIp)) return true
+    this.#socket.destroy()
+    return false
+  }
+
+  /** A program that could not start for want of descriptors: one rate-limited line (the proxy's), not one per connection. */
+  #outOfDescriptors(rc: string): boolean {
+    if (!isOutOfDescriptors(rc)) return false
+    this.#socket.destroy()
+    this.#s.onResourceError(Object.assign(new Error(`can't start a program: ${rc}`), { code: rc }))
+    return true
   }
 
   /**
@@ -137,6 +202,8 @@ export class Session {
       got = await readProxyHeader(this.#socket, s.service.proxyTimeout * 1000)
     } catch (err) {
       this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
+      // That line names the error; the session's own listener saw it too.
+      this.#clientError = null
       this.#socket.destroy()
       return false
     }
@@ -189,7 +256,7 @@ export class Session {
     const s = this.#s
     const p = s.programs
     const ip = this.#clientIp
-    const name = p.resolveNames ? await clientName(ip, NAME_TIMEOUT_MS, p.reverse) : ip
+    const name = p.resolveNames ? await (p.names ?? SYSTEM_NAMES).name(ip, NAME_TIMEOUT_MS) : ip
     const a = this.#proxied?.header.addresses
     return {
       ...p.baseEnv,
@@ -211,13 +278,17 @@ export class Session {
     }
   }
 
-  /** Run the ACP; its stdout goes to the client. Returns whether access is granted. */
+  /** Run the ACP; its stdout goes to the client. Returns whether access is granted (and the session goes on). */
   async #access(acp: string[], env: Record<string, string>): Promise<boolean> {
     const s = this.#s
-    const r = await runAcp(acp, env, s.service.acpTimeout * 1000, s.programs.runAs)
-    if (r.output.length > 0 && !this.#socket.destroyed) {
+    if (!this.#takeSlot()) return false
+    const r = await runAcp(acp, env, s.service.acpTimeout * 1000, s.programs.runAs, this.#cancel.signal)
+    s.slots.release()
+    if (this.#gone() || this.#outOfDescriptors(r.rc)) return false
+    if (r.output.length > 0) {
       // The ACP speaks to the client (a refusal banner, a greeting) before anything else does.
       await new Promise<void>(resolve => this.#socket.write(r.output, () => resolve()))
+      if (this.#gone()) return false
     }
     const text = `client= ${this.#clientIp}, rc= ${r.rc}, message= ${r.message}`
     if (r.granted) {
@@ -234,11 +305,13 @@ export class Session {
     const name = env[`${s.programs.envPrefix}CLIENTNAME`] as string
     this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
     const preread = this.#proxied === null ? null : this.#proxied.rest
+    if (!this.#takeSlot()) return
     const h = runHandler(cmd, env, this.#socket, preread, line => this.#log('-INFO', 'handler-stderr', `handler: ${line}`), s.programs.runAs)
     this.#kill = h.kill
     const r = await h.exited
+    s.slots.release()
     if (!r.started) {
-      this.#log('-ERR', 'handler-error', `can't execute ${cmd[0]}, error= ${r.rc}`)
+      if (!this.#outOfDescriptors(r.rc)) this.#log('-ERR', 'handler-error', `can't execute ${cmd[0]}, error= ${r.rc}`)
       return
     }
     const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
@@ -275,8 +348,8 @@ export class Session {
       return
     }
     const serverText = formatHostPort(up.host, up.port)
-    if (this.#socket.destroyed) {
-      // Aborted (shutdown) while connecting.
+    if (this.#gone()) {
+      // Aborted (shutdown), or the client reset, while connecting.
       up.socket.destroy()
       return
     }

@@ -136,6 +136,8 @@ t.test('-p means the default pidfile, --pidfile another; daemon options are type
   })
   t.match(parseArgs(['--pidfile', '/run/x.pid', '-b', '1', 'h'], '1'), { options: { pidfile: '/run/x.pid' } })
   t.throws(() => parseArgs(['--max-connections', '0'], '1'), { code: 'ERR_USAGE', message: 'option --max-connections: not a positive whole number: "0"' })
+  t.match(parseArgs(['--max-programs', '40', '-b', '1', 'h'], '1'), { options: { maxPrograms: 40 } })
+  t.throws(() => parseArgs(['--max-programs', '-1'], '1'), { code: 'ERR_USAGE' })
   t.throws(() => parseArgs(['--log-format', 'xml'], '1'), { code: 'ERR_USAGE', message: /--log-format.*xml/ })
   t.match(parseArgs(['--workers', '4', '-b', '1', 'h'], '1'), { options: { workers: 4 } })
   t.match(parseArgs(['-b', '1', 'h'], '1'), { options: { workers: null } })

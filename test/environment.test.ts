@@ -3,7 +3,7 @@
  * programs get, and the client host name that goes into them.
  */
 import t from 'tap'
-import { clientName, connectionEnv, safeHostName, systemReverse, type ConnectionFacts } from '../lib/environment.js'
+import { ClientNames, NAME_LOOKUPS, connectionEnv, safeHostName, systemForward, systemReverse, type ConnectionFacts } from '../lib/environment.js'
 
 const FACTS: ConnectionFacts = {
   client: '192.0.2.7',
@@ -105,45 +105,109 @@ t.test('safeHostName refuses what a hostile reverse zone could put into a variab
   for (const name of bad) t.equal(safeHostName(name), null, JSON.stringify(name))
 })
 
-t.test('clientName returns a valid name the lookup gives, in lower case', async t => {
+/** A forward lookup that confirms every name for `ips`. */
+const confirms = (...ips: string[]) => async (): Promise<string[]> => ips
+
+/** The name `names` gives for `ip` within `ms`. */
+const nameOf = (names: ClientNames, ip: string, ms = 1000): Promise<string> => names.name(ip, ms)
+
+t.test('ClientNames returns a valid, forward-confirmed name the lookup gives, in lower case', async t => {
   const asked: string[] = []
-  const name = await clientName('192.0.2.7', 1000, async ip => {
-    asked.push(ip)
-    return 'Client.Example.ORG.'
-  })
-  t.equal(name, 'client.example.org')
-  t.same(asked, ['192.0.2.7'])
-})
-
-t.test('clientName falls back to the IP for an invalid name or a failed lookup', async t => {
-  t.equal(await clientName('192.0.2.7', 1000, async () => 'evil;$(id)'), '192.0.2.7')
-  t.equal(await clientName('192.0.2.7', 1000, async () => '10.0.0.1'), '192.0.2.7', 'an address is no name')
-  t.equal(
-    await clientName('2001:db8::7', 1000, async () => {
-      throw Object.assign(new Error('getnameinfo ENOTFOUND'), { code: 'ENOTFOUND' })
-    }),
-    '2001:db8::7',
+  const forwarded: string[] = []
+  const names = new ClientNames(
+    async ip => {
+      asked.push(ip)
+      return 'Client.Example.ORG.'
+    },
+    async name => {
+      forwarded.push(name)
+      return ['198.51.100.9', '192.0.2.7']
+    },
   )
+  t.equal(await nameOf(names, '192.0.2.7'), 'client.example.org')
+  t.same(asked, ['192.0.2.7'])
+  t.same(forwarded, ['client.example.org'], 'the forward lookup is of the cleaned name')
 })
 
-t.test('clientName gives the IP when the lookup is slower than the timeout, within about the timeout', async t => {
+t.test('ClientNames: a PTR name whose addresses do not include the client is not taken (FCrDNS)', async t => {
+  const names = new ClientNames(async () => 'www.bank.example', confirms('203.0.113.1'))
+  t.equal(await nameOf(names, '192.0.2.7'), '192.0.2.7')
+  const failing = new ClientNames(async () => 'gone.example', async () => {
+    throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' })
+  })
+  t.equal(await nameOf(failing, '192.0.2.7'), '192.0.2.7', 'a name without addresses neither')
+  const v6 = new ClientNames(async () => 'six.example', confirms('2001:DB8:0::7'))
+  t.equal(await nameOf(v6, '2001:db8::7'), 'six.example', 'addresses compare in canonical form')
+})
+
+t.test('ClientNames falls back to the IP for an invalid name or a failed lookup', async t => {
+  const all = confirms('192.0.2.7', '2001:db8::7')
+  t.equal(await nameOf(new ClientNames(async () => 'evil;$(id)', all), '192.0.2.7'), '192.0.2.7')
+  t.equal(await nameOf(new ClientNames(async () => '10.0.0.1', all), '192.0.2.7'), '192.0.2.7', 'an address is no name')
+  const notFound = new ClientNames(async () => {
+    throw Object.assign(new Error('getnameinfo ENOTFOUND'), { code: 'ENOTFOUND' })
+  }, all)
+  t.equal(await nameOf(notFound, '2001:db8::7'), '2001:db8::7')
+})
+
+t.test('ClientNames gives the IP when the lookup is slower than the timeout, within about the timeout', async t => {
   let timer: NodeJS.Timeout | undefined
   t.teardown(() => clearTimeout(timer))
   const start = performance.now()
-  const name = await clientName('192.0.2.7', 200, () => new Promise(resolve => (timer = setTimeout(() => resolve('late.example'), 3000))))
+  const slow = new ClientNames(() => new Promise(resolve => (timer = setTimeout(() => resolve('late.example'), 3000))), confirms('192.0.2.7'))
+  const name = await nameOf(slow, '192.0.2.7', 200)
   const ms = performance.now() - start
   t.equal(name, '192.0.2.7')
   t.ok(ms >= 190 && ms < 1000, `answered after ${Math.round(ms)} ms`)
 })
 
-t.test('clientName does not keep the process waiting once it has an answer', async t => {
+t.test('ClientNames does not keep the process waiting once it has an answer', async t => {
   // A fast answer clears the timer: with a 60 s timeout left running, this
   // test file would not exit until tap's own timeout killed it.
-  t.equal(await clientName('192.0.2.7', 60_000, async () => 'fast.example'), 'fast.example')
+  t.equal(await nameOf(new ClientNames(async () => 'fast.example', confirms('192.0.2.7')), '192.0.2.7', 60_000), 'fast.example')
 })
 
-t.test('the system lookup (getnameinfo) answers for 127.0.0.1 with localhost or the address', async t => {
-  const name = await clientName('127.0.0.1', 2000, systemReverse)
+t.test('ClientNames runs at most `concurrency` lookups; one that waited too long is dropped, a hung one keeps its place', async t => {
+  t.equal(NAME_LOOKUPS, 2)
+  const hung: Array<(name: string) => void> = []
+  const asked: string[] = []
+  const names = new ClientNames(
+    ip => {
+      asked.push(ip)
+      // The first two never answer in time (a PTR query into the void), the rest at once.
+      return asked.length <= 2 ? new Promise(resolve => hung.push(resolve)) : Promise.resolve(`h${ip.split('.')[3]}.example`)
+    },
+    async name => [`192.0.2.${name.slice(1, name.indexOf('.'))}`],
+  )
+  const start = performance.now()
+  // Forty clients at once, each allowed 300 ms.
+  const got = await Promise.all(Array.from({ length: 40 }, (_, i) => nameOf(names, `192.0.2.${i + 1}`, 300)))
+  const ms = performance.now() - start
+  t.same(got, Array.from({ length: 40 }, (_, i) => `192.0.2.${i + 1}`), 'every client went on with its IP')
+  t.ok(ms < 1500, `all within about the bound (${Math.round(ms)} ms)`)
+  t.same(asked, ['192.0.2.1', '192.0.2.2'], 'only two lookups ever ran: the others waited, then were dropped')
+  // The hung lookups answer at last: their places are free again.
+  for (const h of hung) h('late.example')
+  t.equal(await nameOf(names, '192.0.2.77'), 'h77.example', 'a later client gets its name')
+  t.same(asked.length, 3)
+})
+
+t.test('ClientNames: a waiting lookup runs when a place frees up within its bound', async t => {
+  let release!: (name: string) => void
+  const names = new ClientNames(
+    ip => (ip === '192.0.2.1' ? new Promise<string>(resolve => (release = resolve)) : Promise.resolve('second.example')),
+    async name => (name === 'first.example' ? ['192.0.2.1'] : ['192.0.2.2']),
+    1,
+  )
+  const first = nameOf(names, '192.0.2.1', 5000)
+  const second = nameOf(names, '192.0.2.2', 5000)
+  await new Promise(r => setTimeout(r, 50))
+  release('first.example')
+  t.same(await Promise.all([first, second]), ['first.example', 'second.example'])
+})
+
+t.test('the system lookup (getnameinfo, then getaddrinfo) answers for 127.0.0.1 with localhost or the address', async t => {
+  const name = await nameOf(new ClientNames(systemReverse, systemForward), '127.0.0.1', 2000)
   t.ok(name === 'localhost' || name === '127.0.0.1', `got ${name}`)
-  t.equal(await clientName('127.0.0.1', 2000), name, 'it is the default lookup')
+  t.equal(await nameOf(new ClientNames(), '127.0.0.1', 2000), name, 'it is the default lookup')
 })

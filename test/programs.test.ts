@@ -5,11 +5,12 @@
  */
 import t from 'tap'
 import { once } from 'node:events'
-import { existsSync, readlinkSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { ACP_MAX_OUTPUT, MESSAGE_MAX, oneLine, runAcp, runHandler, type HandlerExit } from '../lib/programs.js'
+import { spawnSync } from 'node:child_process'
+import { ACP_MAX_OUTPUT, HANDLER_KILL_MS, MESSAGE_MAX, oneLine, runAcp, runHandler, type HandlerExit } from '../lib/programs.js'
 import { socketPair } from './fixtures/pair.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
@@ -59,6 +60,22 @@ async function until(cond: () => boolean, ms = 2000): Promise<boolean> {
   const deadline = performance.now() + ms
   while (!cond() && performance.now() < deadline) await new Promise(r => setTimeout(r, 10))
   return cond()
+}
+
+/** The live processes of process group `pgid` (/proc/PID/stat field 5). */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') out.push(Number(name))
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out
 }
 
 t.test('oneLine turns runs of control characters (C0, DEL, C1) into one blank', async t => {
@@ -192,7 +209,7 @@ t.test('an ACP runs as the given user and group', { skip: isRoot ? false : 'need
   t.equal(g.output.toString(), '65534\n')
 })
 
-t.test('an ACP command with a NUL byte (possible in a configuration file) denies instead of throwing', { todo: 'left alone: the configuration parser refuses control characters in command lines (splitCommand), so no NUL reaches here; runAcp rejects (TypeError from Buffer.from(undefined) or execa\'s null-byte check) instead of returning a denial; the daemon worker crashes on the first connection' }, async t => {
+t.test('an ACP command with a NUL byte (possible in a configuration file) denies instead of throwing', async t => {
   const inProgram = await runAcp(['/bin/true\u0000x'], PATH, 5000).catch((err: Error) => err)
   t.match(inProgram, { granted: false, rc: 'ERR_INVALID_ARG_VALUE' })
   const inArgument = await runAcp(['/bin/true', 'a\u0000b'], PATH, 5000).catch((err: Error) => err)
@@ -255,6 +272,7 @@ t.test('a handler that cannot be started is reported as not started, and the cli
   const lines: string[] = []
   const h = runHandler(['/nonexistent/handler', 'arg'], PATH, client, null, l => lines.push(l))
   t.equal(h.pid, undefined)
+  h.kill()
   t.same(await within(h.exited), { rc: 'ENOENT', started: false })
   await got.closed
   t.equal(got.text(), '')
@@ -271,7 +289,7 @@ t.test('a handler runs as the given user and group', { skip: isRoot ? false : 'n
   t.equal(got.text(), '65534\n')
 })
 
-t.test('a handler command with a NUL byte is reported as not started instead of throwing', { todo: 'left alone: the configuration parser refuses control characters in command lines (splitCommand); runHandler lets spawn() throw ERR_INVALID_ARG_VALUE synchronously; the session (and the daemon worker) crashes' }, async t => {
+t.test('a handler command with a NUL byte is reported as not started instead of throwing', async t => {
   const [peer, client] = await socketPair()
   t.teardown(() => peer.destroy())
   let h: ReturnType<typeof runHandler> | Error
@@ -379,4 +397,86 @@ t.test('no shell: metacharacters in a command line or the environment are plain 
   await new Promise(r => (peer.readableEnded ? r(null) : peer.once('end', r)))
   t.equal(Buffer.concat(echoed).toString(), `${words.slice(1).join(' ')}\n`, 'the handler too')
   t.notOk(existsSync(mark), 'nothing was run by a shell of ours')
+})
+
+t.test('an ACP timed out is killed with its whole process group: a shell script\'s sleep does not hold the client', async t => {
+  const start = performance.now()
+  let pgid = 0
+  const poll = setInterval(() => {
+    for (const d of readdirSync('/proc').filter(n => /^\d+$/.test(n))) {
+      try {
+        if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('acp-sleep-child.sh')) pgid = Number(d)
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }, 20)
+  const r = await runAcp([fixture('acp-sleep-child.sh')], PATH, 400).finally(() => clearInterval(poll))
+  const ms = performance.now() - start
+  t.same([r.granted, r.rc], [false, 'timeout'])
+  t.ok(ms < 3000, `denied after ${Math.round(ms)} ms, not when its sleep 15 ends`)
+  t.ok(pgid > 0, 'the ACP was seen running')
+  t.ok(await until(() => groupMembers(pgid).length === 0), 'nothing of its group is left')
+})
+
+t.test('a handler stopped with kill() takes its whole group along (sh -c "cat | cat")', async t => {
+  const [peer, client] = await socketPair()
+  t.teardown(() => peer.destroy())
+  const got = reader(peer)
+  const h = runHandler(['/bin/sh', '-c', 'cat | cat'], PATH, client, null, () => {})
+  const pgid = h.pid as number
+  t.ok(await until(() => groupMembers(pgid).length >= 3), 'sh and its two cats run in a group of their own')
+  const start = performance.now()
+  h.kill()
+  h.kill()
+  t.same(await within(h.exited), { rc: 'SIGTERM', started: true })
+  t.ok(performance.now() - start < HANDLER_KILL_MS, 'SIGTERM was enough')
+  t.ok(await until(() => groupMembers(pgid).length === 0), 'no cat is left running')
+  await got.closed
+})
+
+t.test('a handler that ignores SIGTERM gets SIGKILL (its group) HANDLER_KILL_MS later', async t => {
+  const [peer, client] = await socketPair()
+  t.teardown(() => peer.destroy())
+  const got = reader(peer)
+  const h = runHandler(['/bin/sh', '-c', 'trap "" TERM; echo ready; sleep 30 & wait; wait'], PATH, client, null, () => {})
+  await got.until(/ready/)
+  const start = performance.now()
+  h.kill()
+  t.same(await within(h.exited, HANDLER_KILL_MS + 5000), { rc: 'SIGKILL', started: true })
+  const ms = performance.now() - start
+  t.ok(ms >= HANDLER_KILL_MS - 100, `killed after ${Math.round(ms)} ms`)
+  t.ok(await until(() => groupMembers(h.pid as number).length === 0), 'its sleep went too')
+  await got.closed
+})
+
+t.test('out of descriptors (EMFILE) while starting an ACP or a handler: reported as such, nothing thrown', async t => {
+  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture('unit-emfile.mjs')}" programs`], { encoding: 'utf8', timeout: 20_000 })
+  t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
+  const got = JSON.parse(r.stdout) as Record<string, unknown>
+  t.same(got, {
+    filled: true,
+    acp: 'EMFILE',
+    direct: { rc: 'EMFILE', started: false },
+    piped: { rc: 'EMFILE', started: false },
+    closed: [true, true],
+  })
+})
+
+t.test('with pre-read bytes, the client socket is closed when the handler ends, though the client stays', async t => {
+  const [peer, client] = await socketPair()
+  t.teardown(() => peer.destroy())
+  const got = reader(peer)
+  const h = runHandler(['/bin/sh', '-c', 'head -c 4; echo " bye"'], PATH, client, Buffer.from('PRE!'), () => {})
+  t.same(await within(h.exited), { rc: '0', started: true })
+  t.ok(client.destroyed, 'the socket is destroyed by the time the handler is reported ended')
+  await got.closed
+  t.equal(got.text(), 'PRE! bye\n', 'its last output reached the client first')
+})
+
+t.test('an ACP whose session was stopped before it started is killed at once and denies', async t => {
+  const start = performance.now()
+  const r = await runAcp([fixture('acp-slow.sh')], PATH, 10_000, {}, AbortSignal.abort())
+  t.same([r.granted, r.rc], [false, 'aborted'])
+  t.ok(performance.now() - start < 3000, 'at once, not after its 30 s')
 })

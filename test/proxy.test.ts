@@ -3,9 +3,9 @@ import t from 'tap'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { LogEntry, Logger } from '../lib/log.js'
-import { Proxy } from '../lib/proxy.js'
+import { Episodes, Proxy } from '../lib/proxy.js'
 import type { ResolvedService } from '../lib/resolve.js'
-import type { ProgramContext } from '../lib/session.js'
+import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../lib/session.js'
 import { DEFAULT_SETTINGS } from '../lib/config.js'
 import { backend, freePort, hangingPort } from './fixtures/harness.js'
 import { socketPair } from './fixtures/pair.js'
@@ -122,4 +122,56 @@ t.test('with workers sharing the listeners, each enforces its part of the limits
   t.match(log.entries.filter(e => e.event === 'limit')[1]?.text, 'too many connections (max-connections 3 in all, 2 in this worker)')
   t.same(log.entries.filter(e => e.event === 'connected').map(e => e.id), [2, 4, 6, 8], 'worker 1 of 2 numbers its connections 2, 4, 6, ...')
   held.forEach(c => c.destroy())
+})
+
+t.test('max-programs: a connection that would start a program beyond the bound is closed; one line per episode', async t => {
+  const port = await freePort()
+  const log = memoryLogger()
+  const svc = service(port, 9, { exec: ['/bin/cat'] })
+  const proxy = new Proxy([svc], { logger: log, programs: { ...programs, baseEnv: { PATH: '/usr/bin:/bin' }, maxPrograms: 2 }, workers: 2 })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  const first = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  while (!log.entries.some(e => e.event === 'starting')) await new Promise(r => setTimeout(r, 10))
+  // The first handler holds this worker's one place (2 for 2 workers); the next two are refused.
+  const refused = [0, 1].map(() => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
+  await Promise.all(refused.map(c => once(c, 'close')))
+  const limits = log.entries.filter(e => e.event === 'limit')
+  t.equal(limits.length, 1, 'one line for the episode')
+  t.match(limits[0]?.text, /^too many programs running \(max-programs 2, 1 in this worker\): connection refused, client= 127\.0\.0\.1$/)
+  first.end('echo')
+  const [echo] = (await once(first, 'data')) as [Buffer]
+  t.equal(echo.toString(), 'echo', 'the running handler is served')
+  await once(first, 'close')
+  while (proxy.sessions > 0) await new Promise(r => setTimeout(r, 10))
+  const again = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  again.end('again')
+  const [reply] = (await once(again, 'data')) as [Buffer]
+  t.equal(reply.toString(), 'again', 'its place is free again once it ended')
+})
+
+t.test('max-programs null: no bound', async t => {
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Proxy([service(port, 9, { exec: ['/bin/cat'] })], { logger: log, programs: { ...programs, maxPrograms: null } })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  const held = [0, 1, 2].map(() => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
+  while (log.entries.filter(e => e.event === 'starting').length < 3) await new Promise(r => setTimeout(r, 10))
+  t.notOk(log.entries.some(e => e.event === 'limit'))
+  held.forEach(c => c.destroy())
+})
+
+t.test('the default bound on programs is DEFAULT_MAX_PROGRAMS', async t => {
+  t.equal(DEFAULT_MAX_PROGRAMS, 256)
+})
+
+t.test('a recurring condition is logged once per interval, with how many were not', async t => {
+  const lines: string[] = []
+  const e = new Episodes(100)
+  for (let i = 0; i < 3; i++) e.report(more => lines.push(`hit${more}`))
+  t.same(lines, ['hit'], 'the first at once, then quiet')
+  await new Promise(r => setTimeout(r, 150))
+  e.report(more => lines.push(`hit${more}`))
+  t.same(lines, ['hit', 'hit (2 more since the last report)'])
 })

@@ -5,18 +5,21 @@
  * Real sockets and real programs.
  */
 import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ListenSpec } from '../lib/address.js'
 import { DEFAULT_SETTINGS } from '../lib/config.js'
+import { ClientNames } from '../lib/environment.js'
 import { Redirects } from '../lib/redirect.js'
 import type { Destination } from '../lib/native.js'
 import type { LogEntry, Logger } from '../lib/log.js'
 import type { ResolvedService } from '../lib/resolve.js'
-import { Session, type ProgramContext } from '../lib/session.js'
+import { Session, type ProgramContext, type ProgramSlots } from '../lib/session.js'
+import { hangingPort } from './fixtures/harness.js'
 import { collect, socketPair } from './fixtures/pair.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
@@ -50,7 +53,12 @@ function service(extra: Partial<ResolvedService>): ResolvedService {
 }
 
 /** A session on the inner end of a fresh socket pair; `outer` plays the client. */
-async function session(svc: ResolvedService, programs: ProgramContext = PROGRAMS, redirects: Redirects = new Redirects(() => [])) {
+async function session(
+  svc: ResolvedService,
+  programs: ProgramContext = PROGRAMS,
+  redirects: Redirects = new Redirects(() => []),
+  slots: ProgramSlots = { take: () => true, release: () => {} },
+) {
   const [outer, inner] = await socketPair()
   const log = memoryLogger()
   const s = new Session({
@@ -64,6 +72,7 @@ async function session(svc: ResolvedService, programs: ProgramContext = PROGRAMS
     log,
     programs,
     onResourceError: () => {},
+    slots,
     listener: null,
     redirects,
   })
@@ -98,7 +107,7 @@ t.test('a session aborted while it looks up the client name runs no program and 
     // It would write a banner to the client and log a denial.
     acp: [fixture('acp-deny.sh')],
   })
-  const { s, outer, inner, log } = await session(svc, { ...PROGRAMS, resolveNames: true, reverse: slowReverse })
+  const { s, outer, inner, log } = await session(svc, { ...PROGRAMS, resolveNames: true, names: new ClientNames(slowReverse) })
   const received = collect(outer)
   const done = s.run()
   await new Promise(r => setTimeout(r, 50))
@@ -288,4 +297,111 @@ t.test('a -w dump the disk cannot keep up with is cut short, the connection goes
     [`writefile cut short: ${base}.1.log, more than 1 bytes waiting for the disk`],
     'one line',
   )
+})
+
+/** The live processes whose command line mentions `word`. */
+function running(word: string): number[] {
+  const out: number[] = []
+  for (const d of readdirSync('/proc').filter(n => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8')
+      if (cmd.includes(word) && !/State:\s+Z/.test(readFileSync(`/proc/${d}/status`, 'utf8'))) out.push(Number(d))
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out
+}
+
+t.test('a client that resets while its ACP runs: the ACP\'s output meets the reset, the session ends with one line', async t => {
+  const svc = service({ servers: [{ host: '127.0.0.1', port: 9 }], acp: [fixture('acp-late.sh'), '0.6', '204800'] })
+  const { s, outer, log } = await session(svc)
+  outer.on('error', () => {})
+  const done = s.run()
+  await new Promise(r => setTimeout(r, 150))
+  outer.resetAndDestroy()
+  await within(done)
+  const lines = log.entries.map(e => `${e.tag} ${e.event}: ${e.text}`)
+  t.match(lines, [/^-INFO socket-error: client close\(\) detected, error= write (EPIPE|ECONNRESET)$/], `one line: ${lines.join(' | ')}`)
+  t.equal(lines.length, 1, 'no access line, no connect')
+})
+
+/** A session whose client sends a complete PROXY header (and `data`), then resets once the header is logged; its log when it is over. */
+async function headerThenReset(svc: ResolvedService, data = ''): Promise<LogEntry[]> {
+  const { s, outer, log } = await session(svc)
+  outer.on('error', () => {})
+  const done = s.run()
+  outer.write(`PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\n${data}`)
+  while (!log.entries.some(e => e.event === 'proxy-header')) await within(new Promise(r => setTimeout(r, 10)))
+  outer.resetAndDestroy()
+  await within(done)
+  return log.entries
+}
+
+t.test('a trusted peer that sends a complete PROXY header and resets while the upstream connect is pending', async t => {
+  const hole = await hangingPort(t, 3000)
+  const log = await headerThenReset(service({ servers: [{ host: '127.0.0.1', port: hole }], trustsProxy: () => true, connectTimeout: 1 }), 'EHLO')
+  t.same(log.map(e => e.event), ['proxy-header', 'connect-failed', 'connection-error'], 'the connect runs its course; nothing crashed')
+})
+
+t.test('a session aborted while its ACP runs kills the ACP and starts no handler (the shutdown window)', async t => {
+  const svc = service({ acp: [fixture('acp-late.sh'), '0.5'], exec: ['/bin/cat'] })
+  const { s, outer, log } = await session(svc)
+  const received = collect(outer)
+  const done = s.run()
+  const deadline = Date.now() + 5000
+  while (running('acp-late.sh').length === 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 10))
+  t.ok(running('acp-late.sh').length > 0, 'the ACP runs')
+  s.abort()
+  await within(done, 400)
+  t.equal((await within(received)).toString(), '')
+  t.same(log.entries, [], 'no access line, no handler')
+  await new Promise(r => setTimeout(r, 600))
+  t.same(running('acp-late.sh'), [], 'the ACP (and its sleep) were killed')
+})
+
+t.test('a client that resets during the ACP of a handler service: no handler starts', async t => {
+  const log = await headerThenReset(service({ acp: [fixture('acp-late.sh'), '0.3', '10'], exec: ['/bin/cat'], trustsProxy: () => true }))
+  t.same(log.map(e => e.event), ['proxy-header', 'socket-error'])
+  t.match(log[1]?.text, /^client close\(\) detected, error= (read )?ECONNRESET$/)
+})
+
+t.test('no place for a program: the connection is closed, no program runs', async t => {
+  let asked = 0
+  const svc = service({ acp: [fixture('acp-allow.sh')] })
+  const { s, outer, log } = await session(svc, PROGRAMS, undefined, { take: () => (asked++, false), release: () => {} })
+  const received = collect(outer)
+  await within(s.run())
+  t.equal((await within(received)).toString(), '')
+  t.equal(asked, 1)
+  t.same(log.entries, [], 'the proxy logs the limit, once per episode')
+  const h = await session(service({ exec: ['/bin/cat'] }), PROGRAMS, undefined, { take: () => false, release: () => {} })
+  const hReceived = collect(h.outer)
+  await within(h.s.run())
+  t.equal((await within(hReceived)).toString(), '')
+  t.same(h.log.entries.map(e => e.event), ['starting'])
+})
+
+t.test('out of descriptors when its ACP or handler starts: the client is closed and the proxy\'s rate-limited line reports it', async t => {
+  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture('unit-emfile.mjs')}" session`], { encoding: 'utf8', timeout: 20_000 })
+  t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
+  t.same(JSON.parse(r.stdout), {
+    filled: true,
+    reported: ["can't start a program: EMFILE", "can't start a program: EMFILE"],
+    logged: ['starting'],
+    closed: [true, true],
+  })
+})
+
+t.test('a PROXY header without addresses (v1 UNKNOWN, v2 LOCAL): the connection\'s own addresses apply', async t => {
+  const v2Local = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x20, 0x00, 0x00, 0x00])])
+  for (const [header, word] of [[Buffer.from('PROXY UNKNOWN\r\n'), 'UNKNOWN'], [v2Local, 'LOCAL']] as const) {
+    const { s, outer, log } = await session(service({ servers: [{ host: '127.0.0.1', port: 9 }], trustsProxy: () => true }))
+    const port = outer.localPort
+    const received = collect(outer)
+    outer.end(header)
+    await within(s.run())
+    await within(received)
+    t.match(log.entries[0], { event: 'proxy-header', text: `PROXY v${word === 'LOCAL' ? 2 : 1} from 127.0.0.1:${port}: ${word}, the connection's own addresses apply` })
+  }
 })
