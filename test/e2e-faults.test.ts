@@ -17,12 +17,12 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  ROOT,
   backend,
   children,
   descendants,
   echoAfterEnd,
   exchange,
+  fixture,
   freePort,
   procStatus,
   startProxy,
@@ -32,7 +32,6 @@ import {
 } from './fixtures/harness.js'
 
 const root = process.getuid?.() === 0
-const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
 const NOBODY = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find(l => l.startsWith('nobody:'))?.split(':')[2])
 

@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, backend, echoAfterEnd, exchange, freePort, startProxy, tcpproxy } from './fixtures/harness.js'
+import { BIN, ROOT, backend, echoAfterEnd, exchange, freePort, startProxy, tcpproxy } from './fixtures/harness.js'
 
 t.test('a one-liner forwards IPv4 and logs the original three lines', async t => {
   const up = await backend(echoAfterEnd)
@@ -178,7 +178,7 @@ t.test('-z prints each configured port once, as numbers, without binding', async
 })
 
 t.test('--check validates and prints the services of the shipped sample', async t => {
-  const run = tcpproxy(['--check', '-c', 'etc/tcpproxy.conf'])
+  const run = tcpproxy(['--check', '-c', join(ROOT, 'etc/tcpproxy.conf')])
   t.equal(await run.exited, 0)
   t.equal(
     run.stdout,

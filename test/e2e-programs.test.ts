@@ -5,12 +5,10 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, ROOT, backend, echoAfterEnd, exchange, startProxy, viaInetd } from './fixtures/harness.js'
-
-const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
+import { BIN, backend, echoAfterEnd, example, exchange, fixture, reachableDir, startProxy, viaInetd } from './fixtures/harness.js'
 
 /** Parse `NAME=value` lines. */
 const vars = (text: string): Record<string, string> =>
@@ -93,7 +91,9 @@ t.test('the service-routing example routes by client address through inetd-mode 
   const dir = t.testdir({})
   symlinkSync(BIN, join(dir, 'tcpproxy'))
   const env = { ...process.env, PATH: `${dir}:${process.env['PATH']}`, ROUTE_INSIDE: `127.0.0.1:${inside.port}`, ROUTE_OUTSIDE: `127.0.0.1:${outside.port}` }
-  const p = await startProxy(port => ['-d', '-n', '-b', String(port), join(ROOT, 'etc/examples/route-by-client')], '127.0.0.1', env)
+  // -u root: the handler runs this checkout's tcpproxy, which `nobody` may
+  // not reach (a clone in /root); the inner tcpproxy then drops to nobody itself.
+  const p = await startProxy(port => ['-d', '-n', '-u', 'root', '-b', String(port), example('route-by-client')], '127.0.0.1', env)
   t.teardown(p.stop)
   t.equal((await exchange(p.port, null, { localAddress: '127.0.0.1' })).data.toString(), 'inside\n')
   t.equal((await exchange(p.port, null, { localAddress: '127.0.0.2' })).data.toString(), 'outside\n')
@@ -196,10 +196,8 @@ t.test('-w appends each connection\'s traffic to BASE.ID.log in the 2.0 format',
     s.on('end', () => s.end(Buffer.from([0x32, 0x32, 0x30, 0x0d, 0x0a, 0xff, 0x23])))
   })
   t.teardown(() => up.close())
-  const dir = t.testdir({})
   // The daemon's worker runs as nobody: give it the directory, as an admin would.
-  chmodSync(dir, 0o777)
-  const base = join(dir, 'dump')
+  const base = join(reachableDir(t), 'dump')
   const p = await startProxy(port => ['-d', '-w', base, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
   t.teardown(p.stop)
   await exchange(p.port, 'HELO #1\r\n')
@@ -217,13 +215,18 @@ t.test('-w appends each connection\'s traffic to BASE.ID.log in the 2.0 format',
   )
 })
 
-t.test('-w into a directory it cannot write logs once and relays anyway', async t => {
+t.test('-w into a directory that went away after the start logs once and relays anyway', async t => {
   const up = await backend(echoAfterEnd)
   t.teardown(() => up.close())
-  // A path below a regular file fails for everyone, root included.
-  const base = join(ROOT, 'package.json', 'dump')
+  const dir = reachableDir(t)
+  const base = join(dir, 'sub', 'dump')
+  mkdirSync(join(dir, 'sub'), { mode: 0o777 })
+  chmodSync(join(dir, 'sub'), 0o777)
   const p = await startProxy(port => ['-d', '-w', base, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
   t.teardown(p.stop)
+  // A path below a regular file fails for everyone, root included.
+  rmSync(join(dir, 'sub'), { recursive: true })
+  writeFileSync(join(dir, 'sub'), '')
   const r = await exchange(p.port, 'still relayed')
   t.equal(r.data.toString(), 'still relayed')
   t.match(await p.waitFor(/writefile/), `-INFO: can't open writefile: ${base}.1.log, error= ENOTDIR, id= 1`)
