@@ -14,7 +14,7 @@ import { isIP } from 'node:net'
 import { canonicalIp, parseInterface, parseServerList, type Endpoint } from './address.js'
 import { parseCidrList } from './cidr.js'
 import { DEFAULT_PIDFILE } from './pidfile.js'
-import { parsePort, type PortLookup } from './services.js'
+import { badPortText, parsePort, type PortLookup } from './services.js'
 
 /** Per-service settings; the ones before the first `port` are the defaults. */
 export interface ServiceSettings {
@@ -384,7 +384,7 @@ export function parseConfig(
       if (keyword === 'port') {
         closePort()
         const p = parsePort(raw, lookup)
-        if (p === undefined) fail(`unknown port or service name: ${JSON.stringify(raw)}`)
+        if (p === undefined) fail(badPortText(raw))
         port = { value: p as number, line: lineNo, used: false }
         if (!ports.includes(port.value)) ports.push(port.value)
         current = null

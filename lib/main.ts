@@ -23,6 +23,7 @@ import { inheritedConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
 import { relayExecArgv } from './node-flags.js'
+import { checkServices, checkStartup, servingAccount } from './preflight.js'
 import { writePidfile, type Pidfile } from './pidfile.js'
 import { DEFAULT_USER, dropPrivileges, resolveIdentity, type Identity } from './privileges.js'
 import { Proxy } from './proxy.js'
@@ -148,6 +149,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     await checkSourceAddresses(services)
     // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
     checkTransparentSupport(services, false)
+    checkStartup(o, config, services)
     if (o.check) {
       for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
@@ -266,6 +268,7 @@ async function standalone(
       try {
         const next = await resolveServices(buildConfig(o, deps).services)
         await checkSourceAddresses(next)
+        checkServices(next, servingAccount(identity))
         await running.reload(next)
         logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })
       } catch (err) {

@@ -23,7 +23,7 @@ import {
   type GlobalSettings,
   type ServiceSettings,
 } from './config.js'
-import { ConfigError, TcpproxyError, errorCode, errorText } from './errors.js'
+import { ConfigError, TcpproxyError, errnoText, errorCode, errorText } from './errors.js'
 import { parseCidrList } from './cidr.js'
 import type { PortLookup } from './services.js'
 
@@ -113,7 +113,7 @@ export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
     try {
       text = deps.readFile(file)
     } catch (err) {
-      throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errorCode(err)}`)
+      throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errnoText(errorCode(err))}`)
     }
     return parseConfig(text, file, deps.lookup, defaults, globals)
   }

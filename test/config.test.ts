@@ -307,8 +307,8 @@ t.test('the same interface twice on a port is an error naming the first line', a
 
 t.test('an unknown port or service name is an error', async t => {
   fails(t, ['port nosuch'], 1, 'unknown port or service name: "nosuch"')
-  fails(t, ['port 0'], 1, 'unknown port or service name: "0"')
-  fails(t, ['port 65536'], 1, 'unknown port or service name: "65536"')
+  fails(t, ['port 0'], 1, 'port 0 is out of range (1-65535)')
+  fails(t, ['port 65536'], 1, 'port 65536 is out of range (1-65535)')
   fails(t, ['port 8025', 'interface *', 'server a.example:nosuch'], 3, 'unknown port or service name: "nosuch"')
 })
 

@@ -138,7 +138,7 @@ t.test('configuration errors name FILE:LINE, exit 2 and bind nothing', async t =
 t.test('a missing default configuration file is reported with its path', async t => {
   const run = tcpproxy([])
   t.equal(await run.exited, 1)
-  t.same(run.lines, ['tcpproxy: cannot read configuration file /etc/tcpproxy.conf: ENOENT'])
+  t.same(run.lines, ['tcpproxy: cannot read configuration file /etc/tcpproxy.conf: no such file or directory (ENOENT)'])
 })
 
 t.test('usage errors are one line on stderr with exit 2', async t => {

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { BIN, backend, echoAfterEnd, example, exchange, fixture, reachableDir, startProxy, viaInetd } from './fixtures/harness.js'
@@ -70,12 +70,21 @@ t.test('a handler reads what the client sent and answers', async t => {
   t.equal(r.data.toString(), 'you said: hello handler\n')
 })
 
+/** A copy of fixture `name` that the test can remove once tcpproxy has started (start-up refuses a missing program). */
+function removable(t: Parameters<typeof reachableDir>[0], name: string): string {
+  const path = join(reachableDir(t), name)
+  copyFileSync(fixture(name), path)
+  return path
+}
+
 t.test('a handler that cannot be started or dies is logged and the daemon keeps serving', async t => {
-  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, '/nonexistent/handler', 'arg'])
+  const handler = removable(t, 'echo-handler.sh')
+  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, handler, 'arg'])
   t.teardown(p.stop)
+  rmSync(handler)
   const r = await exchange(p.port, 'x')
   t.equal(r.data.length, 0)
-  t.match(await p.waitFor(/can't execute/), "-ERR: can't execute /nonexistent/handler, error= ENOENT, id= 1")
+  t.match(await p.waitFor(/can't execute/), `-ERR: can't execute ${handler}, error= ENOENT, id= 1`)
   await exchange(p.port, null)
   t.ok(await p.waitFor(/can't execute .*id= 2$/), 'the next connection is served the same way')
   const q = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, fixture('acp-crash.sh')])
@@ -141,13 +150,15 @@ t.test('an ACP that denies: the client gets its banner, the upstream sees nothin
 t.test('an ACP that crashes, hangs or cannot start denies', async t => {
   const up = await backend(echoAfterEnd)
   t.teardown(() => up.close())
+  const gone = removable(t, 'acp-allow.sh')
   for (const [acp, rc, extra] of [
     [fixture('acp-crash.sh'), 'SIGSEGV', []],
     [fixture('acp-slow.sh'), 'timeout', ['--acp-timeout', '0.5']],
-    ['/nonexistent/acp', 'ENOENT', []],
+    [gone, 'ENOENT', []],
   ] as const) {
     const p = await startProxy(port => ['-d', ...extra, '-a', acp, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
     t.teardown(p.stop)
+    if (acp === gone) rmSync(gone)
     const r = await exchange(p.port, 'x')
     t.equal(r.data.length, 0, `${rc}: nothing reaches the client`)
     t.ok(r.ms < 4000, `${rc}: closed after ${r.ms} ms`)
