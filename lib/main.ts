@@ -19,7 +19,7 @@ import type { Config } from './config.js'
 import { STATUS_FD_ENV, launchDetached, reportStatus } from './daemon.js'
 import { describeService } from './describe.js'
 import { TcpproxyError, errorText } from './errors.js'
-import { inheritedConnection, sameSocket } from './inetd.js'
+import { inheritedConnection, notTcpConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
 import { relayExecArgv } from './node-flags.js'
@@ -138,6 +138,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       readFile: path => readFileSync(path, 'utf8'),
       lookup: loadServices(),
       inetdPort: inherited?.localPort ?? null,
+      stdinProblem: () => notTcpConnection(0),
     }
     const config = buildConfig(o, deps)
     if (o.listPorts) {
@@ -178,7 +179,10 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     }
 
     if (chooseMode(o, config, inherited !== null) === 'inetd') {
-      if (inherited === null) throw new TcpproxyError('ERR_USAGE', 'inetd mode needs a connected TCP socket on standard input')
+      if (inherited === null) {
+        const problem = notTcpConnection(0)
+        throw new TcpproxyError('ERR_USAGE', `inetd mode needs a connected TCP socket on standard input${problem === null ? '' : `, but ${problem}`}`)
+      }
       if (identity !== null && needsNetAdmin(services)) dropKeepingNetAdmin(() => dropPrivileges(identity))
       else if (identity !== null) dropPrivileges(identity)
       checkTransparentSupport(services)
