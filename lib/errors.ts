@@ -11,7 +11,7 @@ export const ERROR_CODES = {
   ERR_USAGE: 2,
   /** A configuration file (or a value given on the command line) is invalid. */
   ERR_CONFIG: 2,
-  /** A keyword or option that this version parses but does not implement. */
+  /** A feature this installation cannot provide (transparent proxying without the native addon). */
   ERR_NOT_SUPPORTED: 2,
   /** A listening socket could not be bound. */
   ERR_BIND: 1,
