@@ -23,6 +23,7 @@ import { inheritedConnection, notTcpConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
 import { relayExecArgv } from './node-flags.js'
+import { LOG_ENV, logPlaceOf, nestedLogSettings } from './nested.js'
 import { checkServices, checkStartup, servingAccount } from './preflight.js'
 import { writePidfile, type Pidfile } from './pidfile.js'
 import { DEFAULT_USER, dropPrivileges, resolveIdentity, type Identity } from './privileges.js'
@@ -190,7 +191,9 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       const stderrIsClient = !o.debug && sameSocket(0, 2)
       // ...not even as syslog's fallback: then unreachable syslog means no log.
       const fallback = stderrIsClient ? new Writable({ write: (_c, _e, done) => done() }) : process.stderr
-      const logger = openLogger(logSettings(stderrIsClient ? 'syslog' : 'stderr'), process.pid, fallback)
+      const settings = nestedLogSettings(logSettings(stderrIsClient ? 'syslog' : 'stderr'), process.env[LOG_ENV], { socket: o.syslogSocket !== null, facility: o.syslogFacility !== null })
+      programs.baseEnv[LOG_ENV] = logPlaceOf(settings)
+      const logger = openLogger(settings, process.pid, fallback)
       await new Proxy(services, { logger, programs, maxConnections: null }).handle(inherited)
       await logger.close()
       process.exit(0)
@@ -225,6 +228,7 @@ async function standalone(
     process.exit(r.code)
   }
   const settings = logSettings(foreground ? 'stderr' : 'syslog')
+  programs.baseEnv[LOG_ENV] = logPlaceOf(settings)
   const logger = openLogger(settings, process.pid, process.stderr)
   // Written before anything is bound (a live tcpproxy in it refuses the start)
   // and, started as root, before any process gives up root.

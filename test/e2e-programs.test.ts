@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, backend, echoAfterEnd, example, exchange, fixture, reachableDir, startProxy, viaInetd } from './fixtures/harness.js'
+import { BIN, alive, backend, echoAfterEnd, example, exchange, fixture, freePort, reachableDir, startProxy, syslogReceiver, tcpproxy, viaInetd, waitGone } from './fixtures/harness.js'
 
 /** Parse `NAME=value` lines. */
 const vars = (text: string): Record<string, string> =>
@@ -108,6 +108,35 @@ t.test('the service-routing example routes by client address through inetd-mode 
   t.equal((await exchange(p.port, null, { localAddress: '127.0.0.2' })).data.toString(), 'outside\n')
   // The inner tcpproxy logs to the same stderr: one relay per client.
   t.match(await p.waitFor(new RegExp(`\\+INFO: connect: client= 127\\.0\\.0\\.2, server= 127\\.0\\.0\\.1:${outside.port}`)), 'timeout= 60')
+  // ...as itself: its own pid, tag and id, not as the handler's stderr (`-INFO: handler: tcpproxy[N]: +OK: ..., id= 1, id= 2`).
+  const own = await p.waitFor(/\+OK: disconnect: client= 127\.0\.0\.2/)
+  t.match(own, new RegExp(`^tcpproxy\\[\\d+\\]: \\+OK: disconnect: client= 127\\.0\\.0\\.2, server= 127\\.0\\.0\\.1:${outside.port}, .*, id= 1$`))
+  const outer = (/^tcpproxy\[(\d+)\]: starting/.exec(await p.waitFor(/starting/)) as RegExpExecArray)[1]
+  t.not(/^tcpproxy\[(\d+)\]/.exec(own)?.[1], outer, 'with its own pid')
+  t.notOk(p.lines.some(l => l.includes('handler: ')), p.lines.join('\n'))
+})
+
+t.test('from a background tcpproxy logging to syslog, the inner tcpproxy of a handler logs to that syslog as itself', async t => {
+  const { dir, sock, lines: got } = await syslogReceiver(t)
+  const inside = await backend(s => s.end('inside\n'))
+  t.teardown(() => inside.close())
+  const bin = t.testdir({})
+  symlinkSync(BIN, join(bin, 'tcpproxy'))
+  const env = { ...process.env, PATH: `${bin}:${process.env['PATH']}`, ROUTE_INSIDE: `127.0.0.1:${inside.port}`, ROUTE_OUTSIDE: '127.0.0.1:9' }
+  const pidfile = join(dir, 'pid')
+  const port = await freePort()
+  const run = tcpproxy(['-n', '-u', 'root', '--syslog-socket', sock, '--pidfile', pidfile, '-b', `127.0.0.1:${port}`, example('route-by-client')], { env })
+  t.equal(await run.exited, 0, run.lines.join('\n'))
+  const pid = Number(readFileSync(pidfile, 'utf8'))
+  t.teardown(() => void (alive(pid) && process.kill(pid, 'SIGKILL')))
+  t.equal((await exchange(port, null, { localAddress: '127.0.0.1' })).data.toString(), 'inside\n')
+  for (let i = 0; i < 200 && !got.some(l => l.includes('disconnect')); i++) await new Promise(r => setTimeout(r, 25))
+  const own = got.find(l => l.includes('+OK: disconnect')) as string
+  t.match(own, new RegExp(`^<21>.* tcpproxy\\[\\d+\\]: \\+OK: disconnect: client= 127\\.0\\.0\\.1, server= 127\\.0\\.0\\.1:${inside.port}, .*, id= 1$`))
+  t.not(/tcpproxy\[(\d+)\]/.exec(own)?.[1], String(pid), 'with its own pid')
+  t.notOk(got.some(l => l.includes('handler: ')), got.join('\n'))
+  process.kill(pid, 'SIGTERM')
+  await waitGone(pid)
 })
 
 t.test('an ACP that grants lets the connection through without losing early client bytes', async t => {
