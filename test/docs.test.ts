@@ -85,7 +85,7 @@ function invocations(text: string): string[][] {
       out.push(shellWords(inetd[1] as string))
       continue
     }
-    for (const m of line.matchAll(/(?:^|&&\s*|\$\()(?:\.\/bin\/)?tcpproxy((?:\s+[^\s)#][^\s)]*)*)/g)) out.push(shellWords(m[1] as string))
+    for (const m of line.matchAll(/(?:^|&&\s*|\$\(|ExecStart=)(?:\S*\/)?tcpproxy(?=\s|$)((?:\s+[^\s)#][^\s)]*)*)/g)) out.push(shellWords(m[1] as string))
   }
   return out
 }
@@ -133,6 +133,14 @@ t.test('every tcpproxy command line of README and the man page parses with the o
     for (const words of invocations(b.text)) {
       n++
       checkCommand(t, words, b.where)
+    }
+  }
+  // The files in etc/ (and the indented example commands in their comments).
+  for (const name of ['inetd.conf', 'tcpproxy.service', 'tcpproxy.conf', 'examples/route-by-client']) {
+    const text = readFileSync(new URL(`../etc/${name}`, import.meta.url), 'utf8').replace(/^#\s{2,}/gm, '')
+    for (const words of invocations(text)) {
+      n++
+      checkCommand(t, words, `etc/${name}`)
     }
   }
   // And the ones in running text: `tcpproxy --check -c FILE`.
