@@ -22,11 +22,12 @@ import { TcpproxyError, errorText } from './errors.js'
 import { inheritedConnection, notTcpConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
+import { nativeAvailable } from './native.js'
 import { relayExecArgv } from './node-flags.js'
 import { LOG_ENV, logPlaceOf, nestedLogSettings } from './nested.js'
 import { checkServices, checkStartup, servingAccount } from './preflight.js'
 import { writePidfile, type Pidfile } from './pidfile.js'
-import { DEFAULT_USER, dropPrivileges, resolveIdentity, type Identity } from './privileges.js'
+import { dropPrivileges, type Identity } from './privileges.js'
 import { Proxy } from './proxy.js'
 import { resolveServices, type ResolvedService } from './resolve.js'
 import { loadServices } from './services.js'
@@ -151,7 +152,8 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     await checkSourceAddresses(services)
     // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
     checkTransparentSupport(services, false)
-    checkStartup(o, config, services)
+    // Only root changes identity; a normal user's ids are left alone.
+    const identity = checkStartup(o, config, services)
     if (o.check) {
       for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
@@ -166,8 +168,6 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       syslogSocket: o.syslogSocket ?? '/dev/log',
       facility: o.syslogFacility === null ? (FACILITIES['mail'] as number) : parseFacility(o.syslogFacility),
     })
-    // Only root changes identity; a normal user's ids are left alone.
-    const identity = process.getuid?.() === 0 ? resolveIdentity(config.globals.user ?? DEFAULT_USER) : null
     const programs: ProgramContext = {
       baseEnv: inheritedEnv(),
       envPrefix: config.globals.envPrefix,
@@ -184,6 +184,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
         const problem = notTcpConnection(0)
         throw new TcpproxyError('ERR_USAGE', `inetd mode needs a connected TCP socket on standard input${problem === null ? '' : `, but ${problem}`}`)
       }
+      nativeAvailable() // loaded before giving up root, as a worker does (lib/worker.ts)
       if (identity !== null && needsNetAdmin(services)) dropKeepingNetAdmin(() => dropPrivileges(identity))
       else if (identity !== null) dropPrivileges(identity)
       checkTransparentSupport(services)

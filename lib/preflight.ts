@@ -123,6 +123,9 @@ function realpath(path: string): string | null {
   }
 }
 
+/** The process's ids: defined on every POSIX platform, the only ones tcpproxy runs on. */
+const posix = process as Required<Pick<NodeJS.Process, 'getuid' | 'getgid' | 'getgroups'>>
+
 /**
  * The account that serves: `identity` (started as root), else the
  * process's own user.
@@ -132,9 +135,7 @@ export function servingAccount(identity: Identity | null): Account {
     const groups = /^\d+$/.test(identity.user) ? [identity.gid] : supplementaryGroups(identity.user, loadUserDb().group)
     return { name: identity.user, uid: identity.uid, gid: identity.gid, groups }
   }
-  // Defined on every POSIX platform, the only ones tcpproxy runs on.
-  const p = process as Required<Pick<NodeJS.Process, 'getuid' | 'getgid' | 'getgroups'>>
-  return { name: userInfo().username, uid: p.getuid(), gid: p.getgid(), groups: p.getgroups() }
+  return { name: userInfo().username, uid: posix.getuid(), gid: posix.getgid(), groups: posix.getgroups() }
 }
 
 /** `FILE:LINE: service IFACE port P: ...` for a file's service, `OPTION: ...` for the command line's. */
@@ -183,8 +184,9 @@ export function checkPidfile(pidfile: string | null, who: Account, stat: StatFn 
  * error even where it is not used, not root), the pidfile's directory, and
  * each service's programs and dump directory for the serving user.
  * Throws a one-line TcpproxyError (exit status 2 for a configuration).
+ * Returns the identity to take on: the configured user's when root, else null.
  */
-export function checkStartup(o: CliOptions, config: Config, services: readonly ServiceDef[], uid = process.getuid?.() ?? 0): void {
+export function checkStartup(o: CliOptions, config: Config, services: readonly ServiceDef[], uid = posix.getuid()): Identity | null {
   if (o.syslogFacility !== null) parseFacility(o.syslogFacility)
   const root = uid === 0
   let identity: Identity | null = null
@@ -196,5 +198,7 @@ export function checkStartup(o: CliOptions, config: Config, services: readonly S
   }
   const self = servingAccount(null)
   checkPidfile(config.globals.pidfile, self)
-  checkServices(services, root && identity !== null ? servingAccount(identity) : self)
+  const serving = root ? identity : null
+  checkServices(services, serving === null ? self : servingAccount(serving))
+  return serving
 }

@@ -146,7 +146,8 @@ t.test('checkStartup: the facility and the user are checked, root or not', async
   t.throws(() => checkStartup(DEFAULT_OPTIONS, { ...config, globals: { ...DEFAULT_GLOBALS, user: 'nosuchuser' } }, config.services, 1000), {
     message: '/etc/tcpproxy.conf: user "nosuchuser": unknown user "nosuchuser"',
   })
-  t.doesNotThrow(() => checkStartup({ ...DEFAULT_OPTIONS, syslogFacility: 'local3' }, config, config.services, 1000))
+  t.equal(checkStartup({ ...DEFAULT_OPTIONS, syslogFacility: 'local3' }, config, config.services, 1000), null, 'not root: nobody to become')
+  t.match(checkStartup(DEFAULT_OPTIONS, config, config.services, 0), { user: 'nobody' }, 'root: the configured user, by default nobody')
 })
 
 const root0 = process.getuid?.() === 0
