@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net'
 import { TcpproxyError } from './errors.js'
-import { parsePort, type PortLookup } from './services.js'
+import { badPortText, parsePort, type PortLookup } from './services.js'
 
 /** One upstream: `port` null means "the port the client connected to". */
 export interface Endpoint {
@@ -91,7 +91,7 @@ function splitHostPort(text: string): { host: string; port: string | null } {
 
 function port(text: string, lookup: PortLookup): number {
   const p = parsePort(text, lookup)
-  if (p === undefined) return bad(`unknown port or service name: ${JSON.stringify(text)}`)
+  if (p === undefined) return bad(badPortText(text))
   return p
 }
 

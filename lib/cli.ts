@@ -125,7 +125,7 @@ function program(): Command {
     .argument('[server...]', 'host[:port][,host[:port]...] or [v6addr]:port (default port: the listening port)')
     .addOption(new Option('-b, --bind <[interface:]port>', 'listen on this port (interface: IPv4, [IPv6] or host name; none = all)'))
     .addOption(new Option('-c, --config <file>', 'configuration file (default /etc/tcpproxy.conf without -b and server)'))
-    .addOption(new Option('-f <file>', 'the same as -c').hideHelp())
+    .addOption(new Option('-f <file>', 'the same as -c (tcpproxy 2.0)'))
     .option('-d, --debug', 'stay in the foreground and log to stderr')
     .option('-s, --standalone', 'listen on the configured ports (implied by -b)')
     .addOption(new Option('-t, --timeout <seconds>', 'idle timeout, 0 = none (default 60)').argParser(seconds('-t')))

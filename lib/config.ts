@@ -1,6 +1,7 @@
 /**
  * tcpproxy.conf: the original grammar (one directive per line, `#` comment
- * lines, case-insensitive keywords, `-` as an empty value). `port P` sets the
+ * lines, case-insensitive keywords, `-` as an empty value; a `#` after a value
+ * is refused rather than taken as part of it). `port P` sets the
  * current port; each `interface I` starts a service for (P, I) that copies
  * the defaults; directives before the first `port` are those defaults.
  * Unlike the original, a per-service directive between `port` and the next
@@ -14,7 +15,7 @@ import { isIP } from 'node:net'
 import { canonicalIp, parseInterface, parseServerList, type Endpoint } from './address.js'
 import { parseCidrList } from './cidr.js'
 import { DEFAULT_PIDFILE } from './pidfile.js'
-import { parsePort, type PortLookup } from './services.js'
+import { badPortText, parsePort, type PortLookup } from './services.js'
 
 /** Per-service settings; the ones before the first `port` are the defaults. */
 export interface ServiceSettings {
@@ -376,6 +377,10 @@ export function parseConfig(
       throw new ConfigError(file, lineNo, reason)
     }
     if (line.length > MAX_LINE) fail(`line longer than ${MAX_LINE} characters`)
+    // `#` starts a comment only at the start of a line (as in the original):
+    // after a value it would become part of it, in an `exec` line program arguments.
+    const comment = /\s#/.exec(line)
+    if (comment !== null) fail(`a comment must be on a line of its own, not after a value: "${line.slice(comment.index).trim()}"`)
     const { keyword, value: raw } = splitLine(line)
 
     if (keyword === 'port' || keyword === 'interface') {
@@ -384,7 +389,7 @@ export function parseConfig(
       if (keyword === 'port') {
         closePort()
         const p = parsePort(raw, lookup)
-        if (p === undefined) fail(`unknown port or service name: ${JSON.stringify(raw)}`)
+        if (p === undefined) fail(badPortText(raw))
         port = { value: p as number, line: lineNo, used: false }
         if (!ports.includes(port.value)) ports.push(port.value)
         current = null

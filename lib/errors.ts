@@ -3,6 +3,7 @@
  * to a user carries a stable `code` (documented in the man page, EXIT STATUS
  * and DIAGNOSTICS) so scripts and tests never have to match on prose.
  */
+import { getSystemErrorMap } from 'node:util'
 
 /** Stable error codes, with the process exit status each one leads to. */
 export const ERROR_CODES = {
@@ -10,7 +11,7 @@ export const ERROR_CODES = {
   ERR_USAGE: 2,
   /** A configuration file (or a value given on the command line) is invalid. */
   ERR_CONFIG: 2,
-  /** A keyword or option that this version parses but does not implement. */
+  /** A feature this installation cannot provide (transparent proxying without the native addon). */
   ERR_NOT_SUPPORTED: 2,
   /** A listening socket could not be bound. */
   ERR_BIND: 1,
@@ -84,10 +85,22 @@ export class ProxyHeaderError extends TcpproxyError {
   }
 }
 
-/** The text of any thrown value, for log lines. */
+/** errno names (`EACCES`) to what they mean (`permission denied`), as libuv words them. */
+const ERRNO_TEXT = new Map([...getSystemErrorMap().values()])
+
+/**
+ * What an errno name means, with the name for searching: `permission
+ * denied (EACCES)`. Any other text is returned as it is.
+ */
+export function errnoText(code: string): string {
+  const text = ERRNO_TEXT.get(code)
+  return text === undefined ? code : `${text} (${code})`
+}
+
+/** The text of any thrown value, for messages and log lines: a bare errno name is spelled out. */
 export function errorText(err: unknown): string {
   if (err instanceof Error) return err.message
-  return String(err)
+  return errnoText(String(err))
 }
 
 /** True for running out of file descriptors (EMFILE per process, ENFILE system-wide). */

@@ -49,3 +49,25 @@ export function inheritedConnection(fd: number): Socket | null {
   }
   return socket
 }
+
+/**
+ * Why the socket on descriptor `fd` is no TCP connection, in words for the
+ * user, or null when it is not a socket at all. A unix-domain socket
+ * (socat without `nofork`, a socket pair) has no port; a listening or
+ * unconnected TCP socket has one but no peer; a datagram socket cannot be
+ * opened as a stream.
+ */
+export function notTcpConnection(fd: number): string | null {
+  if (!isSocket(fd)) return null
+  let socket: Socket
+  try {
+    socket = new Socket({ fd, readable: false, writable: false, pauseOnCreate: true } as never)
+  } catch {
+    return 'standard input is a datagram socket, not a TCP connection'
+  }
+  const local = socket.address() as { port?: number }
+  socket.destroy()
+  return local.port === undefined
+    ? 'standard input is a unix-domain socket, not a TCP connection (socat: use its nofork option)'
+    : 'standard input is a TCP socket without a peer (a listening socket?), not a connection'
+}

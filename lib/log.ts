@@ -30,6 +30,8 @@ export interface Logger {
   /** Whether `+DEBUG` entries are wanted; callers skip building them otherwise. */
   readonly debug: boolean
   log(entry: LogEntry): void
+  /** Write a complete line of another tcpproxy's log as it is (lib/nested.ts); text stream loggers only. */
+  passThrough?(line: string): void
 }
 
 /** The classic text: `TAG: text` (no tag for untagged lines), `, id= N` for connections. */
@@ -74,6 +76,14 @@ export function streamLogger(
       if (pending === '') setImmediate(flush)
       pending += format === 'json' ? jsonLine(entry, new Date()) + '\n' : prefix + formatText(entry) + '\n'
     },
+    ...(format === 'text'
+      ? {
+          passThrough(line: string) {
+            if (pending === '') setImmediate(flush)
+            pending += line + '\n'
+          },
+        }
+      : {}),
     flush,
   }
 }

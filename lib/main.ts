@@ -19,12 +19,15 @@ import type { Config } from './config.js'
 import { STATUS_FD_ENV, launchDetached, reportStatus } from './daemon.js'
 import { describeService } from './describe.js'
 import { TcpproxyError, errorText } from './errors.js'
-import { inheritedConnection, sameSocket } from './inetd.js'
+import { inheritedConnection, notTcpConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
+import { nativeAvailable } from './native.js'
 import { relayExecArgv } from './node-flags.js'
+import { LOG_ENV, logPlaceOf, nestedLogSettings } from './nested.js'
+import { checkServices, checkStartup, servingAccount } from './preflight.js'
 import { writePidfile, type Pidfile } from './pidfile.js'
-import { DEFAULT_USER, dropPrivileges, resolveIdentity, type Identity } from './privileges.js'
+import { dropPrivileges, type Identity } from './privileges.js'
 import { Proxy } from './proxy.js'
 import { resolveServices, type ResolvedService } from './resolve.js'
 import { loadServices } from './services.js'
@@ -137,6 +140,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       readFile: path => readFileSync(path, 'utf8'),
       lookup: loadServices(),
       inetdPort: inherited?.localPort ?? null,
+      stdinProblem: () => notTcpConnection(0),
     }
     const config = buildConfig(o, deps)
     if (o.listPorts) {
@@ -148,6 +152,8 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     await checkSourceAddresses(services)
     // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
     checkTransparentSupport(services, false)
+    // Only root changes identity; a normal user's ids are left alone.
+    const identity = checkStartup(o, config, services)
     if (o.check) {
       for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
@@ -162,8 +168,6 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       syslogSocket: o.syslogSocket ?? '/dev/log',
       facility: o.syslogFacility === null ? (FACILITIES['mail'] as number) : parseFacility(o.syslogFacility),
     })
-    // Only root changes identity; a normal user's ids are left alone.
-    const identity = process.getuid?.() === 0 ? resolveIdentity(config.globals.user ?? DEFAULT_USER) : null
     const programs: ProgramContext = {
       baseEnv: inheritedEnv(),
       envPrefix: config.globals.envPrefix,
@@ -177,7 +181,11 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     }
 
     if (chooseMode(o, config, inherited !== null) === 'inetd') {
-      if (inherited === null) throw new TcpproxyError('ERR_USAGE', 'inetd mode needs a connected TCP socket on standard input')
+      if (inherited === null) {
+        const problem = notTcpConnection(0)
+        throw new TcpproxyError('ERR_USAGE', `inetd mode needs a connected TCP socket on standard input${problem === null ? '' : `, but ${problem}`}`)
+      }
+      nativeAvailable() // loaded before giving up root, as a worker does (lib/worker.ts)
       if (identity !== null && needsNetAdmin(services)) dropKeepingNetAdmin(() => dropPrivileges(identity))
       else if (identity !== null) dropPrivileges(identity)
       checkTransparentSupport(services)
@@ -185,7 +193,9 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       const stderrIsClient = !o.debug && sameSocket(0, 2)
       // ...not even as syslog's fallback: then unreachable syslog means no log.
       const fallback = stderrIsClient ? new Writable({ write: (_c, _e, done) => done() }) : process.stderr
-      const logger = openLogger(logSettings(stderrIsClient ? 'syslog' : 'stderr'), process.pid, fallback)
+      const settings = nestedLogSettings(logSettings(stderrIsClient ? 'syslog' : 'stderr'), process.env[LOG_ENV], { socket: o.syslogSocket !== null, facility: o.syslogFacility !== null })
+      programs.baseEnv[LOG_ENV] = logPlaceOf(settings)
+      const logger = openLogger(settings, process.pid, fallback)
       await new Proxy(services, { logger, programs, maxConnections: null }).handle(inherited)
       await logger.close()
       process.exit(0)
@@ -220,6 +230,7 @@ async function standalone(
     process.exit(r.code)
   }
   const settings = logSettings(foreground ? 'stderr' : 'syslog')
+  programs.baseEnv[LOG_ENV] = logPlaceOf(settings)
   const logger = openLogger(settings, process.pid, process.stderr)
   // Written before anything is bound (a live tcpproxy in it refuses the start)
   // and, started as root, before any process gives up root.
@@ -267,6 +278,7 @@ async function standalone(
       try {
         const next = await resolveServices(buildConfig(o, deps).services)
         await checkSourceAddresses(next)
+        checkServices(next, servingAccount(identity))
         await running.reload(next)
         logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })
       } catch (err) {

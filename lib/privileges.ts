@@ -80,6 +80,19 @@ export function parseGroup(text: string): GroupEntry[] {
   return out
 }
 
+/**
+ * The groups initgroups(3) gives `user` besides its primary group: every
+ * group of the /etc/group text that lists it as a member.
+ */
+export function supplementaryGroups(user: string, groupText: string): number[] {
+  const out: number[] = []
+  for (const [, , gidText = '', members = ''] of records(groupText)) {
+    const gid = parseId(gidText)
+    if (gid !== undefined && members.split(',').includes(user)) out.push(gid)
+  }
+  return out
+}
+
 /** Read the passwd and group files (ERR_IO when one cannot be read). */
 export function loadUserDb(paths: { passwd?: string; group?: string } = {}): UserDb {
   const read = (file: string): string => {

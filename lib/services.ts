@@ -47,3 +47,8 @@ export function parsePort(text: string, lookup: PortLookup): number | undefined 
   }
   return lookup(text)
 }
+
+/** Why parsePort() found no port in `text`: a number out of range, or a name /etc/services does not know. */
+export function badPortText(text: string): string {
+  return /^\d+$/.test(text) ? `port ${text} is out of range (1-65535)` : `unknown port or service name: ${JSON.stringify(text)}`
+}

@@ -19,6 +19,7 @@ import type { ResolvedService } from './resolve.js'
 import type { Redirects } from './redirect.js'
 import type { Destination } from './native.js'
 import { ANY_SOURCE, connectFirst, type Source } from './upstream.js'
+import { isOwnLogLine } from './nested.js'
 
 /** Program-wide facts a session needs for handler and ACP environments. */
 export interface ProgramContext {
@@ -306,7 +307,10 @@ export class Session {
     this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
     const preread = this.#proxied === null ? null : this.#proxied.rest
     if (!this.#takeSlot()) return
-    const h = runHandler(cmd, env, this.#socket, preread, line => this.#log('-INFO', 'handler-stderr', `handler: ${line}`), s.programs.runAs)
+    const stderr = (line: string): void =>
+      // A tcpproxy the handler exec'd logs as itself (lib/nested.ts).
+      isOwnLogLine(line, h.pid) && s.log.passThrough !== undefined ? s.log.passThrough(line) : this.#log('-INFO', 'handler-stderr', `handler: ${line}`)
+    const h = runHandler(cmd, env, this.#socket, preread, stderr, s.programs.runAs)
     this.#kill = h.kill
     const r = await h.exited
     s.slots.release()

@@ -23,7 +23,7 @@ import {
   type GlobalSettings,
   type ServiceSettings,
 } from './config.js'
-import { ConfigError, TcpproxyError, errorCode, errorText } from './errors.js'
+import { ConfigError, TcpproxyError, errnoText, errorCode, errorText } from './errors.js'
 import { parseCidrList } from './cidr.js'
 import type { PortLookup } from './services.js'
 
@@ -34,6 +34,8 @@ export interface SettingsDeps {
   lookup: PortLookup
   /** The local port of a connection on standard input (inetd mode), else null. */
   inetdPort: number | null
+  /** Why standard input is a socket but no TCP connection (lib/inetd.ts notTcpConnection), null when it is no socket. */
+  stdinProblem?: () => string | null
 }
 
 /** Command-line values that become the defaults of every service. */
@@ -113,7 +115,7 @@ export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
     try {
       text = deps.readFile(file)
     } catch (err) {
-      throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errorCode(err)}`)
+      throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errnoText(errorCode(err))}`)
     }
     return parseConfig(text, file, deps.lookup, defaults, globals)
   }
@@ -124,7 +126,13 @@ export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
     // A server without -b: the connection on standard input (inetd mode, or
     // a handler that exec'd tcpproxy); a missing server port is its local port.
     if (deps.inetdPort === null) {
-      throw new TcpproxyError('ERR_USAGE', 'a server without -b needs a connection on standard input (inetd mode); use -b PORT to listen')
+      const problem = deps.stdinProblem?.() ?? null
+      throw new TcpproxyError(
+        'ERR_USAGE',
+        problem === null
+          ? 'a server without -b needs a connection on standard input (inetd mode); use -b PORT to listen'
+          : `a server without -b needs a TCP connection on standard input (inetd mode), but ${problem}`,
+      )
     }
     port = deps.inetdPort
     where = 'server argument'

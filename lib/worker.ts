@@ -9,6 +9,7 @@
 import type { Server, Socket } from 'node:net'
 import { openLogger, type LogSettings } from './logging.js'
 import { dropPrivileges, type Identity } from './privileges.js'
+import { nativeAvailable } from './native.js'
 import { Proxy } from './proxy.js'
 import { checkTransparentSupport, dropKeepingNetAdmin } from './transparent.js'
 import { hydrateService, type ServiceData } from './resolve.js'
@@ -62,6 +63,9 @@ export function runWorker(proc: Channel): void {
     switch (m.type) {
       case 'init': {
         try {
+          // The addon is loaded on first use, but its file may be out of reach of
+          // the user this worker becomes (a checkout in /root): load it now.
+          nativeAvailable()
           if (m.identity !== null && m.netAdmin) dropKeepingNetAdmin(() => dropPrivileges(m.identity as Identity))
           else if (m.identity !== null) dropPrivileges(m.identity)
           if (m.netAdmin) checkTransparentSupport(m.services)

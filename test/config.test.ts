@@ -134,7 +134,10 @@ t.test('comment lines, blank lines and indentation are ignored', async t => {
 })
 
 t.test('a "#" after a value is part of the value, not a comment', async t => {
-  fails(t, ['port 8025', 'interface *', 'server 127.0.0.1:25 # mail'], 3, 'unknown port or service name: "25 # mail"')
+  fails(t, ['port 8025', 'interface *', 'server 127.0.0.1:25 # mail'], 3, 'a comment must be on a line of its own, not after a value: "# mail"')
+  fails(t, ['port 8025', 'interface *', 'exec /usr/sbin/h arg # not an argument'], 3, 'a comment must be on a line of its own, not after a value: "# not an argument"')
+  fails(t, ['timeout 60 # default'], 1, 'a comment must be on a line of its own, not after a value: "# default"')
+  t.same(parse(['# a comment line', '  # indented', 'port 8025', 'interface *', 'exec /usr/sbin/h a#b']).services[0]?.exec, ['/usr/sbin/h', 'a#b'], 'a # inside a word is no comment')
 })
 
 t.test('a file with CRLF line ends parses like one with LF', async t => {
@@ -307,8 +310,8 @@ t.test('the same interface twice on a port is an error naming the first line', a
 
 t.test('an unknown port or service name is an error', async t => {
   fails(t, ['port nosuch'], 1, 'unknown port or service name: "nosuch"')
-  fails(t, ['port 0'], 1, 'unknown port or service name: "0"')
-  fails(t, ['port 65536'], 1, 'unknown port or service name: "65536"')
+  fails(t, ['port 0'], 1, 'port 0 is out of range (1-65535)')
+  fails(t, ['port 65536'], 1, 'port 65536 is out of range (1-65535)')
   fails(t, ['port 8025', 'interface *', 'server a.example:nosuch'], 3, 'unknown port or service name: "nosuch"')
 })
 

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, ROOT, alive, backend, children, echoAfterEnd, exchange, freePort, procStatus, startProxy, syslogReceiver, tcpproxy, waitGone } from './fixtures/harness.js'
+import { BIN, alive, backend, children, echoAfterEnd, exchange, fixture, freePort, procStatus, startProxy, syslogReceiver, tcpproxy, waitGone } from './fixtures/harness.js'
 
 const root = process.getuid?.() === 0
 const status = procStatus
@@ -56,7 +56,7 @@ t.test('in the background: a port in use fails the start with the reason on stde
 
 t.test('started as root, the relays run as the configured user, never as root', { skip: root ? false : 'needs root' }, async t => {
   const [uid, gid] = passwd('nobody')
-  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, join(ROOT, 'test/fixtures/echo-handler.sh')])
+  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, fixture('echo-handler.sh')])
   t.teardown(p.stop)
   t.same(status(p.proc.pid as number, 'Uid').slice(0, 2), [0, 0], 'the supervisor keeps root (for binding on reload, the pidfile)')
   const [worker] = children(p.proc.pid as number)

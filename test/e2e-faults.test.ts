@@ -17,12 +17,12 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  ROOT,
   backend,
   children,
   descendants,
   echoAfterEnd,
   exchange,
+  fixture,
   freePort,
   procStatus,
   startProxy,
@@ -32,7 +32,6 @@ import {
 } from './fixtures/harness.js'
 
 const root = process.getuid?.() === 0
-const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
 const NOBODY = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find(l => l.startsWith('nobody:'))?.split(':')[2])
 
@@ -205,12 +204,12 @@ t.test('the configuration file deleted or replaced by a directory before SIGHUP:
   t.teardown(p.stop)
   unlinkSync(conf)
   p.proc.kill('SIGHUP')
-  t.match(await p.waitFor(/reload failed/), `-ERR: reload failed, keeping the old configuration: cannot read configuration file ${conf}: ENOENT`)
+  t.match(await p.waitFor(/reload failed/), `-ERR: reload failed, keeping the old configuration: cannot read configuration file ${conf}: no such file or directory (ENOENT)`)
   t.equal((await exchange(p.port, null)).data.toString(), 'up\n', 'still served')
   // Root reads any file whatever its mode: a directory is what makes the path unreadable for it.
   mkdirSync(conf)
   p.proc.kill('SIGHUP')
-  t.match(await p.waitFor(/reload failed.*EISDIR/), `-ERR: reload failed, keeping the old configuration: cannot read configuration file ${conf}: EISDIR`)
+  t.match(await p.waitFor(/reload failed.*EISDIR/), `-ERR: reload failed, keeping the old configuration: cannot read configuration file ${conf}: illegal operation on a directory (EISDIR)`)
   t.equal((await exchange(p.port, null)).data.toString(), 'up\n', 'still served')
   t.equal(p.lines.filter(l => /reload failed/.test(l)).length, 2, 'one line per reload')
 })

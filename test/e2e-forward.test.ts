@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, backend, echoAfterEnd, exchange, freePort, startProxy, tcpproxy } from './fixtures/harness.js'
+import { BIN, ROOT, backend, echoAfterEnd, exchange, freePort, startProxy, tcpproxy } from './fixtures/harness.js'
 
 t.test('a one-liner forwards IPv4 and logs the original three lines', async t => {
   const up = await backend(echoAfterEnd)
@@ -138,7 +138,7 @@ t.test('configuration errors name FILE:LINE, exit 2 and bind nothing', async t =
 t.test('a missing default configuration file is reported with its path', async t => {
   const run = tcpproxy([])
   t.equal(await run.exited, 1)
-  t.same(run.lines, ['tcpproxy: cannot read configuration file /etc/tcpproxy.conf: ENOENT'])
+  t.same(run.lines, ['tcpproxy: cannot read configuration file /etc/tcpproxy.conf: no such file or directory (ENOENT)'])
 })
 
 t.test('usage errors are one line on stderr with exit 2', async t => {
@@ -178,7 +178,7 @@ t.test('-z prints each configured port once, as numbers, without binding', async
 })
 
 t.test('--check validates and prints the services of the shipped sample', async t => {
-  const run = tcpproxy(['--check', '-c', 'etc/tcpproxy.conf'])
+  const run = tcpproxy(['--check', '-c', join(ROOT, 'etc/tcpproxy.conf')])
   t.equal(await run.exited, 0)
   t.equal(
     run.stdout,

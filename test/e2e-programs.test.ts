@@ -5,12 +5,10 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, ROOT, backend, echoAfterEnd, exchange, startProxy, viaInetd } from './fixtures/harness.js'
-
-const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
+import { BIN, alive, backend, echoAfterEnd, example, exchange, fixture, freePort, reachableDir, startProxy, syslogReceiver, tcpproxy, viaInetd, waitGone } from './fixtures/harness.js'
 
 /** Parse `NAME=value` lines. */
 const vars = (text: string): Record<string, string> =>
@@ -72,12 +70,21 @@ t.test('a handler reads what the client sent and answers', async t => {
   t.equal(r.data.toString(), 'you said: hello handler\n')
 })
 
+/** A copy of fixture `name` that the test can remove once tcpproxy has started (start-up refuses a missing program). */
+function removable(t: Parameters<typeof reachableDir>[0], name: string): string {
+  const path = join(reachableDir(t), name)
+  copyFileSync(fixture(name), path)
+  return path
+}
+
 t.test('a handler that cannot be started or dies is logged and the daemon keeps serving', async t => {
-  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, '/nonexistent/handler', 'arg'])
+  const handler = removable(t, 'echo-handler.sh')
+  const p = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, handler, 'arg'])
   t.teardown(p.stop)
+  rmSync(handler)
   const r = await exchange(p.port, 'x')
   t.equal(r.data.length, 0)
-  t.match(await p.waitFor(/can't execute/), "-ERR: can't execute /nonexistent/handler, error= ENOENT, id= 1")
+  t.match(await p.waitFor(/can't execute/), `-ERR: can't execute ${handler}, error= ENOENT, id= 1`)
   await exchange(p.port, null)
   t.ok(await p.waitFor(/can't execute .*id= 2$/), 'the next connection is served the same way')
   const q = await startProxy(port => ['-d', '-b', `127.0.0.1:${port}`, fixture('acp-crash.sh')])
@@ -93,12 +100,43 @@ t.test('the service-routing example routes by client address through inetd-mode 
   const dir = t.testdir({})
   symlinkSync(BIN, join(dir, 'tcpproxy'))
   const env = { ...process.env, PATH: `${dir}:${process.env['PATH']}`, ROUTE_INSIDE: `127.0.0.1:${inside.port}`, ROUTE_OUTSIDE: `127.0.0.1:${outside.port}` }
-  const p = await startProxy(port => ['-d', '-n', '-b', String(port), join(ROOT, 'etc/examples/route-by-client')], '127.0.0.1', env)
+  // -u root: the handler runs this checkout's tcpproxy, which `nobody` may
+  // not reach (a clone in /root); the inner tcpproxy then drops to nobody itself.
+  const p = await startProxy(port => ['-d', '-n', '-u', 'root', '-b', String(port), example('route-by-client')], '127.0.0.1', env)
   t.teardown(p.stop)
   t.equal((await exchange(p.port, null, { localAddress: '127.0.0.1' })).data.toString(), 'inside\n')
   t.equal((await exchange(p.port, null, { localAddress: '127.0.0.2' })).data.toString(), 'outside\n')
   // The inner tcpproxy logs to the same stderr: one relay per client.
   t.match(await p.waitFor(new RegExp(`\\+INFO: connect: client= 127\\.0\\.0\\.2, server= 127\\.0\\.0\\.1:${outside.port}`)), 'timeout= 60')
+  // ...as itself: its own pid, tag and id, not as the handler's stderr (`-INFO: handler: tcpproxy[N]: +OK: ..., id= 1, id= 2`).
+  const own = await p.waitFor(/\+OK: disconnect: client= 127\.0\.0\.2/)
+  t.match(own, new RegExp(`^tcpproxy\\[\\d+\\]: \\+OK: disconnect: client= 127\\.0\\.0\\.2, server= 127\\.0\\.0\\.1:${outside.port}, .*, id= 1$`))
+  const outer = (/^tcpproxy\[(\d+)\]: starting/.exec(await p.waitFor(/starting/)) as RegExpExecArray)[1]
+  t.not(/^tcpproxy\[(\d+)\]/.exec(own)?.[1], outer, 'with its own pid')
+  t.notOk(p.lines.some(l => l.includes('handler: ')), p.lines.join('\n'))
+})
+
+t.test('from a background tcpproxy logging to syslog, the inner tcpproxy of a handler logs to that syslog as itself', async t => {
+  const { dir, sock, lines: got } = await syslogReceiver(t)
+  const inside = await backend(s => s.end('inside\n'))
+  t.teardown(() => inside.close())
+  const bin = t.testdir({})
+  symlinkSync(BIN, join(bin, 'tcpproxy'))
+  const env = { ...process.env, PATH: `${bin}:${process.env['PATH']}`, ROUTE_INSIDE: `127.0.0.1:${inside.port}`, ROUTE_OUTSIDE: '127.0.0.1:9' }
+  const pidfile = join(dir, 'pid')
+  const port = await freePort()
+  const run = tcpproxy(['-n', '-u', 'root', '--syslog-socket', sock, '--pidfile', pidfile, '-b', `127.0.0.1:${port}`, example('route-by-client')], { env })
+  t.equal(await run.exited, 0, run.lines.join('\n'))
+  const pid = Number(readFileSync(pidfile, 'utf8'))
+  t.teardown(() => void (alive(pid) && process.kill(pid, 'SIGKILL')))
+  t.equal((await exchange(port, null, { localAddress: '127.0.0.1' })).data.toString(), 'inside\n')
+  for (let i = 0; i < 200 && !got.some(l => l.includes('disconnect')); i++) await new Promise(r => setTimeout(r, 25))
+  const own = got.find(l => l.includes('+OK: disconnect')) as string
+  t.match(own, new RegExp(`^<21>.* tcpproxy\\[\\d+\\]: \\+OK: disconnect: client= 127\\.0\\.0\\.1, server= 127\\.0\\.0\\.1:${inside.port}, .*, id= 1$`))
+  t.not(/tcpproxy\[(\d+)\]/.exec(own)?.[1], String(pid), 'with its own pid')
+  t.notOk(got.some(l => l.includes('handler: ')), got.join('\n'))
+  process.kill(pid, 'SIGTERM')
+  await waitGone(pid)
 })
 
 t.test('an ACP that grants lets the connection through without losing early client bytes', async t => {
@@ -141,13 +179,15 @@ t.test('an ACP that denies: the client gets its banner, the upstream sees nothin
 t.test('an ACP that crashes, hangs or cannot start denies', async t => {
   const up = await backend(echoAfterEnd)
   t.teardown(() => up.close())
+  const gone = removable(t, 'acp-allow.sh')
   for (const [acp, rc, extra] of [
     [fixture('acp-crash.sh'), 'SIGSEGV', []],
     [fixture('acp-slow.sh'), 'timeout', ['--acp-timeout', '0.5']],
-    ['/nonexistent/acp', 'ENOENT', []],
+    [gone, 'ENOENT', []],
   ] as const) {
     const p = await startProxy(port => ['-d', ...extra, '-a', acp, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
     t.teardown(p.stop)
+    if (acp === gone) rmSync(gone)
     const r = await exchange(p.port, 'x')
     t.equal(r.data.length, 0, `${rc}: nothing reaches the client`)
     t.ok(r.ms < 4000, `${rc}: closed after ${r.ms} ms`)
@@ -196,10 +236,8 @@ t.test('-w appends each connection\'s traffic to BASE.ID.log in the 2.0 format',
     s.on('end', () => s.end(Buffer.from([0x32, 0x32, 0x30, 0x0d, 0x0a, 0xff, 0x23])))
   })
   t.teardown(() => up.close())
-  const dir = t.testdir({})
   // The daemon's worker runs as nobody: give it the directory, as an admin would.
-  chmodSync(dir, 0o777)
-  const base = join(dir, 'dump')
+  const base = join(reachableDir(t), 'dump')
   const p = await startProxy(port => ['-d', '-w', base, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
   t.teardown(p.stop)
   await exchange(p.port, 'HELO #1\r\n')
@@ -217,13 +255,18 @@ t.test('-w appends each connection\'s traffic to BASE.ID.log in the 2.0 format',
   )
 })
 
-t.test('-w into a directory it cannot write logs once and relays anyway', async t => {
+t.test('-w into a directory that went away after the start logs once and relays anyway', async t => {
   const up = await backend(echoAfterEnd)
   t.teardown(() => up.close())
-  // A path below a regular file fails for everyone, root included.
-  const base = join(ROOT, 'package.json', 'dump')
+  const dir = reachableDir(t)
+  const base = join(dir, 'sub', 'dump')
+  mkdirSync(join(dir, 'sub'), { mode: 0o777 })
+  chmodSync(join(dir, 'sub'), 0o777)
   const p = await startProxy(port => ['-d', '-w', base, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`])
   t.teardown(p.stop)
+  // A path below a regular file fails for everyone, root included.
+  rmSync(join(dir, 'sub'), { recursive: true })
+  writeFileSync(join(dir, 'sub'), '')
   const r = await exchange(p.port, 'still relayed')
   t.equal(r.data.toString(), 'still relayed')
   t.match(await p.waitFor(/writefile/), `-INFO: can't open writefile: ${base}.1.log, error= ENOTDIR, id= 1`)

@@ -9,9 +9,9 @@ import { spawn, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { ROOT, backend, exchange, freePort, startProxy } from './fixtures/harness.js'
+import { backend, exchange, fixture, freePort, startProxy } from './fixtures/harness.js'
 
-const ENV_HANDLER = join(ROOT, 'test/fixtures/env-handler.sh')
+const ENV_HANDLER = fixture('env-handler.sh')
 const haproxyMissing = spawnSync('haproxy', ['-v']).status !== 0 ? 'haproxy is not installed (apt-get install haproxy)' : false
 
 const vars = (text: string): Record<string, string> =>

@@ -2,7 +2,7 @@
  * Error codes, exit statuses and the rendering of positioned errors.
  */
 import t from 'tap'
-import { ConfigError, ERROR_CODES, ProxyHeaderError, TcpproxyError, errorCode, errorText, isOutOfDescriptors, oneLineText } from '../lib/errors.js'
+import { ConfigError, ERROR_CODES, ProxyHeaderError, TcpproxyError, errnoText, errorCode, errorText, isOutOfDescriptors, oneLineText } from '../lib/errors.js'
 
 t.test('usage and configuration errors exit 2, run-time errors exit 1', async t => {
   t.same(ERROR_CODES, {
@@ -93,4 +93,11 @@ t.test('a message is one line: control characters and Unicode line breaks are wr
   t.equal(e.message, 'bad "a\\u0085b\\u2028c\\u2029d\\u001be\\u000af"')
   t.equal(new ConfigError('f.conf', 3, 'x\ry').reason, 'x\\u000dy', 'the reason too')
   t.equal(oneLineText('plain text, é ü'), 'plain text, é ü', 'printable text is left alone')
+})
+
+t.test('an errno name is spelled out with the name kept for searching', async t => {
+  t.equal(errnoText('EACCES'), 'permission denied (EACCES)')
+  t.equal(errnoText('ENOENT'), 'no such file or directory (ENOENT)')
+  t.equal(errnoText('not an errno'), 'not an errno')
+  t.equal(errorText('EACCES'), 'permission denied (EACCES)', 'errorText of a bare code')
 })

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap'
 import { spawn, type StdioOptions } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { chmodSync, closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
+import { chmodSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -281,4 +281,31 @@ t.test('"standalone no" in the file without a connection on stdin is a usage err
   t.equal(await run.exited, 2)
   clearTimeout(timer)
   t.same(run.lines, ['tcpproxy: inetd mode needs a connected TCP socket on standard input'])
+})
+
+t.test('a socket on standard input that is no TCP connection is named for what it is', async t => {
+  const server = await listening(createServer(s => s.destroy()), 0, '127.0.0.1')
+  t.teardown(() => server.close())
+  const udp = createSocket('udp4')
+  udp.bind(0, '127.0.0.1')
+  await once(udp, 'listening')
+  t.teardown(() => udp.close())
+  const conf = join(shortDir(t), 'c.conf')
+  writeFileSync(conf, 'standalone no\nport 8025\ninterface *\nserver 127.0.0.1:25\n')
+  const cases: Array<[string, 'pipe' | number, string]> = [
+    // Node's stdio pipes are unix socket pairs, as socat's without nofork.
+    ['a socket pair', 'pipe', 'standard input is a unix-domain socket, not a TCP connection (socat: use its nofork option)'],
+    ['a listening socket', fdOf(server), 'standard input is a TCP socket without a peer (a listening socket?), not a connection'],
+    ['a UDP socket', fdOf(udp as unknown as Socket), 'standard input is a datagram socket, not a TCP connection'],
+  ]
+  for (const [what, stdin, problem] of cases) {
+    const byServer = tcpproxy(['127.0.0.1:25'], { stdio: [stdin, 'pipe', 'pipe'] })
+    byServer.proc.stdin?.end()
+    t.equal(await byServer.exited, 2, what)
+    t.same(byServer.lines, [`tcpproxy: a server without -b needs a TCP connection on standard input (inetd mode), but ${problem}`], what)
+    const byFile = tcpproxy(['-c', conf], { stdio: [stdin, 'pipe', 'pipe'] })
+    byFile.proc.stdin?.end()
+    t.equal(await byFile.exited, 2, what)
+    t.same(byFile.lines, [`tcpproxy: inetd mode needs a connected TCP socket on standard input, but ${problem}`], what)
+  }
 })

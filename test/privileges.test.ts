@@ -20,9 +20,12 @@ import {
   parseGroup,
   parsePasswd,
   resolveIdentity,
+  supplementaryGroups,
   type Credentials,
   type Identity,
 } from '../lib/privileges.js'
+// unit-drop.mjs gives up root: its coverage goes where it can write it.
+import './fixtures/coverage.js'
 
 const DROP = fileURLToPath(new URL('./fixtures/unit-drop.mjs', import.meta.url))
 const isRoot = process.getuid?.() === 0
@@ -371,4 +374,12 @@ t.test('once switched, a second dropPrivileges does nothing; failures are report
     message: 'user "no-such-user-tcpproxy": unknown user "no-such-user-tcpproxy"',
   })
   t.equal(r.uid[0], nobody!.uid)
+})
+
+t.test('supplementaryGroups: the groups that list the user as a member', async t => {
+  const text = `${GROUP}\nno-members:x:80`
+  t.same(supplementaryGroups('daemon', text), [50])
+  t.same(supplementaryGroups('john.doe', text), [50])
+  t.same(supplementaryGroups('root', text), [], 'a primary group alone is not listed')
+  t.same(supplementaryGroups('john', text), [], 'whole names only')
 })
