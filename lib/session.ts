@@ -184,9 +184,10 @@ export class Session {
 
   /** A program that could not start for want of descriptors: one rate-limited line (the proxy's), not one per connection. */
   #outOfDescriptors(rc: string): boolean {
-    if (!isOutOfDescriptors(rc)) return false
+    const err = Object.assign(new Error(`can't start a program: ${rc}`), { code: rc })
+    if (!isOutOfDescriptors(err)) return false
     this.#socket.destroy()
-    this.#s.onResourceError(Object.assign(new Error(`can't start a program: ${rc}`), { code: rc }))
+    this.#s.onResourceError(err)
     return true
   }
 
