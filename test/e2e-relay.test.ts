@@ -248,3 +248,61 @@ t.test('the relay thread and --no-relay-thread relay the same bytes with the sam
   t.equal(lines[0], lines[1], 'the same disconnect line')
   t.match(lines[0], `received= 65, send= ${size}`)
 })
+
+/** Open descriptors of `pid` and its descendants (the worker, when started as root). */
+const fdCount = (pid: number): number =>
+  [pid, ...descendants(pid).map(d => d.pid)].reduce((n, p) => {
+    try {
+      return n + readdirSync(`/proc/${p}/fd`).length
+    } catch {
+      return n
+    }
+  }, 0)
+
+t.test('a reset storm without the relay thread: every session ends, no descriptor is left, SIGTERM completes', async t => {
+  // Clients that send, end and reset at once while the upstream streams to
+  // them: the client's EOF and a failed write to it land in one turn, the
+  // race that used to leak a socket and its session.
+  const chunk = Buffer.alloc(16 * 1024, 'z')
+  const up = await backend(s => {
+    s.on('error', () => {})
+    s.on('data', () => {})
+    const timer = setInterval(() => s.writable && s.writableLength === 0 && s.write(chunk), 1)
+    s.on('close', () => clearInterval(timer))
+  })
+  t.teardown(() => up.close())
+  const p = await startProxy(oneLiner(up.port, '--no-relay-thread'))
+  const pid = p.proc.pid as number
+  t.teardown(p.stop)
+  // The idle count, once one session has come and gone.
+  const warm = connect({ port: p.port, host: '127.0.0.1' })
+  await once(warm, 'data')
+  warm.destroy()
+  await p.waitFor(/disconnect:.*id= 1$/)
+  await new Promise(r => setTimeout(r, 200))
+  const idle = fdCount(pid)
+  const sessions = 400
+  const storm = async (): Promise<void> => {
+    const c = connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true })
+    c.on('error', () => {})
+    const closed = once(c, 'close')
+    await once(c, 'data')
+    // The FIN, then the reset as soon as Node can send it (not while its
+    // own shutdown is in flight: the very bug this test is about).
+    c.end('x', () => c.resetAndDestroy())
+    await closed
+  }
+  const deadline = Date.now() + 60000
+  for (let started = 0; started < sessions && Date.now() < deadline; started += 20) await Promise.all(Array.from({ length: 20 }, storm))
+  const ended = (): number => p.lines.filter(l => /disconnect:/.test(l)).length
+  for (let i = 0; i < 100 && ended() < sessions + 1; i++) await new Promise(r => setTimeout(r, 100))
+  t.equal(ended(), sessions + 1, 'every session logged its disconnect')
+  let fds = fdCount(pid)
+  for (let i = 0; i < 50 && fds > idle; i++) {
+    await new Promise(r => setTimeout(r, 100))
+    fds = fdCount(pid)
+  }
+  t.equal(fds, idle, `the descriptors are back to idle (${idle})`)
+  const stopped = await Promise.race([p.stop(), new Promise(r => setTimeout(() => r('SIGTERM did not complete in 10 s'), 10000))])
+  t.equal(stopped, 0, 'SIGTERM ends the daemon normally')
+})
