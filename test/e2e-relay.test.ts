@@ -6,11 +6,12 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { nativeAvailable } from '../lib/native.js'
-import { backend, descendants, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
+import { backend, descendants, echoAfterEnd, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
 
 const oneLiner = (up: number, ...extra: string[]) => (port: number) => ['-d', ...extra, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up}`]
 
@@ -305,4 +306,31 @@ t.test('a reset storm without the relay thread: every session ends, no descripto
   t.equal(fds, idle, `the descriptors are back to idle (${idle})`)
   const stopped = await Promise.race([p.stop(), new Promise(r => setTimeout(() => r('SIGTERM did not complete in 10 s'), 10000))])
   t.equal(stopped, 0, 'SIGTERM ends the daemon normally')
+})
+
+t.test('-w: a dump file is always new, never a planted file nor the dump of an earlier run with the same id', async t => {
+  const up = await backend(echoAfterEnd)
+  t.teardown(() => up.close())
+  const dir = t.testdir({})
+  // The daemon's worker runs as nobody when started as root: give it the directory.
+  chmodSync(dir, 0o777)
+  const base = join(dir, 'dump')
+  // Planted by another process of the serving user, to read the traffic.
+  writeFileSync(`${base}.1.log`, '')
+  if (process.getuid?.() === 0) {
+    const nobody = Number(spawnSync('id', ['-u', 'nobody']).stdout.toString())
+    chownSync(`${base}.1.log`, nobody, nobody)
+  }
+  // Two runs: ids start again at 1 in the second.
+  for (const [run, secret] of [[2, 'first run'], [3, 'second run']] as const) {
+    const p = await startProxy(oneLiner(up.port, '-w', base))
+    t.equal((await exchange(p.port, secret)).data.toString(), secret)
+    t.match(await p.waitFor(/writefile/), `-INFO: writefile ${base}.1.log exists, writing ${base}.1-${run}.log, id= 1`)
+    await p.waitFor(/disconnect/)
+    await p.stop()
+    const dump = readFileSync(`${base}.1-${run}.log`, 'utf8')
+    t.match(dump, `(${secret.length}):\n${secret}\n`, `run ${run - 1}: its own file`)
+    t.equal(dump.match(/^--- CLIENT .*\(\d+\):$/gm)?.length, 2, 'one connection in it: its data, then its EOF')
+  }
+  t.equal(readFileSync(`${base}.1.log`, 'utf8'), '', 'the planted file got nothing')
 })
