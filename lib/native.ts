@@ -38,8 +38,12 @@ export interface NativeAddon {
   relayAbort(id: number): void
 }
 
-/** Where `npm install` builds the addon; the same path from dist/ and lib/. */
-export const NATIVE_PATH = fileURLToPath(new URL('../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
+/**
+ * Where `npm install` builds the addon; the same path from dist/ and lib/.
+ * TCPPROXY_NATIVE names another build instead: a test and debug hook
+ * (`npm run test:asan` runs the relay tests against a sanitizer build).
+ */
+export const NATIVE_PATH = process.env.TCPPROXY_NATIVE || fileURLToPath(new URL('../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
 
 let addon: NativeAddon | undefined
 let loadFailure = ''
