@@ -47,15 +47,15 @@ export interface Dump {
  * O_EXCL also refuses a symbolic link, even a dangling one; O_NOFOLLOW says
  * so in the flags. Opening throws (the caller logs and relays without a
  * dump); later write errors are reported through the stream's 'error'.
+ * `n`: the name to try first (the recursion's own).
  */
-export function openDump(base: string, id: string): Dump {
+export function openDump(base: string, id: string, n = 1): Dump {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
-  for (let n = 1; ; n++) {
-    const path = n === 1 ? `${base}.${id}.log` : `${base}.${id}-${n}.log`
-    try {
-      return { out: createWriteStream('', { fd: openSync(path, flags, 0o600) }), path }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || n === DUMP_NAMES) throw err
-    }
+  const path = n === 1 ? `${base}.${id}.log` : `${base}.${id}-${n}.log`
+  try {
+    return { out: createWriteStream('', { fd: openSync(path, flags, 0o600) }), path }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || n === DUMP_NAMES) throw err
+    return openDump(base, id, n + 1)
   }
 }
