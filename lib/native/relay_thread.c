@@ -17,20 +17,14 @@
  *     on until it ends too, then both descriptors are closed;
  *   - an error on either side resets both (SO_LINGER 0) and names the side;
  *   - no byte in either direction for the idle timeout closes both;
- *   - backpressure: bytes are taken from the source only as far as the
- *     destination takes them. A read peeks (MSG_PEEK), the send says how
- *     much the destination took, and only that much is then consumed
- *     (MSG_TRUNC discards it without a copy); the rest stays in the
- *     source's kernel receive buffer, whose window then holds the sender
- *     back. So a slow reader costs no memory here at all (the bytes to
- *     send first, given with the hand-over, are the only buffer a
- *     connection ever holds).
+ *   - backpressure: what the destination did not take is kept for that
+ *     connection and its source is not read again until it is delivered.
  *
- * Memory: a connection holds ~250 bytes here and no buffer, idle or
- * behind a slow reader. A read asks for up to `want` bytes, which doubles
- * (to READ_MAX) while the destination takes whole reads and halves (to
- * READ_MIN) when it does not, so a fast stream moves in big reads and a
- * slow reader costs few wasted copies.
+ * Memory: an idle connection holds ~250 bytes here and no buffer. A read
+ * asks for up to `want` bytes, which doubles (to READ_MAX) while the
+ * destination takes whole reads and halves (to READ_MIN) when it does not,
+ * so a fast stream moves in big reads and a slow reader makes its
+ * connection hold little.
  *
  * The end of every connection is reported: its report is allocated with
  * the connection (relayAdd), so nothing is allocated when it ends, and a
@@ -84,8 +78,7 @@ enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_S
 
 /* One direction: from fd[i] to fd[1 - i]. */
 struct half {
-  /* The bytes given with the hand-over that the destination has not taken
-   * yet (sent before anything else). */
+  /* Bytes the destination has not taken yet (sent before anything else). */
   char *pending;
   size_t pending_len, pending_off;
   size_t want;    /* the next read's size */
@@ -171,6 +164,16 @@ static bool fail(struct conn *c, int side, int err, const char *syscall) {
   return false;
 }
 
+/* Keep what the destination did not take; false when out of memory. */
+static bool keep(struct half *h, const char *data, size_t len) {
+  h->pending = malloc(len);
+  if (h->pending == NULL) return false;
+  memcpy(h->pending, data, len);
+  h->pending_len = len;
+  h->pending_off = 0;
+  return true;
+}
+
 /* Move what can be moved in direction i now. False: the connection failed.
  * It returns only where an edge will wake it again: the destination said
  * EAGAIN (EPOLLOUT comes) or the source did (EPOLLIN comes), the source
@@ -206,28 +209,24 @@ static bool pump(struct conn *c, int i, size_t *budget) {
       }
       return true;
     }
-    /* A peek: what the destination does not take stays in the source. */
-    n = recv(from, buffer, h->want, MSG_DONTWAIT | MSG_PEEK);
+    n = recv(from, buffer, h->want, MSG_DONTWAIT);
     if (n == 0) {
       h->eof = true;
       if (c->reason < 0) c->reason = i == CLIENT ? R_CLIENT : R_SERVER;
       continue;
     }
     if (n < 0) return errno == EAGAIN ? true : fail(c, i, errno, "read");
+    c->last = R.now;
+    *budget = *budget > (size_t)n ? *budget - (size_t)n : 0;
     m = send(to, buffer, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (m < 0 && errno != EAGAIN) return fail(c, 1 - i, errno, "write");
     if (m < 0) m = 0;
-    /* Consume what was delivered: a TCP receive queue gives the peeked
-     * bytes again, and MSG_TRUNC drops them without copying. */
-    if (m > 0 && recv(from, buffer, (size_t)m, MSG_DONTWAIT | MSG_TRUNC) != m) return fail(c, i, errno == 0 ? EIO : errno, "read");
     h->bytes += (uint64_t)m;
-    if (m > 0) c->last = R.now;
-    *budget = *budget > (size_t)m ? *budget - (size_t)m : 0;
     if (m < n) {
-      /* The destination is full: the rest waits in the source until
-       * EPOLLOUT says the destination takes more; read less next time. */
+      /* The destination is full: keep the rest, read no more until it is
+       * delivered (EPOLLOUT), and read less next time. */
       if (h->want > READ_MIN) h->want /= 2;
-      return true;
+      return keep(h, buffer + m, (size_t)(n - m)) ? true : fail(c, 1 - i, ENOMEM, "malloc");
     }
     if ((size_t)n == h->want && h->want < READ_MAX) h->want *= 2;
   }
@@ -244,7 +243,7 @@ static void post(struct conn *c) {
   r->reason = c->reason;
   r->err = c->err;
   r->syscall = c->syscall;
-  if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
+  if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) != napi_ok) free(r);
 }
 
 /* Close both sockets (with RST after an error), report, and free later. */
