@@ -6,7 +6,7 @@
  * `#FFFFFF80`), DEL is escaped too, and an EOF from either side is recorded
  * as a `(0)` block (2.0 recorded only the client's).
  */
-import { closeSync, constants, createWriteStream, fstatSync, openSync, type WriteStream } from 'node:fs'
+import { constants, createWriteStream, openSync, type WriteStream } from 'node:fs'
 
 export type Side = 'CLIENT' | 'SERVER'
 
@@ -28,25 +28,34 @@ export function dumpRecord(side: Side, id: string, epochMs: number, chunk: Buffe
   return `--- ${side} [${id}] ${time} (${chunk.length}):\n${escapeBytes(chunk)}\n`
 }
 
+/** How many names a dump tries (BASE.ID.log, then BASE.ID-2.log ...) before it gives up. */
+export const DUMP_NAMES = 100
+
+/** An open dump and the file it writes. */
+export interface Dump {
+  out: WriteStream
+  path: string
+}
+
 /**
- * Open `BASE.ID.log` for appending: created mode 0600, never through a
- * symbolic link (O_NOFOLLOW), so a planted link cannot redirect the dump
- * onto another file. The directory may be world-writable (/tmp), so what
- * is already at the path is checked too: O_NONBLOCK makes a planted fifo
- * fail (ENXIO) instead of blocking the daemon in open(), and a file that is
- * not a regular file of our own user (one another user created to read the
- * traffic) is refused. Opening throws (the caller logs and relays without a
+ * Create a new dump file for connection `id`: `BASE.ID.log`, or where that
+ * exists, the first free `BASE.ID-N.log` (N = 2, 3, ... up to DUMP_NAMES).
+ * A dump file is always one this call created (O_CREAT|O_EXCL, mode 0600):
+ * never a file already there, so a dump never mixes two connections (ids
+ * start again at 1 after a restart) and a file another process planted (to
+ * read the traffic, or a fifo that would block the daemon) is never written.
+ * O_EXCL also refuses a symbolic link, even a dangling one; O_NOFOLLOW says
+ * so in the flags. Opening throws (the caller logs and relays without a
  * dump); later write errors are reported through the stream's 'error'.
+ * `n`: the name to try first (the recursion's own).
  */
-export function openDump(base: string, id: string): WriteStream {
-  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK
-  const fd = openSync(`${base}.${id}.log`, flags, 0o600)
-  const st = fstatSync(fd)
-  // POSIX only, as tcpproxy as a whole.
-  const euid = (process.geteuid as () => number)()
-  if (!st.isFile() || st.uid !== euid) {
-    closeSync(fd)
-    throw new Error(st.isFile() ? `owned by uid ${st.uid}, not ${euid}` : 'not a regular file')
+export function openDump(base: string, id: string, n = 1): Dump {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
+  const path = n === 1 ? `${base}.${id}.log` : `${base}.${id}-${n}.log`
+  try {
+    return { out: createWriteStream('', { fd: openSync(path, flags, 0o600) }), path }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || n === DUMP_NAMES) throw err
+    return openDump(base, id, n + 1)
   }
-  return createWriteStream('', { fd })
 }

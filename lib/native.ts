@@ -42,8 +42,13 @@ export interface NativeAddon {
   relayAbort(id: number): void
 }
 
-/** Where `node-gyp rebuild -C lib/native` puts the addon: a checkout, or `npm rebuild tcpproxy` where no prebuilt binary fits. */
-export const NATIVE_PATH = fileURLToPath(new URL('../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
+/**
+ * Where `node-gyp rebuild -C lib/native` puts the addon: a checkout, or
+ * `npm rebuild tcpproxy` where no prebuilt binary fits. TCPPROXY_NATIVE
+ * names another build instead: a test and debug hook (`npm run test:asan`
+ * runs the relay tests against a sanitizer build).
+ */
+export const NATIVE_PATH = process.env.TCPPROXY_NATIVE || fileURLToPath(new URL('../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
 
 /**
  * The directory of the prebuilt binary for a platform, as scripts/prebuild.mjs

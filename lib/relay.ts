@@ -10,6 +10,18 @@
  * reading side is paused while the peer's write buffer is over its high-water
  * mark, so memory per connection stays bounded by the two sockets' buffers.
  *
+ * A reset needs care in two places Node does not handle for us:
+ *
+ *   - a socket whose shutdown (the FIN passed on) is still in flight cannot
+ *     be reset: libuv refuses (`reset EINVAL`), and Node then drops the
+ *     handle without closing it, so the descriptor leaks and 'close' never
+ *     comes. Such a socket is reset once its shutdown has completed;
+ *   - a socket whose input has ended is no longer polled, so a reset that
+ *     comes after its FIN is not seen until something is written to it.
+ *     While one side is half-closed, that side is probed every PROBE_MS
+ *     with an empty write, which the kernel fails on a reset connection
+ *     without sending anything on a live one.
+ *
  * The event handlers are shared functions, not per-connection closures; each
  * socket points at its Relay, which keeps the per-connection cost small.
  */
@@ -31,6 +43,10 @@ export interface RelayResult {
 /** Called with each chunk read from a side, and an empty chunk at its EOF (the `-w` dump). */
 export type Tap = (from: 'CLIENT' | 'SERVER', chunk: Buffer) => void
 
+/** How often a half-closed side is probed for a reset (see above). */
+export const PROBE_MS = 1000
+
+const EMPTY = Buffer.alloc(0)
 const kRelay = Symbol('relay')
 type RelaySocket = Socket & { [kRelay]: Relay }
 
@@ -40,6 +56,8 @@ class Relay {
   /** Set once the session was cut (error, timeout, shutdown) rather than closed by both sides. */
   cut = false
   open = 2
+  /** Probes the half-closed sides for a reset (null: no side half-closed yet). */
+  probe: NodeJS.Timeout | null = null
 
   constructor(
     readonly client: Socket,
@@ -67,12 +85,42 @@ class Relay {
       this.closedBy = reason
       this.error = error
     }
+    this.stopProbe()
     for (const s of [this.client, this.server]) {
       if (s.destroyed) continue
-      if (reset) s.resetAndDestroy()
-      else s.destroy()
+      if (!reset) s.destroy()
+      else if (shuttingDown(s)) resetAfterShutdown(s)
+      else s.resetAndDestroy()
     }
   }
+
+  /** Probe each side whose input ended and whose output is idle and open (see the file's comment). */
+  probeHalfClosed(): void {
+    for (const s of [this.client, this.server]) {
+      if (s.readableEnded && s.writable && s.writableLength === 0) s.write(EMPTY)
+    }
+  }
+
+  stopProbe(): void {
+    if (this.probe !== null) clearInterval(this.probe)
+    this.probe = null
+  }
+}
+
+/** Whether `s` has passed its FIN to the kernel and the shutdown has not completed (libuv then refuses a reset). */
+function shuttingDown(s: Socket): boolean {
+  return s.writableEnded && !s.writableFinished && s.writableLength === 0
+}
+
+/**
+ * Reset `s` once its shutdown completes. That is on the next turn of the
+ * loop: Node starts a shutdown only when nothing is left to write, and libuv
+ * (>= 1.44, Node >= 18) then runs it without waiting for the socket to be
+ * writable. A socket destroyed meanwhile needs nothing more.
+ */
+function resetAfterShutdown(s: Socket): void {
+  s.pause()
+  s.once('finish', () => s.resetAndDestroy())
 }
 
 function onData(this: RelaySocket, chunk: Buffer): void {
@@ -98,6 +146,7 @@ function onEnd(this: RelaySocket): void {
   const peer = r.peer(this)
   // Half-close: pass the FIN on, keep relaying the other direction.
   if (!peer.destroyed) peer.end()
+  r.probe ??= setInterval(() => r.probeHalfClosed(), PROBE_MS).unref()
 }
 
 function onError(this: RelaySocket, err: Error): void {
@@ -111,6 +160,7 @@ function onTimeout(this: RelaySocket): void {
 
 function onClose(this: RelaySocket): void {
   const r = this[kRelay]
+  r.stopProbe()
   if (--r.open > 0) return
   r.done({
     received: r.client.bytesWritten,

@@ -424,14 +424,17 @@ export class Session {
     const base = this.#s.service.writefile
     if (base === null) return null
     const id = String(this.#s.id)
-    let out
+    let dump
     try {
-      out = openDump(base, id)
+      dump = openDump(base, id)
     } catch (err) {
       this.#log('-INFO', 'writefile-error', `can't open writefile: ${base}.${id}.log, error= ${errorCode(err)}`)
       return null
     }
-    out.on('error', err => this.#log('-INFO', 'writefile-error', `can't write writefile: ${base}.${id}.log, error= ${errorCode(err)}`))
+    const { out, path } = dump
+    // Ids start again at 1 after a restart: an older dump keeps its file.
+    if (path !== `${base}.${id}.log`) this.#log('-INFO', 'writefile-renamed', `writefile ${base}.${id}.log exists, writing ${path}`)
+    out.on('error', err => this.#log('-INFO', 'writefile-error', `can't write writefile: ${path}, error= ${errorCode(err)}`))
     this.#closeDump = () => new Promise<void>(resolve => out.end(() => resolve()))
     const limit = this.#s.programs.dumpBacklog ?? DUMP_BACKLOG
     let cut = false
@@ -441,7 +444,7 @@ export class Session {
       if (out.writableLength <= limit) return
       cut = true
       out.write('--- the dump stops here: the disk did not keep up with the traffic\n')
-      this.#log('-INFO', 'writefile-error', `writefile cut short: ${base}.${id}.log, more than ${limit} bytes waiting for the disk`)
+      this.#log('-INFO', 'writefile-error', `writefile cut short: ${path}, more than ${limit} bytes waiting for the disk`)
     }
   }
 

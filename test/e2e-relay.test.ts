@@ -3,14 +3,15 @@
  * protocols, idle and connect timeouts, 32 MiB each way intact, and bounded
  * memory behind a slow reader.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { nativeAvailable } from '../lib/native.js'
-import { backend, descendants, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
+import { backend, descendants, echoAfterEnd, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
 
 const oneLiner = (up: number, ...extra: string[]) => (port: number) => ['-d', ...extra, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up}`]
 
@@ -247,4 +248,95 @@ t.test('the relay thread and --no-relay-thread relay the same bytes with the sam
   }
   t.equal(lines[0], lines[1], 'the same disconnect line')
   t.match(lines[0], `received= 65, send= ${size}`)
+})
+
+/** Open descriptors of `pid` and its descendants (the worker, when started as root). */
+const fdCount = (pid: number): number =>
+  [pid, ...descendants(pid).map(d => d.pid)].reduce((n, p) => {
+    try {
+      return n + readdirSync(`/proc/${p}/fd`).length
+    } catch {
+      return n
+    }
+  }, 0)
+
+/**
+ * Clients that send, end and reset at once while the upstream streams to
+ * them: the client's EOF and a failed write to it land in one turn, the race
+ * that used to leak a socket and its session in the JS relay.
+ */
+async function resetStorm(t: Test, extra: string[]): Promise<void> {
+  const chunk = Buffer.alloc(16 * 1024, 'z')
+  const up = await backend(s => {
+    s.on('error', () => {})
+    s.on('data', () => {})
+    const timer = setInterval(() => s.writable && s.writableLength === 0 && s.write(chunk), 1)
+    s.on('close', () => clearInterval(timer))
+  })
+  t.teardown(() => up.close())
+  const p = await startProxy(oneLiner(up.port, ...extra))
+  const pid = p.proc.pid as number
+  t.teardown(p.stop)
+  // The idle count, once one session has come and gone.
+  const warm = connect({ port: p.port, host: '127.0.0.1' })
+  await once(warm, 'data')
+  warm.destroy()
+  await p.waitFor(/disconnect:.*id= 1$/)
+  await new Promise(r => setTimeout(r, 200))
+  const idle = fdCount(pid)
+  const sessions = 400
+  const storm = async (): Promise<void> => {
+    const c = connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true })
+    c.on('error', () => {})
+    const closed = once(c, 'close')
+    await once(c, 'data')
+    // The FIN, then the reset as soon as Node can send it (not while its
+    // own shutdown is in flight: the very bug this test is about).
+    c.end('x', () => c.resetAndDestroy())
+    await closed
+  }
+  const deadline = Date.now() + 60000
+  for (let started = 0; started < sessions && Date.now() < deadline; started += 20) await Promise.all(Array.from({ length: 20 }, storm))
+  const ended = (): number => p.lines.filter(l => /disconnect:/.test(l)).length
+  for (let i = 0; i < 100 && ended() < sessions + 1; i++) await new Promise(r => setTimeout(r, 100))
+  t.equal(ended(), sessions + 1, 'every session logged its disconnect')
+  let fds = fdCount(pid)
+  for (let i = 0; i < 50 && fds > idle; i++) {
+    await new Promise(r => setTimeout(r, 100))
+    fds = fdCount(pid)
+  }
+  t.equal(fds, idle, `the descriptors are back to idle (${idle})`)
+  const stopped = await Promise.race([p.stop(), new Promise(r => setTimeout(() => r('SIGTERM did not complete in 10 s'), 10000))])
+  t.equal(stopped, 0, 'SIGTERM ends the daemon normally')
+}
+
+t.test('a reset storm without the relay thread: every session ends, no descriptor is left, SIGTERM completes', t => resetStorm(t, ['--no-relay-thread']))
+
+t.test('a reset storm with the relay thread (when built): the same', t => resetStorm(t, []))
+
+t.test('-w: a dump file is always new, never a planted file nor the dump of an earlier run with the same id', async t => {
+  const up = await backend(echoAfterEnd)
+  t.teardown(() => up.close())
+  const dir = t.testdir({})
+  // The daemon's worker runs as nobody when started as root: give it the directory.
+  chmodSync(dir, 0o777)
+  const base = join(dir, 'dump')
+  // Planted by another process of the serving user, to read the traffic.
+  writeFileSync(`${base}.1.log`, '')
+  if (process.getuid?.() === 0) {
+    const nobody = Number(spawnSync('id', ['-u', 'nobody']).stdout.toString())
+    chownSync(`${base}.1.log`, nobody, nobody)
+  }
+  // Two runs: ids start again at 1 in the second.
+  for (const [run, secret] of [[2, 'first run'], [3, 'second run']] as const) {
+    const p = await startProxy(oneLiner(up.port, '-w', base))
+    t.equal((await exchange(p.port, secret)).data.toString(), secret)
+    t.match(await p.waitFor(/writefile/), `-INFO: writefile ${base}.1.log exists, writing ${base}.1-${run}.log, id= 1`)
+    await p.waitFor(/disconnect/)
+    await p.stop()
+    const dump = readFileSync(`${base}.1-${run}.log`, 'utf8')
+    t.match(dump, `(${secret.length}):\n${secret}\n`, `run ${run - 1}: its own file`)
+    t.equal(dump.match(/^--- CLIENT .*\(\d+\):$/gm)?.length, 2, 'one connection in it: its data, then its EOF')
+  }
+  t.equal(readFileSync(`${base}.1.log`, 'utf8'), '', 'the planted file got nothing')
 })

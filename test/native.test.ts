@@ -1,10 +1,12 @@
 /** lib/native.ts: loading the addon, and the descriptors handed to it. */
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { createServer, Socket } from 'node:net'
 import { NATIVE_PATH, fdOf, loadNative, nativeAddon, nativeAvailable, nativeLoadFailure, nativeOrigin, prebuildName, prebuildPath } from '../lib/native.js'
 import { VERSION, versionText } from '../lib/version.js'
+import { ROOT } from './fixtures/harness.js'
 import { socketPair } from './fixtures/pair.js'
 
 t.test('the addon loads from where npm builds it, or says why not', async t => {
@@ -84,4 +86,10 @@ t.test('fdOf: the descriptor of an open socket or listener, an error for a close
   await once(b, 'close')
   t.throws(() => fdOf(b), { code: 'ERR_RUNTIME', message: 'the socket has no file descriptor (not open, or already closed)' })
   t.throws(() => fdOf(new Socket()), { code: 'ERR_RUNTIME' })
+})
+
+t.test('TCPPROXY_NATIVE (a test and debug hook) names the build to load', async t => {
+  const script = `import('./dist/native.js').then(n => console.log(JSON.stringify([n.NATIVE_PATH, n.nativeAvailable(), n.nativeLoadFailure()])))`
+  const run = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, env: { ...process.env, TCPPROXY_NATIVE: '/nonexistent/asan.node' }, encoding: 'utf8' })
+  t.same(JSON.parse(run.stdout), ['/nonexistent/asan.node', false, "Cannot find module '/nonexistent/asan.node'"])
 })

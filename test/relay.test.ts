@@ -4,7 +4,8 @@
  */
 import t from 'tap'
 import { once } from 'node:events'
-import { relay, type RelayResult, type Tap } from '../lib/relay.js'
+import type { Socket } from 'node:net'
+import { PROBE_MS, relay, type RelayResult, type Tap } from '../lib/relay.js'
 import { collect, pingAfterFin, resetFromClient, socketPair } from './fixtures/pair.js'
 
 async function setup(idleMs = 0, tap: Tap | null = null) {
@@ -30,6 +31,63 @@ t.test('a reset from the client resets the server side', async t => {
   const r = await s.done
   t.equal(r.closedBy, 'client-error')
   t.match(r.error, { code: 'ECONNRESET' })
+})
+
+/** `p`, or a rejection after `ms` (a relay that never reports must fail the test, not hang it). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms).unref())])
+}
+
+/** Whether `s` has been reset by its peer: a write to it fails (a FIN alone lets it succeed). */
+async function wasReset(s: Socket): Promise<string> {
+  const failed = once(s, 'error').then(([e]) => (e as NodeJS.ErrnoException).code as string)
+  s.write('probe')
+  return within(failed, 2000, 'no error on a write to the peer')
+}
+
+t.test('an error on one side while the FIN passed to the other is in flight ends both, with a reset', async t => {
+  const s = await setup()
+  const proxyServerErrors: string[] = []
+  s.proxyServer.on('error', e => proxyServerErrors.push(e.message))
+  // Node's own reaction to a failed write, in the same turn as the client's
+  // EOF (this listener runs right after the relay's, which passed the FIN on).
+  s.proxyClient.once('end', () => s.proxyClient.destroy(Object.assign(new Error('write EPIPE'), { code: 'EPIPE', syscall: 'write' })))
+  s.outerClient.on('error', () => {})
+  s.outerClient.end()
+  const r = await within(s.done, 3000, 'the relay did not report')
+  t.equal(r.closedBy, 'client-error')
+  t.match(r.error, { code: 'EPIPE' })
+  t.same(proxyServerErrors, [], 'no "reset EINVAL"')
+  t.equal(s.proxyServer.destroyed, true)
+  await once(s.outerServer, 'end')
+  t.match(await wasReset(s.outerServer), /^(ECONNRESET|EPIPE)$/, 'the upstream got the FIN, then a reset')
+})
+
+t.test('a client that half-closes and then resets is noticed while the server stays silent', async t => {
+  const s = await setup()
+  s.outerClient.on('error', () => {})
+  s.outerClient.end('bye')
+  await once(s.outerServer, 'end')
+  const started = Date.now()
+  s.outerClient.resetAndDestroy()
+  const r = await within(s.done, PROBE_MS * 5, 'the reset was not noticed')
+  t.equal(r.closedBy, 'client-error')
+  t.match(r.error, { syscall: 'write' })
+  t.ok(Date.now() - started < PROBE_MS * 3, `noticed after ${Date.now() - started} ms`)
+  t.match(await wasReset(s.outerServer), /^(ECONNRESET|EPIPE)$/, 'and passed on to the server as a reset')
+})
+
+t.test('a half-closed session that stays healthy is probed without a byte being sent', async t => {
+  const s = await setup()
+  const atServer: Buffer[] = []
+  s.outerServer.on('data', c => atServer.push(c))
+  const atClient = collect(s.outerClient)
+  s.outerClient.end('one')
+  await new Promise(r => setTimeout(r, PROBE_MS * 2.5))
+  s.outerServer.end('late reply')
+  t.equal((await within(atClient, 3000, 'the reply did not arrive')).toString(), 'late reply')
+  t.equal(Buffer.concat(atServer).toString(), 'one')
+  t.same(await s.done, { received: 10, sent: 3, closedBy: 'client', error: null })
 })
 
 t.test('an error on the server side ends both sides', async t => {

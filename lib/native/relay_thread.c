@@ -20,11 +20,17 @@
  *   - backpressure: what the destination did not take is kept for that
  *     connection and its source is not read again until it is delivered.
  *
- * Memory: an idle connection holds ~200 bytes here and no buffer. A read
+ * Memory: an idle connection holds ~250 bytes here and no buffer. A read
  * asks for up to `want` bytes, which doubles (to READ_MAX) while the
  * destination takes whole reads and halves (to READ_MIN) when it does not,
  * so a fast stream moves in big reads and a slow reader makes its
  * connection hold little.
+ *
+ * The end of every connection is reported: its report is allocated with
+ * the connection (relayAdd), so nothing is allocated when it ends, and a
+ * report whose Node-API calls fail on the JS thread is queued again for
+ * a later turn instead of being dropped (a session left unreported would
+ * never end).
  *
  * Descriptors are epoll'ed edge-triggered; every pump ends at EAGAIN, or
  * puts the connection on the run-again list when its turn's budget is
@@ -83,6 +89,14 @@ struct half {
 
 struct conn;
 
+/* What the thread reports for a connection that ended. */
+struct result {
+  double id;
+  uint64_t to_server, to_client;
+  int reason, err;
+  const char *syscall;
+};
+
 /* What an epoll event points at: a connection and which of its sockets. */
 struct end {
   struct conn *c;
@@ -98,6 +112,7 @@ struct conn {
   int reason; /* -1 until known */
   int err;    /* errno of a failure */
   const char *syscall;
+  struct result *result; /* allocated with the connection, handed to the JS thread at its end */
   bool again; /* on the run-again list */
   bool dead;  /* finished in this round of events; freed after it */
   struct conn *prev, *next, *next_again, *next_dead;
@@ -112,14 +127,6 @@ struct cmd {
   struct cmd *next;
 };
 
-/* What the thread reports for a connection that ended. */
-struct result {
-  double id;
-  uint64_t to_server, to_client;
-  int reason, err;
-  const char *syscall;
-};
-
 static struct {
   bool started;
   int ep, wake;
@@ -128,6 +135,7 @@ static struct {
   struct cmd *head, *tail; /* under lock */
   napi_threadsafe_function tsfn;
   uint32_t active; /* JS thread: connections handed over and not yet reported */
+  uint32_t fail_reports; /* JS thread: a test hook, relayFailReports() */
   /* The relay thread's own: */
   struct conn *conns;
   struct conn *again;
@@ -224,9 +232,11 @@ static bool pump(struct conn *c, int i, size_t *budget) {
   }
 }
 
+/* Hand the connection's report to the JS thread: nothing to allocate, and
+ * the queue has no limit, so it fails only while Node shuts down. */
 static void post(struct conn *c) {
-  struct result *r = malloc(sizeof *r);
-  if (r == NULL) return;
+  struct result *r = c->result;
+  c->result = NULL;
   r->id = c->id;
   r->to_server = c->h[CLIENT].bytes;
   r->to_client = c->h[SERVER].bytes;
@@ -416,28 +426,53 @@ static void enqueue(struct cmd *q) {
 
 static const char *reason_names[] = {"client", "server", "timeout", "client-error", "server-error", "shutdown"};
 
-/* On the JS thread: onEnd(id, toServer, toClient, reason, errno, syscall). */
+/* The arguments of onEnd(id, toServer, toClient, reason, errno, syscall);
+ * false when a Node-API call failed. */
+static bool report_args(napi_env env, const struct result *r, napi_value *argv, napi_value *undefined) {
+  if (R.fail_reports > 0) {
+    R.fail_reports--;
+    return false;
+  }
+  return napi_create_double(env, r->id, &argv[0]) == napi_ok &&
+         napi_create_double(env, (double)r->to_server, &argv[1]) == napi_ok &&
+         napi_create_double(env, (double)r->to_client, &argv[2]) == napi_ok &&
+         napi_create_string_utf8(env, reason_names[r->reason < 0 ? R_SHUTDOWN : r->reason], NAPI_AUTO_LENGTH, &argv[3]) == napi_ok &&
+         napi_create_int32(env, r->err, &argv[4]) == napi_ok &&
+         napi_create_string_utf8(env, r->syscall == NULL ? "" : r->syscall, NAPI_AUTO_LENGTH, &argv[5]) == napi_ok &&
+         napi_get_undefined(env, undefined) == napi_ok;
+}
+
+/* On the JS thread: onEnd(...) for one connection. */
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   struct result *r = data;
-  napi_value argv[6], undefined;
+  napi_value argv[6], undefined, ignored;
+  bool pending = false;
   (void)context;
   if (env == NULL) {
     free(r);
     return;
   }
-  if (--R.active == 0) napi_unref_threadsafe_function(env, R.tsfn);
-  if (napi_create_double(env, r->id, &argv[0]) != napi_ok ||
-      napi_create_double(env, (double)r->to_server, &argv[1]) != napi_ok ||
-      napi_create_double(env, (double)r->to_client, &argv[2]) != napi_ok ||
-      napi_create_string_utf8(env, reason_names[r->reason < 0 ? R_SHUTDOWN : r->reason], NAPI_AUTO_LENGTH, &argv[3]) != napi_ok ||
-      napi_create_int32(env, r->err, &argv[4]) != napi_ok ||
-      napi_create_string_utf8(env, r->syscall == NULL ? "" : r->syscall, NAPI_AUTO_LENGTH, &argv[5]) != napi_ok ||
-      napi_get_undefined(env, &undefined) != napi_ok) {
+  if (!report_args(env, r, argv, &undefined)) {
+    /* Out of memory in V8, or an exception left pending: the session must
+     * still end, so clear the way and try again on a later turn. */
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+    if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) == napi_ok) return;
     free(r);
     return;
   }
   free(r);
+  if (--R.active == 0) napi_unref_threadsafe_function(env, R.tsfn);
   napi_call_function(env, undefined, js_cb, 6, argv, NULL);
+}
+
+/* relayFailReports(n): the next n reports fail as if a Node-API call had
+ * failed. A test hook (test/relay-thread.test.ts), harmless otherwise. */
+static napi_value relay_fail_reports(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t n;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &n)) return NULL;
+  R.fail_reports = n < 0 ? 0 : (uint32_t)n;
+  return NULL;
 }
 
 static void stop_thread(void *arg) {
@@ -521,7 +556,8 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   NAPI_CALL(napi_get_value_double(env, argv[3], &idle));
   c = calloc(1, sizeof *c);
   q = calloc(1, sizeof *q);
-  if (c == NULL || q == NULL) {
+  if (c == NULL || q == NULL || (c->result = malloc(sizeof *c->result)) == NULL) {
+    if (c != NULL) free(c->result);
     free(c);
     free(q);
     return throw_errno(env, ENOMEM, "calloc");
@@ -558,6 +594,7 @@ failed:
     if (c->fd[s] >= 0) close(c->fd[s]);
     free(c->h[s].pending);
   }
+  free(c->result);
   free(c);
   free(q);
   return NULL;
@@ -581,6 +618,7 @@ bool relay_thread_init(napi_env env, napi_value exports) {
     {"relayInit", NULL, relay_init, NULL, NULL, NULL, napi_enumerable, NULL},
     {"relayAdd", NULL, relay_add, NULL, NULL, NULL, napi_enumerable, NULL},
     {"relayAbort", NULL, relay_abort, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"relayFailReports", NULL, relay_fail_reports, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }
