@@ -102,6 +102,11 @@ function tryLoad(path: string): string {
   }
 }
 
+/** TCPPROXY_NATIVE is exclusive: a sanitizer run must never fall back to another build unnoticed. */
+function defaultCandidates(): string | string[] {
+  return process.env.TCPPROXY_NATIVE ? NATIVE_PATH : [NATIVE_PATH, prebuildPath()]
+}
+
 /**
  * (Re)load the addon; true when it loaded. `path` is one binary to load, or
  * a list to try in turn, those that exist. The default list has a build from
@@ -109,7 +114,7 @@ function tryLoad(path: string): string {
  * checkout it is the one that matches the C sources), then the prebuilt
  * binary for this platform. Tests give a path to see the failure modes.
  */
-export function loadNative(path: string | readonly string[] = [NATIVE_PATH, prebuildPath()]): boolean {
+export function loadNative(path: string | readonly string[] = defaultCandidates()): boolean {
   tried = true
   addon = undefined
   origin = undefined
