@@ -30,6 +30,7 @@ import { Proxy } from './proxy.js'
 import { resolveServices, type ResolvedService } from './resolve.js'
 import { loadServices } from './services.js'
 import type { ProgramContext } from './session.js'
+import { buildSelector } from './select.js'
 import { buildConfig, chooseMode, type SettingsDeps } from './settings.js'
 import { Supervisor } from './supervisor.js'
 import { checkSourceAddresses } from './upstream.js'
@@ -63,6 +64,22 @@ function isSocket(path: string): boolean {
   } catch {
     return false
   }
+}
+
+/**
+ * The services of `config` as every process will use them, checked whole:
+ * --check, the start and a reload run this, so a file one of them refuses
+ * is refused by all, before anything changes (a worker never gets a
+ * configuration it cannot serve).
+ */
+async function prepare(config: Config): Promise<ResolvedService[]> {
+  const services = await resolveServices(config.services)
+  await checkSourceAddresses(services)
+  // The selection every worker builds: interfaces that mean one address on one port.
+  buildSelector(services)
+  // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
+  checkTransparentSupport(services, false)
+  return services
 }
 
 /** The status pipe of a daemon started by launchDetached, taken out of the environment programs inherit. */
@@ -159,10 +176,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       process.stdout.write(config.ports.map(p => `${p}\n`).join(''))
       process.exit(0)
     }
-    const services = await resolveServices(config.services)
-    await checkSourceAddresses(services)
-    // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
-    checkTransparentSupport(services, false)
+    const services = await prepare(config)
     if (o.check) {
       for (const s of services) process.stdout.write(describeService(s) + '\n')
       process.exit(0)
@@ -237,9 +251,6 @@ async function standalone(
   // The background daemon's standard error is /dev/null: until it has
   // started, the caller's terminal (through the status pipe), then nothing.
   const stderr = status?.stderr ?? process.stderr
-  if (status !== null && !isSocket(settings.syslogSocket)) {
-    stderr.write(`tcpproxy: no syslog socket at ${settings.syslogSocket}: the daemon's log is discarded once it has started (use --foreground to log to standard error, or --syslog-socket)\n`)
-  }
   const logger = openLogger(settings, process.pid, stderr)
   // Written before anything is bound (a live tcpproxy in it refuses the start)
   // and, started as root, before any process gives up root.
@@ -259,6 +270,9 @@ async function standalone(
     throw err
   }
   logger.log({ tag: '', event: 'ready', text: 'ready' })
+  if (status !== null && !isSocket(settings.syslogSocket)) {
+    stderr.write(`tcpproxy: no syslog socket at ${settings.syslogSocket}: the daemon's log is discarded once it has started (use --foreground to log to standard error, or --syslog-socket)\n`)
+  }
   status?.report({ ok: true })
 
   const graceMs = (o.grace ?? DEFAULT_GRACE_S) * 1000
@@ -285,8 +299,7 @@ async function standalone(
     // One reload at a time; a HUP during a reload is served after it.
     reloading = reloading.then(async () => {
       try {
-        const next = await resolveServices(buildConfig(o, deps).services)
-        await checkSourceAddresses(next)
+        const next = await prepare(buildConfig(o, deps))
         await running.reload(next)
         logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })
       } catch (err) {
