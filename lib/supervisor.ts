@@ -217,9 +217,13 @@ export class Supervisor {
         try {
           this.#hold(key, server)
           for (const w of workers) await this.#unlessGone(this.#handOver(w, key, server))
+          /* c8 ignore start */
         } catch (err) {
+          // #handOver fails only with WorkerGone, which is absorbed; dupFd()
+          // only when this process is out of descriptors.
           this.#release(key)
           throw err
+          /* c8 ignore stop */
         } finally {
           await closeListener(server)
         }
@@ -317,7 +321,8 @@ export class Supervisor {
     if (fd !== undefined) return listenerOnFd((nativeAddon() as NonNullable<ReturnType<typeof nativeAddon>>).dupFd(fd))
     const lender = this.#live()[0]
     if (lender === undefined) return bindListener(parseKey(key))
-    return (await this.#expect(lender, m => m.type === 'lent' && m.key === key, { type: 'lend', key })) as Server
+    const lent = await this.#expect(lender, m => m.type === 'lent' && m.key === key, { type: 'lend', key })
+    return lent as Server
   }
 
   /**
@@ -357,10 +362,14 @@ export class Supervisor {
               await closeListener(server)
             }
           }
+          /* c8 ignore start */
         } catch (err) {
+          // The new worker dying in its own hand-over, or (without the addon)
+          // the port taken while no worker held it: moments no test can aim at.
           worker.kill('SIGKILL')
           throw err
         }
+        /* c8 ignore stop */
         this.#serve(i, worker)
       })
     } catch (err) {

@@ -5,7 +5,7 @@
  * to see what happens when a worker fails on a configuration anyway.
  */
 import t from 'tap'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from '../lib/cli.js'
@@ -46,6 +46,18 @@ async function reply(port: number): Promise<string> {
     if (got === '') await sleep(250)
   }
   return got
+}
+
+/** Whether process `pid` has the socket listening on loopback `port` (/proc/net/tcp and /proc/PID/fd). */
+function holdsListener(pid: number, port: number): boolean {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0')
+  const inodes = readFileSync('/proc/net/tcp', 'utf8').split('\n').map(l => l.trim().split(/\s+/))
+    .filter(f => f[1] === `0100007F:${hex}` && f[3] === '0A').map(f => `socket:[${f[9]}]`)
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some(fd => inodes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`)))
+  } catch {
+    return false
+  }
 }
 
 /** Wait (bounded) until `cond` holds. */
@@ -130,6 +142,7 @@ for (const count of [2, 1]) t.test(`without the addon: a new worker ${count === 
   const [first] = workers() as [number]
   process.kill(first, 'SIGKILL')
   t.ok(await until(() => workers().length === count && !workers().includes(first)), 'replaced')
+  t.ok(await until(() => workers().every(w => holdsListener(w, port))), 'the new worker was handed the listener')
   t.equal(await reply(port), 'A\n')
   t.same(lines, ['-ERR: worker process ended (SIGKILL), starting a new one in 0.1 s'])
 })
