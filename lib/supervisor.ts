@@ -45,6 +45,8 @@ export interface SupervisorOptions {
   workers: number
   /** How long to wait before replacing a worker that died; doubled for each quick death in a row. */
   restartDelayMs?: number
+  /** A worker that lived this long was fine: its slot's back-off starts again (STABLE_MS). */
+  stableMs?: number
 }
 
 /** A worker that lived this long was fine: its slot's back-off starts again. */
@@ -254,13 +256,13 @@ export class Supervisor {
     if (fd !== undefined) closeSync(fd)
   }
 
-  /** Wait for `step`; a worker gone meanwhile is not an error (it is replaced). */
+  /**
+   * Wait for `step`, an exchange with a worker (#expect, #handOver), which
+   * fails only with WorkerGone: a worker gone meanwhile is not an error, it
+   * is replaced.
+   */
   async #unlessGone(step: Promise<unknown>): Promise<void> {
-    try {
-      await step
-    } catch (err) {
-      if (!(err instanceof WorkerGone)) throw err
-    }
+    await step.catch(() => {})
   }
 
   /**
@@ -337,7 +339,7 @@ export class Supervisor {
     if (this.#stopping) return
     const log = this.#o.logger
     const now = Date.now()
-    this.#quickDeaths[i] = now - (this.#startedAt[i] as number) < STABLE_MS ? (this.#quickDeaths[i] as number) + 1 : 0
+    this.#quickDeaths[i] = now - (this.#startedAt[i] as number) < (this.#o.stableMs ?? STABLE_MS) ? (this.#quickDeaths[i] as number) + 1 : 0
     const delay = (this.#o.restartDelayMs ?? 1000) * 2 ** Math.min(Math.max((this.#quickDeaths[i] as number) - 1, 0), MAX_BACKOFF_STEPS)
     log.log({ tag: '-ERR', event: 'worker-exit', text: `worker process ended (${status}), starting a new one in ${delay / 1000} s` })
     // A crash (an exit status, not a signal: a kill says nothing about the configuration).

@@ -81,6 +81,7 @@ function supervisor(count: number): { sup: Supervisor; lines: string[] } {
     workerPath: WORKER,
     workers: count,
     restartDelayMs: 100,
+    stableMs: 5000,
   })
   return { sup, lines }
 }
@@ -95,7 +96,8 @@ t.test('a worker that fails on a reloaded configuration: back to the previous on
   const bad = await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\nport ${port}\ninterface localhost\nserver 127.0.0.1:${a.port}\n`)
   const { sup, lines } = supervisor(1)
   await sup.start(good)
-  t.teardown(() => sup.stop(0))
+  // Gracefully: a worker killed writes no coverage data.
+  t.teardown(() => sup.stop(2000))
   t.equal((await exchange(port, null)).data.toString(), 'A\n')
   await sup.reload(bad)
   t.ok(await until(() => lines.some(l => /back to the previous configuration/.test(l))), lines.join('\n'))
@@ -113,7 +115,8 @@ t.test('a worker that dies young again and again is replaced after ever longer w
   const port = await freePort()
   const { sup, lines } = supervisor(1)
   await sup.start(await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\n`))
-  t.teardown(() => sup.stop(0))
+  // Gracefully: a worker killed writes no coverage data.
+  t.teardown(() => sup.stop(2000))
   for (let round = 1; round <= 3; round++) {
     t.ok(await until(() => workers().length === 1))
     const [w] = workers() as [number]
@@ -127,6 +130,12 @@ t.test('a worker that dies young again and again is replaced after ever longer w
   )
   t.ok(await until(() => workers().length === 1))
   t.equal(await reply(port), 'A\n', 'served again')
+  // One that lived past stableMs starts the back-off again.
+  await sleep(5500)
+  const [w] = workers() as [number]
+  process.kill(w, 'SIGKILL')
+  t.ok(await until(() => lines.filter(l => /worker process ended/.test(l)).length === 4))
+  t.equal(lines.filter(l => /worker process ended/.test(l))[3], '-ERR: worker process ended (SIGKILL), starting a new one in 0.1 s')
 })
 
 for (const count of [2, 1]) t.test(`without the addon: a new worker ${count === 2 ? 'borrows the listeners from a live one' : 'binds the listeners anew'}`, async t => {
@@ -138,7 +147,8 @@ for (const count of [2, 1]) t.test(`without the addon: a new worker ${count === 
   const port = await freePort()
   const { sup, lines } = supervisor(count)
   await sup.start(await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\n`))
-  t.teardown(() => sup.stop(0))
+  // Gracefully: a worker killed writes no coverage data.
+  t.teardown(() => sup.stop(2000))
   const [first] = workers() as [number]
   process.kill(first, 'SIGKILL')
   t.ok(await until(() => workers().length === count && !workers().includes(first)), 'replaced')
