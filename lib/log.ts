@@ -63,11 +63,12 @@ export function streamLogger(
 ): Logger & { flush(): void } {
   const prefix = `${ident}[${pid}]: `
   let pending = ''
+  const alive = keepAlive(stream)
   const flush = (): void => {
     if (pending === '') return
     const text = pending
     pending = ''
-    stream.write(text)
+    if (alive()) stream.write(text)
   }
   return {
     debug,
@@ -86,4 +87,19 @@ export function streamLogger(
       : {}),
     flush,
   }
+}
+
+/**
+ * Guard an output stream (stderr, a log pipe) against its reader going away:
+ * a write error (EPIPE when `tcpproxy -d 2>&1 | head -c1` has had its byte,
+ * or a log shipper restarts) is taken as "nobody reads this any more", never
+ * as the process's death. Returns whether the stream still takes lines; the
+ * lines written to a dead one are dropped.
+ */
+export function keepAlive(stream: Writable): () => boolean {
+  let dead = false
+  stream.on('error', () => {
+    dead = true
+  })
+  return () => !dead && !stream.destroyed
 }

@@ -10,20 +10,21 @@
  *   configured user serves (lib/supervisor.ts); with --workers N, N
  *   workers share the listeners (root or not); otherwise one process.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
+import * as inspector from 'node:inspector'
 import { basename } from 'node:path'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type CliOptions } from './cli.js'
 import type { Config } from './config.js'
-import { STATUS_FD_ENV, launchDetached, reportStatus } from './daemon.js'
+import { STATUS_FD_ENV, launchDetached, statusChannel, type StatusChannel } from './daemon.js'
 import { describeService } from './describe.js'
 import { TcpproxyError, errorText } from './errors.js'
 import { inheritedConnection, notTcpConnection, sameSocket } from './inetd.js'
 import type { Logger } from './log.js'
 import { openLogger, parseFacility, type LogSettings } from './logging.js'
 import { nativeAvailable } from './native.js'
-import { relayExecArgv } from './node-flags.js'
+import { refuseDebugger, relayExecArgv } from './node-flags.js'
 import { LOG_ENV, logPlaceOf, nestedLogSettings } from './nested.js'
 import { checkServices, checkStartup, servingAccount } from './preflight.js'
 import { writePidfile, type Pidfile } from './pidfile.js'
@@ -32,6 +33,7 @@ import { Proxy } from './proxy.js'
 import { resolveServices, type ResolvedService } from './resolve.js'
 import { loadServices } from './services.js'
 import type { ProgramContext } from './session.js'
+import { buildSelector } from './select.js'
 import { buildConfig, chooseMode, type SettingsDeps } from './settings.js'
 import { Supervisor } from './supervisor.js'
 import { checkSourceAddresses } from './upstream.js'
@@ -43,12 +45,12 @@ import { versionText } from './version.js'
 const DEFAULT_GRACE_S = 10
 
 /** Report a failure: to the launcher waiting on the status pipe, and on stderr; then exit. */
-function fail(err: unknown, statusFd: number | null): never {
+function fail(err: unknown, status: StatusChannel | null): never {
   // Every expected failure is a TcpproxyError; anything else is a bug, still
   // reported as one line rather than a stack trace.
   /* c8 ignore next */
   const e = err instanceof TcpproxyError ? err : new TcpproxyError('ERR_RUNTIME', errorText(err))
-  if (statusFd !== null) reportStatus(statusFd, { ok: false, code: e.exitCode, message: e.message })
+  if (status !== null) status.report({ ok: false, code: e.exitCode, message: e.message })
   else process.stderr.write(`tcpproxy: ${e.message}\n`)
   process.exit(e.exitCode)
 }
@@ -58,11 +60,36 @@ function inheritedEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined))
 }
 
+/** Whether `path` is a unix socket (a syslog daemon listening on it). */
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket()
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The services of `config` as every process will use them, checked whole:
+ * --check, the start and a reload run this, so a file one of them refuses
+ * is refused by all, before anything changes (a worker never gets a
+ * configuration it cannot serve).
+ */
+async function prepare(config: Config): Promise<ResolvedService[]> {
+  const services = await resolveServices(config.services)
+  await checkSourceAddresses(services)
+  // The selection every worker builds: interfaces that mean one address on one port.
+  buildSelector(services)
+  // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
+  checkTransparentSupport(services, false)
+  return services
+}
+
 /** The status pipe of a daemon started by launchDetached, taken out of the environment programs inherit. */
-function takeStatusFd(): number | null {
+function takeStatus(): StatusChannel | null {
   const fd = process.env[STATUS_FD_ENV]
   delete process.env[STATUS_FD_ENV]
-  return fd === undefined ? null : Number(fd)
+  return fd === undefined ? null : statusChannel(Number(fd))
 }
 
 interface Running {
@@ -126,7 +153,12 @@ async function supervised(
 
 /** Run tcpproxy with the process's arguments; returns once it serves (or exits). */
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
-  const statusFd = takeStatusFd()
+  refuseDebugger(process, inspector)
+  // HUP means reload: one that comes before there is anything to reload, or
+  // in inetd mode (`pkill -HUP tcpproxy` meant for a daemon), must not end
+  // the process, which is HUP's default.
+  process.on('SIGHUP', () => {})
+  const status = takeStatus()
   try {
     const parsed = parseArgs(argv, versionText)
     if (parsed.kind === 'exit') {
@@ -148,10 +180,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       process.stdout.write(config.ports.map(p => `${p}\n`).join(''))
       process.exit(0)
     }
-    const services = await resolveServices(config.services)
-    await checkSourceAddresses(services)
-    // Without the addon a transparent-proxying configuration cannot be served: --check says so too.
-    checkTransparentSupport(services, false)
+    const services = await prepare(config)
     // Only root changes identity; a normal user's ids are left alone.
     const identity = checkStartup(o, config, services)
     if (o.check) {
@@ -204,9 +233,9 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     // alone would leave it waiting, as libuv never closes descriptors 0-2;
     // a shutdown() sends it the FIN.
     inherited?.end(() => inherited.destroy())
-    await standalone(o, argv, config, services, programs, identity, logSettings, deps, statusFd)
+    await standalone(o, argv, config, services, programs, identity, logSettings, deps, status)
   } catch (err) {
-    fail(err, statusFd)
+    fail(err, status)
   }
 }
 
@@ -219,10 +248,10 @@ async function standalone(
   identity: Identity | null,
   logSettings: (target: LogSettings['target']) => LogSettings,
   deps: SettingsDeps,
-  statusFd: number | null,
+  status: StatusChannel | null,
 ): Promise<void> {
   const foreground = o.debug || o.foreground
-  if (!foreground && statusFd === null) {
+  if (!foreground && status === null) {
     // Re-run detached; report what the daemon reports.
     const r = await launchDetached(process.execPath, [...relayExecArgv(process.execArgv), process.argv[1] as string, ...argv], process.env)
     if (r.ok) process.exit(0)
@@ -231,7 +260,10 @@ async function standalone(
   }
   const settings = logSettings(foreground ? 'stderr' : 'syslog')
   programs.baseEnv[LOG_ENV] = logPlaceOf(settings)
-  const logger = openLogger(settings, process.pid, process.stderr)
+  // The background daemon's standard error is /dev/null: until it has
+  // started, the caller's terminal (through the status pipe), then nothing.
+  const stderr = status?.stderr ?? process.stderr
+  const logger = openLogger(settings, process.pid, stderr)
   // Written before anything is bound (a live tcpproxy in it refuses the start)
   // and, started as root, before any process gives up root.
   const pidfile: Pidfile | null = config.globals.pidfile === null ? null : writePidfile(config.globals.pidfile, process.pid)
@@ -250,7 +282,10 @@ async function standalone(
     throw err
   }
   logger.log({ tag: '', event: 'ready', text: 'ready' })
-  if (statusFd !== null) reportStatus(statusFd, { ok: true })
+  if (status !== null && !isSocket(settings.syslogSocket)) {
+    stderr.write(`tcpproxy: no syslog socket at ${settings.syslogSocket}: the daemon's log is discarded once it has started (use --foreground to log to standard error, or --syslog-socket)\n`)
+  }
+  status?.report({ ok: true })
 
   const graceMs = (o.grace ?? DEFAULT_GRACE_S) * 1000
   let stopping = false
@@ -276,8 +311,7 @@ async function standalone(
     // One reload at a time; a HUP during a reload is served after it.
     reloading = reloading.then(async () => {
       try {
-        const next = await resolveServices(buildConfig(o, deps).services)
-        await checkSourceAddresses(next)
+        const next = await prepare(buildConfig(o, deps))
         checkServices(next, servingAccount(identity))
         await running.reload(next)
         logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })

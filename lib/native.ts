@@ -33,6 +33,8 @@ export interface NativeAddon {
   transparentSocket(family: 4 | 6, address: string, port: number): number
   setTransparent(fd: number): void
   probeTransparent(family: 4 | 6): void
+  /** A close-on-exec duplicate of `fd` (the supervisor's unpolled hold on a listener). */
+  dupFd(fd: number): number
   keepCapabilities(): void
   limitCapabilities(): void
   /** Start the relay thread; `onEnd` hears of every connection handed over, once, on this thread. */

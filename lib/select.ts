@@ -3,7 +3,7 @@
  * Pure: built once at start-up (and on reload), consulted per connection.
  */
 import type { ListenSpec } from './address.js'
-import { TcpproxyError } from './errors.js'
+import { ConfigError } from './errors.js'
 
 /** What selection needs of a service: its port and its local addresses (null = any). */
 export interface Selectable {
@@ -12,6 +12,8 @@ export interface Selectable {
   ifaceText: string
   /** Takes TPROXY'd connections: its listener must be transparent. */
   transparent?: boolean
+  /** Where it is defined, for errors. */
+  source?: { file: string; line: number }
 }
 
 /**
@@ -19,6 +21,9 @@ export interface Selectable {
  * interface match wins over the wildcard whatever the order of the lines
  * (the original's code, not its man page). Addresses must be canonical
  * (see canonicalIp), so IPv4-mapped IPv6 addresses match their IPv4 form.
+ * Two services whose interfaces mean the same address on one port are a
+ * configuration error at the second one's line (--check, the start and a
+ * reload build it before anything changes: lib/main.ts prepare()).
  */
 export function buildSelector<S extends Selectable>(services: readonly S[]): (address: string, port: number) => S | undefined {
   const exact = new Map<string, S>()
@@ -32,8 +37,9 @@ export function buildSelector<S extends Selectable>(services: readonly S[]): (ad
       const key = `${a} ${s.port}`
       const other = exact.get(key)
       if (other !== undefined && other !== s) {
-        throw new TcpproxyError(
-          'ERR_CONFIG',
+        throw new ConfigError(
+          s.source?.file ?? 'configuration',
+          s.source?.line ?? 0,
           `interfaces "${other.ifaceText}" and "${s.ifaceText}" both mean ${a} on port ${s.port}`,
         )
       }

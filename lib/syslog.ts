@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process'
 import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import { errorCode } from './errors.js'
-import { formatText, type LogEntry, type Logger, type Tag } from './log.js'
+import { formatText, keepAlive, type LogEntry, type Logger, type Tag } from './log.js'
 
 /** Syslog facility codes by name, as syslog.conf(5) spells them. */
 export const FACILITIES: Record<string, number> = {
@@ -233,7 +233,8 @@ export function syslogLogger(o: SyslogOptions): Logger & { close(): Promise<void
   const render = (entry: LogEntry): string => (o.format === 'json' ? jsonLine(entry, new Date()) : textMessage(entry))
   // The fallback writes what `-d` writes: `ident[pid]: ` lines, or bare JSON.
   const fallbackPrefix = o.format === 'json' ? '' : `${ident}[${o.pid}]: `
-  const toFallback = (message: string): void => void o.fallback.write(fallbackPrefix + message + '\n')
+  const fallbackAlive = keepAlive(o.fallback)
+  const toFallback = (message: string): void => void (fallbackAlive() && o.fallback.write(fallbackPrefix + message + '\n'))
 
   const child = spawn(
     loggerPath,

@@ -4,7 +4,7 @@
  * touches a connection, then serves the listeners the supervisor binds and
  * passes to it over IPC. Handlers and ACPs are its children, so they run
  * as that user too. Signals are the supervisor's business; the worker
- * acts on messages.
+ * acts on messages and ignores HUP, INT, TERM, USR1 and USR2.
  */
 import type { Server, Socket } from 'node:net'
 import { openLogger, type LogSettings } from './logging.js'
@@ -53,6 +53,12 @@ type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
 
 /** Serve as the worker of the supervisor on the IPC channel of `proc`. */
 export function runWorker(proc: Channel): void {
+  // Signals are the supervisor's: `pkill -HUP tcpproxy` or a TERM sent to
+  // every tcpproxy process reaches the supervisor too, which reloads or
+  // stops every worker by message; acting on them here as well would kill
+  // the worker (HUP's default) or cut its sessions short of the grace
+  // period. (USR1 and USR2: worker-main.ts, as in every tcpproxy process.)
+  for (const signal of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) proc.on(signal, () => {})
   let proxy: Proxy | null = null
   let closeLog!: () => Promise<void>
   let flushLog!: () => void

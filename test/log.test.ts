@@ -2,8 +2,8 @@
  * Log lines: the classic text and the foreground stream logger of -d.
  */
 import t from 'tap'
-import { PassThrough } from 'node:stream'
-import { formatText, streamLogger } from '../lib/log.js'
+import { PassThrough, Writable } from 'node:stream'
+import { formatText, keepAlive, streamLogger } from '../lib/log.js'
 
 t.test('formatText writes TAG: text', async t => {
   t.equal(formatText({ tag: '+INFO', event: 'connect', text: 'connect: client= 127.0.0.1' }), '+INFO: connect: client= 127.0.0.1')
@@ -103,4 +103,36 @@ t.test('streamLogger writes the lines of one turn with one write; flush() writes
   logger.flush()
   await turn()
   t.same(writes.slice(1), ['tp[1]: -ERR: three\n'], 'flushed once, and the scheduled write finds nothing left')
+})
+
+/** A stream whose reader is gone: every write fails with EPIPE. */
+function brokenPipe(): Writable & { writes: number } {
+  const stream = new Writable({
+    write(_chunk, _encoding, done) {
+      stream.writes++
+      done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))
+    },
+  }) as Writable & { writes: number }
+  stream.writes = 0
+  return stream
+}
+
+t.test('a log stream whose reader went away: the error is taken, later lines are dropped, nothing throws', async t => {
+  const stream = brokenPipe()
+  const logger = streamLogger(stream, 'tcpproxy', 1, false)
+  logger.log({ tag: '+INFO', event: 'x', text: 'first' })
+  await turn()
+  await turn()
+  t.equal(stream.writes, 1)
+  logger.log({ tag: '+INFO', event: 'x', text: 'second' })
+  await turn()
+  t.equal(stream.writes, 1, 'not written to again')
+})
+
+t.test('keepAlive: a stream is alive until it fails or is destroyed', async t => {
+  const ok = new PassThrough()
+  const alive = keepAlive(ok)
+  t.ok(alive())
+  ok.destroy()
+  t.notOk(alive())
 })

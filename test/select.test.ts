@@ -52,9 +52,13 @@ t.test('a service listing one address twice is not a conflict with itself', asyn
 
 t.test('two interfaces meaning the same address on a port is an error naming both', async t => {
   t.throws(() => buildSelector([svc('a', 25, ['127.0.0.1', '::1'], 'localhost'), svc('b', 25, ['::1'], '[::1]')]), {
-    name: 'TcpproxyError',
+    name: 'ConfigError',
     code: 'ERR_CONFIG',
-    message: 'interfaces "localhost" and "[::1]" both mean ::1 on port 25',
+    message: 'configuration: interfaces "localhost" and "[::1]" both mean ::1 on port 25',
+  })
+  const b = { ...svc('b', 25, ['::1'], '[::1]'), source: { file: '/etc/tcpproxy.conf', line: 7 } }
+  t.throws(() => buildSelector([svc('a', 25, ['127.0.0.1', '::1'], 'localhost'), b]), {
+    message: '/etc/tcpproxy.conf:7: interfaces "localhost" and "[::1]" both mean ::1 on port 25',
   })
 })
 

@@ -495,3 +495,22 @@ t.test('jsonLine: bounded, longest string first, always valid JSON', async t => 
   t.ok(size(many) > MAX_MESSAGE_BYTES)
   t.match(JSON.parse(many), { message: '', host: '', counter99: 99 })
 })
+
+t.test('syslog unreachable and a fallback whose reader went away: lines are dropped, nothing throws', async t => {
+  let writes = 0
+  const fallback = new Writable({
+    write(_chunk, _encoding, done) {
+      writes++
+      done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))
+    },
+  })
+  const logger = syslogLogger({ socketPath: '/dev/log', facility: 2, ident: 'tcpproxy', pid: 4242, debug: false, fallback, format: 'text', loggerPath: join(tmp(t), 'no-such-logger') })
+  logger.log({ tag: '', event: 'ready', text: 'ready' })
+  await logger.close()
+  await new Promise(r => setImmediate(r))
+  const before = writes
+  t.ok(before >= 1, 'the first fallback write failed')
+  logger.log({ tag: '+INFO', event: 'after', text: 'after' })
+  await new Promise(r => setImmediate(r))
+  t.equal(writes, before, 'nothing more is written to the dead fallback')
+})

@@ -20,6 +20,11 @@
  *                                     socket: fails with EPERM without
  *                                     CAP_NET_ADMIN.
  *
+ *   dupFd(fd)                         a close-on-exec duplicate of fd
+ *                                     (F_DUPFD_CLOEXEC): the supervisor keeps
+ *                                     each listening socket open this way,
+ *                                     never polled, so fuser(1) finds it too.
+ *
  *   keepCapabilities()                prctl(PR_SET_KEEPCAPS, 1): the next
  *                                     setuid() away from root keeps the
  *                                     permitted capabilities (the worker of a
@@ -39,6 +44,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -390,6 +396,19 @@ static napi_value probe_transparent(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---------- descriptors ---------- */
+
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int32_t fd;
+  int copy;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd)) return NULL;
+  copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
+  NAPI_CALL(napi_create_int32(env, copy, &result));
+  return result;
+}
+
 /* ---------- capabilities ---------- */
 
 static napi_value keep_capabilities(napi_env env, napi_callback_info info) {
@@ -417,6 +436,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setTransparent", NULL, set_transparent_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"probeTransparent", NULL, probe_transparent, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"keepCapabilities", NULL, keep_capabilities, NULL, NULL, NULL, napi_enumerable, NULL},
     {"limitCapabilities", NULL, limit_capabilities, NULL, NULL, NULL, napi_enumerable, NULL},
   };
