@@ -61,7 +61,7 @@ function holdsListener(pid: number, port: number): boolean {
 }
 
 /** Wait (bounded) until `cond` holds. */
-async function until(cond: () => boolean, ms = 10000): Promise<boolean> {
+async function until(cond: () => boolean, ms = 30_000): Promise<boolean> {
   for (let i = 0; i < ms / 25 && !cond(); i++) await sleep(25)
   return cond()
 }
