@@ -20,7 +20,7 @@
  *   - backpressure: what the destination did not take is kept for that
  *     connection and its source is not read again until it is delivered.
  *     A read asks for no more than the destination's free send-buffer
- *     space (SO_SNDBUF less SIOCOUTQ), and at least KEEP_MIN bytes, so
+ *     space (SO_MEMINFO), and at least KEEP_MIN bytes, so
  *     the kept rest stays small: what the destination refuses of a read
  *     that fitted, or at most KEEP_MIN once it is full. A slow reader's
  *     bytes wait in the kernel (the source's receive window closes)
@@ -62,10 +62,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
+#include <linux/sock_diag.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,7 +83,7 @@ enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_S
 /* The least a read asks for even when the destination has no room: a
  * send must still meet the full buffer (EAGAIN or a short send), for only
  * then does the kernel wake the relay with EPOLLOUT when room is made. */
-#define KEEP_MIN (16 * 1024)
+#define KEEP_MIN (4 * 1024)
 /* Bytes one connection may move in one turn before the others get theirs. */
 #define TURN_BUDGET (2 * READ_MAX)
 #define EVENTS_MAX 256
@@ -201,15 +200,16 @@ static void unkeep(struct half *h) {
 
 /* How much to read for destination `to`: `want`, but no more than it has
  * room for now (and no less than KEEP_MIN), so that little of the read is
- * left over to keep. The kernel's send buffer is SO_SNDBUF (which TCP
- * grows by itself while the stream is fast) and SIOCOUTQ is what it holds
- * still unacknowledged. Either call failing leaves the read uncapped. */
+ * left over to keep. SO_MEMINFO gives, in one call, the two figures the
+ * kernel itself compares before it takes a send: its send buffer (which
+ * TCP grows by itself while the stream is fast) and the memory queued in
+ * it. Should the call fail the read is not capped. */
 static size_t read_size(const struct half *h, int to) {
-  int sndbuf, queued;
-  socklen_t len = sizeof sndbuf;
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
   size_t room;
-  if (getsockopt(to, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) != 0 || ioctl(to, SIOCOUTQ, &queued) != 0) return h->want;
-  room = sndbuf > queued ? (size_t)(sndbuf - queued) : 0;
+  if (getsockopt(to, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return h->want;
+  room = mem[SK_MEMINFO_SNDBUF] > mem[SK_MEMINFO_WMEM_QUEUED] ? mem[SK_MEMINFO_SNDBUF] - mem[SK_MEMINFO_WMEM_QUEUED] : 0;
   if (room < KEEP_MIN) room = KEEP_MIN;
   return room < h->want ? room : h->want;
 }
