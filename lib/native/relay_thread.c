@@ -27,11 +27,11 @@
  *     instead of here.
  *
  * Memory: an idle connection holds ~250 bytes here and no buffer. A read
- * asks for up to `want` bytes, which doubles (to READ_MAX) while the
- * destination takes whole reads and halves (to READ_MIN) when it does not,
- * so a fast stream moves in big reads; capped by the destination's free
- * space, it leaves a slow reader's connection holding little (about
- * KEEP_MIN per direction; it held up to a whole 1 MiB read before).
+ * asks for up to READ_MAX bytes, so a fast stream moves in big reads;
+ * capped by the destination's free space, it leaves a slow reader's
+ * connection holding little (about KEEP_MIN per direction; it held up to
+ * a whole 1 MiB read's rest before, when a shrinking read size was the
+ * only bound).
  *
  * The end of every connection is reported: its report is allocated with
  * the connection (relayAdd), so nothing is allocated when it ends, and a
@@ -77,8 +77,6 @@ enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_S
 /* Bounds of one read. 1 MiB reads measured 13.8 Gbit/s on one loopback
  * stream here, 256 KiB 12.3, 64 KiB 3.3 (HAProxy 11.0); splice(2) through
  * a pipe measured 2.5-5.9 and was dropped. */
-#define READ_MIN (16 * 1024)
-#define READ_START READ_MAX
 #define READ_MAX (1024 * 1024)
 /* The least a read asks for even when the destination has no room: a
  * send must still meet the full buffer (EAGAIN or a short send), for only
@@ -93,7 +91,6 @@ struct half {
   /* Bytes the destination has not taken yet (sent before anything else). */
   char *pending;
   size_t pending_len, pending_off;
-  size_t want;    /* the next read's size */
   uint64_t bytes; /* delivered to the destination */
   bool eof;       /* the source sent its FIN */
   bool shut;      /* ...and it was passed on */
@@ -198,20 +195,20 @@ static void unkeep(struct half *h) {
   h->pending_len = h->pending_off = 0;
 }
 
-/* How much to read for destination `to`: `want`, but no more than it has
+/* How much to read for destination `to`: READ_MAX, but no more than it has
  * room for now (and no less than KEEP_MIN), so that little of the read is
  * left over to keep. SO_MEMINFO gives, in one call, the two figures the
  * kernel itself compares before it takes a send: its send buffer (which
  * TCP grows by itself while the stream is fast) and the memory queued in
  * it. Should the call fail the read is not capped. */
-static size_t read_size(const struct half *h, int to) {
+static size_t read_size(int to) {
   uint32_t mem[SK_MEMINFO_VARS];
   socklen_t len = sizeof mem;
   size_t room;
-  if (getsockopt(to, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return h->want;
+  if (getsockopt(to, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return READ_MAX;
   room = mem[SK_MEMINFO_SNDBUF] > mem[SK_MEMINFO_WMEM_QUEUED] ? mem[SK_MEMINFO_SNDBUF] - mem[SK_MEMINFO_WMEM_QUEUED] : 0;
   if (room < KEEP_MIN) room = KEEP_MIN;
-  return room < h->want ? room : h->want;
+  return room < READ_MAX ? room : READ_MAX;
 }
 
 /* Move what can be moved in direction i now. False: the connection failed.
@@ -247,7 +244,7 @@ static bool pump(struct conn *c, int i, size_t *budget) {
       }
       return true;
     }
-    n = recv(from, buffer, read_size(h, to), MSG_DONTWAIT);
+    n = recv(from, buffer, read_size(to), MSG_DONTWAIT);
     if (n == 0) {
       h->eof = true;
       if (c->reason < 0) c->reason = i == CLIENT ? R_CLIENT : R_SERVER;
@@ -262,11 +259,9 @@ static bool pump(struct conn *c, int i, size_t *budget) {
     h->bytes += (uint64_t)m;
     if (m < n) {
       /* The destination is full: keep the rest, read no more until it is
-       * delivered (EPOLLOUT), and read less next time. */
-      if (h->want > READ_MIN) h->want /= 2;
+       * delivered (EPOLLOUT). */
       return keep(h, buffer + m, (size_t)(n - m)) ? true : fail(c, 1 - i, ENOMEM, "malloc");
     }
-    if ((size_t)n == h->want && h->want < READ_MAX) h->want *= 2;
   }
 }
 
@@ -617,7 +612,6 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   for (int s = 0; s < 2; s++) {
     c->ends[s].c = c;
     c->ends[s].side = s;
-    c->h[s].want = READ_START;
   }
   if (!get_bytes(env, argv[4], &c->h[CLIENT].pending, &c->h[CLIENT].pending_len) ||
       !get_bytes(env, argv[5], &c->h[SERVER].pending, &c->h[SERVER].pending_len)) {
