@@ -19,12 +19,19 @@
  *   - no byte in either direction for the idle timeout closes both;
  *   - backpressure: what the destination did not take is kept for that
  *     connection and its source is not read again until it is delivered.
+ *     A read asks for no more than the destination's free send-buffer
+ *     space (SO_MEMINFO), and at least KEEP_MIN bytes, so
+ *     the kept rest stays small: what the destination refuses of a read
+ *     that fitted, or at most KEEP_MIN once it is full. A slow reader's
+ *     bytes wait in the kernel (the source's receive window closes)
+ *     instead of here.
  *
  * Memory: an idle connection holds ~250 bytes here and no buffer. A read
- * asks for up to `want` bytes, which doubles (to READ_MAX) while the
- * destination takes whole reads and halves (to READ_MIN) when it does not,
- * so a fast stream moves in big reads and a slow reader makes its
- * connection hold little.
+ * asks for up to READ_MAX bytes, so a fast stream moves in big reads;
+ * capped by the destination's free space, it leaves a slow reader's
+ * connection holding little (about KEEP_MIN per direction; it held up to
+ * a whole 1 MiB read's rest before, when a shrinking read size was the
+ * only bound).
  *
  * The end of every connection is reported: its report is allocated with
  * the connection (relayAdd), so nothing is allocated when it ends, and a
@@ -55,6 +62,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -69,9 +77,11 @@ enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_S
 /* Bounds of one read. 1 MiB reads measured 13.8 Gbit/s on one loopback
  * stream here, 256 KiB 12.3, 64 KiB 3.3 (HAProxy 11.0); splice(2) through
  * a pipe measured 2.5-5.9 and was dropped. */
-#define READ_MIN (16 * 1024)
-#define READ_START READ_MAX
 #define READ_MAX (1024 * 1024)
+/* The least a read asks for even when the destination has no room: a
+ * send must still meet the full buffer (EAGAIN or a short send), for only
+ * then does the kernel wake the relay with EPOLLOUT when room is made. */
+#define KEEP_MIN (4 * 1024)
 /* Bytes one connection may move in one turn before the others get theirs. */
 #define TURN_BUDGET (2 * READ_MAX)
 #define EVENTS_MAX 256
@@ -81,7 +91,6 @@ struct half {
   /* Bytes the destination has not taken yet (sent before anything else). */
   char *pending;
   size_t pending_len, pending_off;
-  size_t want;    /* the next read's size */
   uint64_t bytes; /* delivered to the destination */
   bool eof;       /* the source sent its FIN */
   bool shut;      /* ...and it was passed on */
@@ -136,6 +145,9 @@ static struct {
   napi_threadsafe_function tsfn;
   uint32_t active; /* JS thread: connections handed over and not yet reported */
   uint32_t fail_reports; /* JS thread: a test hook, relayFailReports() */
+  /* Bytes kept for destinations now, all connections: a test hook,
+   * relayKept(); written by the relay thread, read by the JS thread. */
+  uint64_t kept;
   /* The relay thread's own: */
   struct conn *conns;
   struct conn *again;
@@ -171,7 +183,32 @@ static bool keep(struct half *h, const char *data, size_t len) {
   memcpy(h->pending, data, len);
   h->pending_len = len;
   h->pending_off = 0;
+  __atomic_add_fetch(&R.kept, len, __ATOMIC_RELAXED);
   return true;
+}
+
+/* Drop what is kept for direction h (delivered, or the connection ended). */
+static void unkeep(struct half *h) {
+  __atomic_sub_fetch(&R.kept, h->pending_len, __ATOMIC_RELAXED);
+  free(h->pending);
+  h->pending = NULL;
+  h->pending_len = h->pending_off = 0;
+}
+
+/* How much to read for destination `to`: READ_MAX, but no more than it has
+ * room for now (and no less than KEEP_MIN), so that little of the read is
+ * left over to keep. SO_MEMINFO gives, in one call, the two figures the
+ * kernel itself compares before it takes a send: its send buffer (which
+ * TCP grows by itself while the stream is fast) and the memory queued in
+ * it. Should the call fail the read is not capped. */
+static size_t read_size(int to) {
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
+  size_t room;
+  if (getsockopt(to, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return READ_MAX;
+  room = mem[SK_MEMINFO_SNDBUF] > mem[SK_MEMINFO_WMEM_QUEUED] ? mem[SK_MEMINFO_SNDBUF] - mem[SK_MEMINFO_WMEM_QUEUED] : 0;
+  if (room < KEEP_MIN) room = KEEP_MIN;
+  return room < READ_MAX ? room : READ_MAX;
 }
 
 /* Move what can be moved in direction i now. False: the connection failed.
@@ -189,9 +226,7 @@ static bool pump(struct conn *c, int i, size_t *budget) {
     h->bytes += (uint64_t)n;
     c->last = R.now;
   }
-  free(h->pending);
-  h->pending = NULL;
-  h->pending_len = h->pending_off = 0;
+  unkeep(h);
   for (;;) {
     if (h->eof) {
       if (!h->shut) {
@@ -209,7 +244,7 @@ static bool pump(struct conn *c, int i, size_t *budget) {
       }
       return true;
     }
-    n = recv(from, buffer, h->want, MSG_DONTWAIT);
+    n = recv(from, buffer, read_size(to), MSG_DONTWAIT);
     if (n == 0) {
       h->eof = true;
       if (c->reason < 0) c->reason = i == CLIENT ? R_CLIENT : R_SERVER;
@@ -224,11 +259,9 @@ static bool pump(struct conn *c, int i, size_t *budget) {
     h->bytes += (uint64_t)m;
     if (m < n) {
       /* The destination is full: keep the rest, read no more until it is
-       * delivered (EPOLLOUT), and read less next time. */
-      if (h->want > READ_MIN) h->want /= 2;
+       * delivered (EPOLLOUT). */
       return keep(h, buffer + m, (size_t)(n - m)) ? true : fail(c, 1 - i, ENOMEM, "malloc");
     }
-    if ((size_t)n == h->want && h->want < READ_MAX) h->want *= 2;
   }
 }
 
@@ -255,8 +288,7 @@ static void finish(struct conn *c) {
     epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
     if (c->err != 0) setsockopt(c->fd[s], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
     close(c->fd[s]);
-    free(c->h[s].pending);
-    c->h[s].pending = NULL;
+    unkeep(&c->h[s]);
   }
   if (c->prev != NULL) c->prev->next = c->next;
   else R.conns = c->next;
@@ -292,6 +324,8 @@ static void cut(struct conn *c, int reason) {
 static void add(struct conn *c) {
   struct epoll_event ev;
   c->last = R.now;
+  /* The bytes given with the hand-over are kept too, until delivered. */
+  __atomic_add_fetch(&R.kept, c->h[CLIENT].pending_len + c->h[SERVER].pending_len, __ATOMIC_RELAXED);
   c->next = R.conns;
   if (R.conns != NULL) R.conns->prev = c;
   R.conns = c;
@@ -475,6 +509,15 @@ static napi_value relay_fail_reports(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* relayKept(): the bytes the thread keeps for destinations now, all
+ * connections together. A test hook (test/relay-thread.test.ts). */
+static napi_value relay_kept(napi_env env, napi_callback_info info) {
+  napi_value out;
+  (void)info;
+  NAPI_CALL(napi_create_double(env, (double)__atomic_load_n(&R.kept, __ATOMIC_RELAXED), &out));
+  return out;
+}
+
 static void stop_thread(void *arg) {
   struct cmd *q = calloc(1, sizeof *q);
   (void)arg;
@@ -569,7 +612,6 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   for (int s = 0; s < 2; s++) {
     c->ends[s].c = c;
     c->ends[s].side = s;
-    c->h[s].want = READ_START;
   }
   if (!get_bytes(env, argv[4], &c->h[CLIENT].pending, &c->h[CLIENT].pending_len) ||
       !get_bytes(env, argv[5], &c->h[SERVER].pending, &c->h[SERVER].pending_len)) {
@@ -619,6 +661,7 @@ bool relay_thread_init(napi_env env, napi_value exports) {
     {"relayAdd", NULL, relay_add, NULL, NULL, NULL, napi_enumerable, NULL},
     {"relayAbort", NULL, relay_abort, NULL, NULL, NULL, napi_enumerable, NULL},
     {"relayFailReports", NULL, relay_fail_reports, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"relayKept", NULL, relay_kept, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }
