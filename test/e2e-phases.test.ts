@@ -10,12 +10,11 @@
  * with --no-relay-thread.
  */
 import t from 'tap'
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { ROOT, backend, descendants, freePort, hangingPort, startProxy, tcpproxy, waitGone } from './fixtures/harness.js'
+import { backend, descendants, fixture, freePort, hangingPort, reachableDir, startProxy, tcpproxy, waitGone } from './fixtures/harness.js'
 
-const fixture = (name: string): string => join(ROOT, 'test/fixtures', name)
 const HEADER = 'PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\n'
 /** A handler whose output is in flight when the client resets. */
 const TALKER = fixture('handler-talker.sh')
@@ -50,9 +49,8 @@ for (const relay of ['the relay thread', '--no-relay-thread']) {
     })
     t.teardown(() => [echo, ctrl].forEach(s => s.close()))
     const hole = await hangingPort(t, 60_000)
-    const dir = t.testdir({})
     // The worker runs as nobody: it writes the dumps.
-    chmodSync(dir, 0o777)
+    const dir = reachableDir(t)
     const conf = join(dir, 'tcpproxy.conf')
     const pidfile = join(dir, 'tcpproxy.pid')
     const names = ['long', 'plain', 'header', 'acp', 'acpOut', 'hole', 'headerHole', 'handler', 'handlerHeader', 'handlerAcp', 'dump', 'sendProxy', 'slowAcp', 'pipeline'] as const

@@ -6,12 +6,12 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { nativeAvailable } from '../lib/native.js'
-import { backend, descendants, echoAfterEnd, exchange, hangingPort, sha256, startProxy } from './fixtures/harness.js'
+import { backend, descendants, echoAfterEnd, exchange, hangingPort, reachableDir, sha256, startProxy } from './fixtures/harness.js'
 
 const oneLiner = (up: number, ...extra: string[]) => (port: number) => ['-d', ...extra, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up}`]
 
@@ -317,9 +317,8 @@ t.test('a reset storm with the relay thread (when built): the same', t => resetS
 t.test('-w: a dump file is always new, never a planted file nor the dump of an earlier run with the same id', async t => {
   const up = await backend(echoAfterEnd)
   t.teardown(() => up.close())
-  const dir = t.testdir({})
   // The daemon's worker runs as nobody when started as root: give it the directory.
-  chmodSync(dir, 0o777)
+  const dir = reachableDir(t)
   const base = join(dir, 'dump')
   // Planted by another process of the serving user, to read the traffic.
   writeFileSync(`${base}.1.log`, '')
