@@ -1,13 +1,13 @@
 /**
  * The process edge: argv, files, stdout/stderr, signals, the exit status,
- * and the choice of process model. Everything below it (lib/proxy.ts and
+ * and the choice of process model. Everything below it (lib/server/forwarder.ts and
  * friends) is given what it needs.
  *
  * - `-z`, `--check`: print and exit.
  * - inetd mode: serve the connection on stdin, exit.
- * - standalone: in the background unless -d/--foreground (lib/daemon.ts);
+ * - standalone: in the background unless -d/--foreground (lib/daemon/background.ts);
  *   started as root, a supervisor binds and a worker running as the
- *   configured user serves (lib/supervisor.ts); with --workers N, N
+ *   configured user serves (lib/daemon/supervisor.ts); with --workers N, N
  *   workers share the listeners (root or not); otherwise one process.
  */
 import { readFileSync, statSync } from 'node:fs'
@@ -15,30 +15,30 @@ import * as inspector from 'node:inspector'
 import { basename } from 'node:path'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, type CliOptions } from './cli.js'
-import type { Config } from './config.js'
-import { STATUS_FD_ENV, launchDetached, statusChannel, type StatusChannel } from './daemon.js'
-import { describeService } from './describe.js'
+import { parseArgs, type CliOptions } from './cli/options.js'
+import type { Config } from './config/config.js'
+import { STATUS_FD_ENV, launchDetached, statusChannel, type StatusChannel } from './daemon/background.js'
+import { describeService } from './cli/describe.js'
 import { TcpproxyError, errorText } from './errors.js'
-import { inheritedConnection, notTcpConnection, sameSocket } from './inetd.js'
-import type { Logger } from './log.js'
-import { openLogger, parseFacility, type LogSettings } from './logging.js'
-import { nativeAvailable } from './native.js'
-import { refuseDebugger, relayExecArgv } from './node-flags.js'
-import { LOG_ENV, logPlaceOf, nestedLogSettings } from './nested.js'
-import { checkServices, checkStartup, servingAccount } from './preflight.js'
-import { writePidfile, type Pidfile } from './pidfile.js'
-import { dropPrivileges, type Identity } from './privileges.js'
-import { Proxy } from './proxy.js'
-import { resolveServices, type ResolvedService } from './resolve.js'
-import { loadServices } from './services.js'
-import type { ProgramContext } from './session.js'
-import { buildSelector } from './select.js'
-import { buildConfig, chooseMode, type SettingsDeps } from './settings.js'
-import { Supervisor } from './supervisor.js'
-import { checkSourceAddresses } from './upstream.js'
-import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent.js'
-import { FACILITIES } from './syslog.js'
+import { inheritedConnection, notTcpConnection, sameSocket } from './server/inetd.js'
+import type { Logger } from './log/logger.js'
+import { openLogger, parseFacility, type LogSettings } from './log/open.js'
+import { nativeAvailable } from './native/addon.js'
+import { refuseDebugger, relayExecArgv } from './daemon/node-flags.js'
+import { LOG_ENV, logPlaceOf, nestedLogSettings } from './log/nested.js'
+import { checkServices, checkStartup, servingAccount } from './daemon/preflight.js'
+import { writePidfile, type Pidfile } from './daemon/pidfile.js'
+import { dropPrivileges, type Identity } from './daemon/privileges.js'
+import { Forwarder } from './server/forwarder.js'
+import { resolveServices, type ResolvedService } from './config/resolve.js'
+import { loadServices } from './config/port-names.js'
+import type { ProgramContext } from './session/session.js'
+import { buildSelector } from './server/selector.js'
+import { buildConfig, chooseMode, type SettingsDeps } from './cli/settings.js'
+import { Supervisor } from './daemon/supervisor.js'
+import { checkSourceAddresses } from './server/upstream.js'
+import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent/sockets.js'
+import { FACILITIES } from './log/syslog.js'
 import { versionText } from './version.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
@@ -102,7 +102,7 @@ interface Running {
 /** One process serving everything (not root, or root told to stay root). */
 async function single(services: readonly ResolvedService[], logger: Logger, programs: ProgramContext, config: Config): Promise<Running> {
   checkTransparentSupport(services)
-  const proxy = new Proxy(services, { logger, programs, maxConnections: config.globals.maxConnections })
+  const proxy = new Forwarder(services, { logger, programs, maxConnections: config.globals.maxConnections })
   await proxy.listen()
   return {
     reload: s => {
@@ -214,7 +214,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
         const problem = notTcpConnection(0)
         throw new TcpproxyError('ERR_USAGE', `inetd mode needs a connected TCP socket on standard input${problem === null ? '' : `, but ${problem}`}`)
       }
-      nativeAvailable() // loaded before giving up root, as a worker does (lib/worker.ts)
+      nativeAvailable() // loaded before giving up root, as a worker does (lib/daemon/worker.ts)
       if (identity !== null && needsNetAdmin(services)) dropKeepingNetAdmin(() => dropPrivileges(identity))
       else if (identity !== null) dropPrivileges(identity)
       checkTransparentSupport(services)
@@ -225,7 +225,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       const settings = nestedLogSettings(logSettings(stderrIsClient ? 'syslog' : 'stderr'), process.env[LOG_ENV], { socket: o.syslogSocket !== null, facility: o.syslogFacility !== null })
       programs.baseEnv[LOG_ENV] = logPlaceOf(settings)
       const logger = openLogger(settings, process.pid, fallback)
-      await new Proxy(services, { logger, programs, maxConnections: null }).handle(inherited)
+      await new Forwarder(services, { logger, programs, maxConnections: null }).handle(inherited)
       await logger.close()
       process.exit(0)
     }

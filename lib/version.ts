@@ -1,6 +1,6 @@
 /** The package version, read once from package.json (the single source of truth), and what `--version` tells. */
 import { createRequire } from 'node:module'
-import { nativeAvailable, nativeLoadFailure, nativeOrigin } from './native.js'
+import { nativeAvailable, nativeLoadFailure, nativeOrigin } from './native/addon.js'
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version
 

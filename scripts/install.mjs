@@ -20,7 +20,7 @@ if (process.platform !== 'linux') {
 }
 
 if (!fromSource) {
-  const native = await import('../dist/native.js').catch(() => null)
+  const native = await import('../dist/native/addon.js').catch(() => null)
   if (native !== null && native.loadNative(native.prebuildPath())) {
     say(`using the prebuilt native addon ${native.nativeOrigin().path}; nothing to build (--build-from-source builds it)`)
     process.exit(0)

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Build the native addon's prebuilt binaries into prebuilds/<platform>-<arch>[-musl]/,
-// which the package ships and lib/native.ts loads: an installed tcpproxy then
+// which the package ships and lib/native/addon.ts loads: an installed tcpproxy then
 // needs no compiler and no install script. Run by `npm pack` (prepack); the
 // binaries are never committed (.gitignore), and postpack removes them again
 // (`--clean`) so a checkout keeps loading its own build from source.

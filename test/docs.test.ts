@@ -6,16 +6,16 @@
  * blocks parse and validate, command lines parse with the options they
  * show, log lines have the shape of the lines a real session logs, error
  * lines are the ones the code produces. (The shipped sample is parsed in
- * config.test.ts and run in e2e-forward.test.ts.)
+ * config.test.ts and run in test/e2e/forward.test.ts.)
  */
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
-import { parseArgs } from '../lib/cli.js'
-import { DEFAULT_SETTINGS, KEYWORD_NAMES, parseConfig } from '../lib/config.js'
+import { parseArgs } from '../lib/cli/options.js'
+import { DEFAULT_SETTINGS, KEYWORD_NAMES, parseConfig } from '../lib/config/config.js'
 import { ERROR_CODES } from '../lib/errors.js'
-import { checkServices, type Inode } from '../lib/preflight.js'
-import { loadServices } from '../lib/services.js'
-import { buildConfig } from '../lib/settings.js'
+import { checkServices, type Inode } from '../lib/daemon/preflight.js'
+import { loadServices } from '../lib/config/port-names.js'
+import { buildConfig } from '../lib/cli/settings.js'
 import { backend, echoAfterEnd, exchange, startProxy } from './fixtures/harness.js'
 
 const man = readFileSync(new URL('../man/tcpproxy.1', import.meta.url), 'utf8').replace(/\\-/g, '-').replace(/\\f[BIRP]/g, '')

@@ -7,7 +7,7 @@
 # every process the tests start (tap, the daemons under test); leak checks
 # are off, as Node's own allocations would be reported. Any other finding,
 # and any undefined behaviour, aborts the process and so fails its test.
-# TCPPROXY_NATIVE (lib/native.ts) points every process at this build.
+# TCPPROXY_NATIVE (lib/native/addon.ts) points every process at this build.
 set -eu
 cd "$(dirname "$0")"
 out=build-asan
@@ -23,4 +23,4 @@ TCPPROXY_NATIVE=$addon \
 LD_PRELOAD=$asan \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  npx tap --disable-coverage --timeout=300 test/relay-thread.test.ts test/e2e-relay.test.ts test/native.test.ts
+  npx tap --disable-coverage --timeout=300 test/relay/thread.test.ts test/e2e/relay.test.ts test/native/addon.test.ts

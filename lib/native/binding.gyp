@@ -6,7 +6,7 @@
   # defines and cflags for each target); elsewhere, in a checkout and with
   # `npm rebuild tcpproxy --build-from-source`, scripts/install.mjs runs
   #   node-gyp rebuild -C lib/native
-  # lib/native.ts loads it lazily, so a machine without it still runs every
+  # lib/native/addon.ts loads it lazily, so a machine without it still runs every
   # other feature. Keep this file JSON apart from its "#" comment lines.
   "targets": [
     {

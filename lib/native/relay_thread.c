@@ -6,11 +6,11 @@
  * through the JS heap in the event loop's thread was the ceiling).
  *
  * JavaScript hands a connection over once its upstream is connected
- * (lib/relay-thread.ts): the two socket descriptors (duplicated here, so
+ * (lib/relay/thread.ts): the two socket descriptors (duplicated here, so
  * Node may close its own), the bytes to send first (a PROXY header, data
  * Node had already read) and the idle timeout. From then on the thread owns
  * the connection and reports its end, with byte counts and the reason,
- * through a thread-safe function. The semantics are those of lib/relay.ts:
+ * through a thread-safe function. The semantics are those of lib/relay/event-loop.ts:
  *
  *   - half-close: a side's EOF becomes shutdown(SHUT_WR) toward the other
  *     once everything read before it is delivered; the other direction goes
@@ -71,7 +71,7 @@
 
 enum { CLIENT = 0, SERVER = 1 };
 
-/* As lib/relay.ts's CloseReason (the names are in reason_names below). */
+/* As lib/relay/event-loop.ts's CloseReason (the names are in reason_names below). */
 enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_SHUTDOWN };
 
 /* Bounds of one read. 1 MiB reads measured 13.8 Gbit/s on one loopback
@@ -500,7 +500,7 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
 }
 
 /* relayFailReports(n): the next n reports fail as if a Node-API call had
- * failed. A test hook (test/relay-thread.test.ts), harmless otherwise. */
+ * failed. A test hook (test/relay/thread.test.ts), harmless otherwise. */
 static napi_value relay_fail_reports(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t n;
@@ -510,7 +510,7 @@ static napi_value relay_fail_reports(napi_env env, napi_callback_info info) {
 }
 
 /* relayKept(): the bytes the thread keeps for destinations now, all
- * connections together. A test hook (test/relay-thread.test.ts). */
+ * connections together. A test hook (test/relay/thread.test.ts). */
 static napi_value relay_kept(napi_env env, napi_callback_info info) {
   napi_value out;
   (void)info;

@@ -1,0 +1,32 @@
+/** One-line descriptions of services, for `--check` and diagnostics. */
+import { formatHostPort } from '../config/address.js'
+import type { ResolvedService } from '../config/resolve.js'
+
+/**
+ * `LISTEN -> TARGETS (timeout T[, more settings])`: `*:PORT` for the
+ * wildcard, a missing server port filled in, `exec PROGRAM ARGS` for a
+ * handler, "the original destination" for a forward-only service without
+ * a server. Settings at
+ * their defaults are left out.
+ */
+export function describeService(s: ResolvedService): string {
+  const where = s.addresses === null ? `*:${s.port}` : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')
+  const target =
+    s.exec !== null
+      ? `exec ${s.exec.join(' ')}`
+      : s.servers === null
+        ? 'the original destination'
+        : s.servers.map(e => formatHostPort(e.host, e.port ?? s.port)).join(',')
+  const extra = [
+    `timeout ${s.timeout}`,
+    ...(s.acp === null ? [] : [`acp ${s.acp.join(' ')}`]),
+    ...(s.acceptProxy === null ? [] : [`accept-proxy ${s.acceptProxy.join(',')}`]),
+    ...(s.sendProxy === null ? [] : [`send-proxy ${s.sendProxy}`]),
+    ...(s.writefile === null ? [] : [`writefile ${s.writefile}`]),
+    ...(s.redirectMode === 'none' ? [] : [`redirect-mode ${s.redirectMode}`]),
+    ...(s.transparent ? ['transparent'] : []),
+    ...(s.sourceAddress === null ? [] : [`srcip ${s.sourceAddress}`]),
+    ...(s.forgeAddr ? [s.forgePort ? 'forge-addr, forge-port' : 'forge-addr'] : []),
+  ]
+  return `${where} -> ${target} (${extra.join(', ')})`
+}

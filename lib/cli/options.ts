@@ -1,0 +1,239 @@
+/**
+ * The command line: argv in, typed options out. Nothing else: no files, no
+ * sockets, no process.exit. The classic letters keep the original's meaning
+ * (tcpproxy(1) 1.x/2.0); long options are ours.
+ */
+import { Command, CommanderError, Option } from 'commander'
+import { TcpproxyError } from '../errors.js'
+import { parseCount, parseSeconds } from '../config/config.js'
+import { DEFAULT_PIDFILE } from '../daemon/pidfile.js'
+
+export interface CliOptions {
+  /** `-b [interface:]port` as written. */
+  bind: string | null
+  /** `-c`/`-f FILE`. */
+  config: string | null
+  debug: boolean
+  standalone: boolean
+  /** `-t SECONDS` (0 = no idle timeout). */
+  timeout: number | null
+  connectTimeout: number | null
+  listPorts: boolean
+  check: boolean
+  /** `-a PROG`: access control program command line. */
+  acp: string | null
+  acpTimeout: number | null
+  /** `-v PREFIX`: environment variable prefix for handlers and ACPs. */
+  envPrefix: string | null
+  /** `-n`: no reverse DNS lookup of clients. */
+  noResolve: boolean
+  /** `-w BASE`: traffic dump file base name. */
+  writefile: string | null
+  /** `-l NAME`: the name in log lines. */
+  logname: string | null
+  /** `--accept-proxy CIDR[,CIDR...]` as written. */
+  acceptProxy: string | null
+  proxyTimeout: number | null
+  /** `--send-proxy v1|v2|none` as written. */
+  sendProxy: string | null
+  /** `-p` (the default pidfile) or `--pidfile FILE`. */
+  pidfile: string | null
+  /** `-u USER[.GROUP]`. */
+  user: string | null
+  /** `--foreground`: stay in the foreground (systemd, containers) without -d's debug lines. */
+  foreground: boolean
+  syslogSocket: string | null
+  syslogFacility: string | null
+  logFormat: 'text' | 'json' | null
+  /** `--grace SECONDS`: how long open sessions may finish after SIGTERM. */
+  grace: number | null
+  maxConnections: number | null
+  /** `--max-programs N`: ACP and handler processes at once (null = the default, DEFAULT_MAX_PROGRAMS). */
+  maxPrograms: number | null
+  /** `-r MODE` as written. */
+  redirectMode: string | null
+  /** `-q`/`--source ADDRESS` as written. */
+  source: string | null
+  forgeAddr: boolean
+  forgePort: boolean
+  transparent: boolean
+  /** `--workers N`: worker processes sharing the listeners (null = 1). */
+  workers: number | null
+  /** `--no-relay-thread`: relay every connection in the event loop (lib/relay/thread.ts). */
+  noRelayThread: boolean
+  /** The server argument: host list, or a handler program and its arguments. */
+  server: string[]
+}
+
+/** The options of an empty command line. */
+export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
+  bind: null,
+  config: null,
+  debug: false,
+  standalone: false,
+  timeout: null,
+  connectTimeout: null,
+  listPorts: false,
+  check: false,
+  acp: null,
+  acpTimeout: null,
+  envPrefix: null,
+  noResolve: false,
+  writefile: null,
+  logname: null,
+  acceptProxy: null,
+  proxyTimeout: null,
+  sendProxy: null,
+  pidfile: null,
+  user: null,
+  foreground: false,
+  syslogSocket: null,
+  syslogFacility: null,
+  logFormat: null,
+  grace: null,
+  maxConnections: null,
+  maxPrograms: null,
+  redirectMode: null,
+  source: null,
+  forgeAddr: false,
+  forgePort: false,
+  transparent: false,
+  workers: null,
+  noRelayThread: false,
+  server: [],
+})
+
+export type CliResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number; output: string }
+
+/** An option value through one of the configuration file's value parsers, the error naming the option. */
+function via(parse: (text: string) => number, option: string) {
+  return (value: string): number => {
+    try {
+      return parse(value)
+    } catch (err) {
+      throw new TcpproxyError('ERR_USAGE', `option ${option}: ${(err as Error).message}`)
+    }
+  }
+}
+const seconds = (option: string) => via(parseSeconds, option)
+const count = (option: string) => via(parseCount, option)
+
+function program(): Command {
+  return new Command('tcpproxy')
+    .description('Forward TCP connections to a server chosen by the local interface.')
+    .usage('[options] [server]')
+    .argument('[server...]', 'host[:port][,host[:port]...] or [v6addr]:port (default port: the listening port)')
+    .addOption(new Option('-b, --bind <[interface:]port>', 'listen on this port (interface: IPv4, [IPv6] or host name; none = all)'))
+    .addOption(new Option('-c, --config <file>', 'configuration file (default /etc/tcpproxy.conf without -b and server)'))
+    .addOption(new Option('-f <file>', 'the same as -c (tcpproxy 2.0)'))
+    .option('-d, --debug', 'stay in the foreground and log to stderr')
+    .option('-s, --standalone', 'listen on the configured ports (implied by -b)')
+    .addOption(new Option('-t, --timeout <seconds>', 'idle timeout, 0 = none (default 60)').argParser(seconds('-t')))
+    .addOption(
+      new Option('--connect-timeout <seconds>', 'timeout of each upstream connect (default 10)').argParser(seconds('--connect-timeout')),
+    )
+    .addOption(new Option('-a, --acp <program>', 'access control program run per connection (exit 0 grants)'))
+    .addOption(new Option('--acp-timeout <seconds>', 'deny when the access control program runs longer (default 10)').argParser(seconds('--acp-timeout')))
+    .addOption(new Option('-v, --env-prefix <prefix>', 'prefix of the variables given to programs (default PROXY_)'))
+    .option('-n, --no-resolve', 'do not look up client host names (PROXY_CLIENTNAME is the IP)')
+    .addOption(new Option('-w, --writefile <base>', 'append each connection\'s traffic to BASE.ID.log'))
+    .addOption(new Option('-l, --logname <name>', 'the name in log lines and PROXY_LOGNAME'))
+    .addOption(new Option('--accept-proxy <cidrs>', 'peers (address[/bits],...) whose connections start with a PROXY header'))
+    .addOption(new Option('--proxy-timeout <seconds>', 'time a trusted peer has to send the PROXY header (default 5)').argParser(seconds('--proxy-timeout')))
+    .addOption(new Option('--send-proxy <version>', 'start upstream connections with a PROXY header (v1 or v2)'))
+    .option('--foreground', 'stay in the foreground, logging to stderr (systemd, containers)')
+    .option('-p', `write the pid to ${DEFAULT_PIDFILE}`)
+    .addOption(new Option('--pidfile <file>', 'write the pid to this file'))
+    .addOption(new Option('-u, --user <user[.group]>', 'run as this user when started as root (default nobody)'))
+    .addOption(new Option('--syslog-socket <path>', 'syslog socket (default /dev/log)'))
+    .addOption(new Option('--syslog-facility <name>', 'syslog facility (default mail)'))
+    .addOption(new Option('--log-format <format>', 'text (default) or json').choices(['text', 'json']))
+    .addOption(new Option('--grace <seconds>', 'time open sessions get after SIGTERM (default 10)').argParser(seconds('--grace')))
+    .addOption(new Option('--max-connections <n>', 'close connections beyond this many at once').argParser(count('--max-connections')))
+    .addOption(new Option('--max-programs <n>', 'close connections that would run more ACPs and handlers at once (default 256)').argParser(count('--max-programs')))
+    .addOption(new Option('-r, --redirect-mode <mode>', 'original destination of redirected connections: none, accept, forward, forward-only'))
+    .addOption(new Option('-q, --source <address>', 'connect upstream from this local address'))
+    .option('--forge-addr', "connect upstream from the client's address (needs CAP_NET_ADMIN)")
+    .option('--forge-port', "...and from the client's port (with --forge-addr)")
+    .option('--transparent', "accept TPROXY'd connections on the listener (needs CAP_NET_ADMIN)")
+    .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
+    .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
+    .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
+    .option('--check', 'validate the configuration, print its services, and exit')
+    .version('', '-V, --version', 'print the version and the native addon in use, and exit')
+    .helpOption('-h, --help', 'print this help and exit')
+}
+
+/**
+ * Parse argv (without node and script). Throws TcpproxyError ERR_USAGE on bad
+ * input. `version` is the version number, or what -V prints (called only then:
+ * it loads the native addon).
+ */
+export function parseArgs(argv: readonly string[], version: string | (() => string)): CliResult {
+  let output = ''
+  // Help and version text is returned, never written: one collector serves both streams.
+  const collect = (s: string): void => void (output += s)
+  const cmd = program()
+    .exitOverride()
+    .configureOutput({ writeOut: collect, writeErr: collect, outputError: () => {} })
+  try {
+    cmd.parse(argv as string[], { from: 'user' })
+  } catch (err) {
+    if (err instanceof TcpproxyError) throw err
+    const e = err as CommanderError
+    if (e.code === 'commander.version') return { kind: 'exit', code: 0, output: `${typeof version === 'string' ? `tcpproxy ${version}` : version()}\n` }
+    if (e.code === 'commander.helpDisplayed') return { kind: 'exit', code: 0, output }
+    // commander's messages start with "error: "; ours are prefixed by the caller.
+    throw new TcpproxyError('ERR_USAGE', e.message.replace(/^error: /, ''))
+  }
+  const o = cmd.opts<Record<string, unknown>>()
+  const server = cmd.processedArgs[0] as string[]
+  const first = server[0]
+  // Only a handler program takes further words (its arguments).
+  if (server.length > 1 && !(first?.startsWith('/') || first?.startsWith('.'))) {
+    throw new TcpproxyError('ERR_USAGE', `extra arguments after server: ${server.slice(1).join(' ')}`)
+  }
+  if (o['config'] !== undefined && o['f'] !== undefined) {
+    throw new TcpproxyError('ERR_USAGE', 'give the configuration file once (-c or -f)')
+  }
+  return {
+    kind: 'run',
+    options: {
+      bind: (o['bind'] as string | undefined) ?? null,
+      config: ((o['config'] ?? o['f']) as string | undefined) ?? null,
+      debug: o['debug'] === true,
+      standalone: o['standalone'] === true,
+      timeout: (o['timeout'] as number | undefined) ?? null,
+      connectTimeout: (o['connectTimeout'] as number | undefined) ?? null,
+      listPorts: o['listPorts'] === true,
+      check: o['check'] === true,
+      acp: (o['acp'] as string | undefined) ?? null,
+      acpTimeout: (o['acpTimeout'] as number | undefined) ?? null,
+      envPrefix: (o['envPrefix'] as string | undefined) ?? null,
+      // commander turns --no-resolve into resolve: false
+      noResolve: o['resolve'] === false,
+      writefile: (o['writefile'] as string | undefined) ?? null,
+      logname: (o['logname'] as string | undefined) ?? null,
+      acceptProxy: (o['acceptProxy'] as string | undefined) ?? null,
+      proxyTimeout: (o['proxyTimeout'] as number | undefined) ?? null,
+      sendProxy: (o['sendProxy'] as string | undefined) ?? null,
+      pidfile: (o['pidfile'] as string | undefined) ?? (o['p'] === true ? DEFAULT_PIDFILE : null),
+      user: (o['user'] as string | undefined) ?? null,
+      foreground: o['foreground'] === true,
+      syslogSocket: (o['syslogSocket'] as string | undefined) ?? null,
+      syslogFacility: (o['syslogFacility'] as string | undefined) ?? null,
+      logFormat: (o['logFormat'] as 'text' | 'json' | undefined) ?? null,
+      grace: (o['grace'] as number | undefined) ?? null,
+      maxConnections: (o['maxConnections'] as number | undefined) ?? null,
+      maxPrograms: (o['maxPrograms'] as number | undefined) ?? null,
+      redirectMode: (o['redirectMode'] as string | undefined) ?? null,
+      source: (o['source'] as string | undefined) ?? null,
+      forgeAddr: o['forgeAddr'] === true,
+      forgePort: o['forgePort'] === true,
+      transparent: o['transparent'] === true,
+      workers: (o['workers'] as number | undefined) ?? null,
+      noRelayThread: o['relayThread'] === false,
+      server,
+    },
+  }
+}

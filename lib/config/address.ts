@@ -1,0 +1,126 @@
+/**
+ * Pure parsers for the address forms a user writes: server lists
+ * (`host[:port][,host[:port]...]`, `[v6addr]:port`), listen specs
+ * (`[interface:]port`) and interface names. They throw TcpproxyError with a
+ * reason; callers add the position (FILE:LINE or the option).
+ */
+import { isIP } from 'node:net'
+import { TcpproxyError } from '../errors.js'
+import { badPortText, parsePort, type PortLookup } from './port-names.js'
+
+/** One upstream: `port` null means "the port the client connected to". */
+export interface Endpoint {
+  host: string
+  port: number | null
+}
+
+/** Where to listen: `address` null means every local address, IPv4 and IPv6. */
+export interface ListenSpec {
+  address: string | null
+  port: number
+  /** A TPROXY listener (IP_TRANSPARENT): takes connections addressed to any address. */
+  transparent?: boolean
+}
+
+const WILDCARDS = new Set(['', '*', 'any', '0.0.0.0', '::'])
+
+function bad(reason: string): never {
+  throw new TcpproxyError('ERR_CONFIG', reason)
+}
+
+/**
+ * The canonical text of an IP address as Node reports socket addresses:
+ * IPv6 lower case and compressed, IPv4-mapped IPv6 as plain IPv4
+ * (so `::ffff:127.0.0.2` matches an `interface 127.0.0.2` line).
+ */
+export function canonicalIp(ip: string): string {
+  if (isIP(ip) !== 6) return ip
+  // Node reports link-local socket addresses with their zone (`fe80::1%eth0`),
+  // which URL refuses: canonicalise the address and keep the zone as written.
+  const pct = ip.indexOf('%')
+  const zone = pct < 0 ? '' : ip.slice(pct)
+  // WHATWG URL serialises IPv6 hosts in RFC 5952 canonical form.
+  const canon = new URL(`http://[${pct < 0 ? ip : ip.slice(0, pct)}]/`).hostname.slice(1, -1)
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canon)
+  if (mapped === null) return canon + zone
+  const hi = parseInt(mapped[1] as string, 16)
+  const lo = parseInt(mapped[2] as string, 16)
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+}
+
+/** `host` for log lines and URLs: IPv6 addresses in brackets. */
+export function formatHostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** True for the interface words that mean "any local address". */
+export function isWildcard(iface: string): boolean {
+  return WILDCARDS.has(iface) || iface === '[::]'
+}
+
+// RFC 1035 labels: at most 63 characters (first, up to 61 in the middle, last); 253 in all.
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
+
+/** Validate a host: an IP address (brackets allowed for IPv6) or a DNS name. */
+export function parseHost(text: string): string {
+  const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
+  if (isIP(inner) !== 0) return canonicalIp(inner)
+  if (inner === text && HOSTNAME.test(text)) return text.toLowerCase()
+  return bad(`bad host name or address: ${JSON.stringify(text)}`)
+}
+
+/**
+ * Split `host[:port]` / `[v6]:port` / a bare IPv6 address. The port part is
+ * returned as written (a number or a service name) or null.
+ */
+function splitHostPort(text: string): { host: string; port: string | null } {
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']')
+    if (close < 0) bad(`missing "]" in ${JSON.stringify(text)}`)
+    const rest = text.slice(close + 1)
+    if (rest !== '' && !rest.startsWith(':')) bad(`unexpected text after "]" in ${JSON.stringify(text)}`)
+    return { host: text.slice(0, close + 1), port: rest === '' ? null : rest.slice(1) }
+  }
+  const colons = text.split(':').length - 1
+  // More than one colon without brackets can only be an IPv6 address.
+  if (colons > 1) return { host: text, port: null }
+  if (colons === 0) return { host: text, port: null }
+  const at = text.indexOf(':')
+  return { host: text.slice(0, at), port: text.slice(at + 1) }
+}
+
+function port(text: string, lookup: PortLookup): number {
+  const p = parsePort(text, lookup)
+  if (p === undefined) return bad(badPortText(text))
+  return p
+}
+
+/**
+ * A server argument or `server` value: comma-separated `host[:port]` items
+ * (blanks around commas allowed), tried in order until one connects.
+ */
+export function parseServerList(text: string, lookup: PortLookup): Endpoint[] {
+  const items = text.split(',').map(s => s.trim())
+  if (items.some(s => s === '')) bad(`empty item in server list ${JSON.stringify(text)}`)
+  return items.map(item => {
+    const hp = splitHostPort(item)
+    if (hp.host === '') bad(`missing host in ${JSON.stringify(item)}`)
+    return { host: parseHost(hp.host), port: hp.port === null ? null : port(hp.port, lookup) }
+  })
+}
+
+/** An interface word: null for the wildcard, else a canonical IP or a host name to resolve. */
+export function parseInterface(text: string): string | null {
+  return isWildcard(text) ? null : parseHost(text)
+}
+
+/** `-b [interface:]port`: a port alone means every interface. */
+export function parseListenSpec(text: string, lookup: PortLookup): ListenSpec {
+  const hp = splitHostPort(text)
+  if (hp.port === null) {
+    // A lone word is the port (`-b 8025`, `-b smtp`); a bracketed host needs a port.
+    if (text.startsWith('[') || hp.host.includes(':')) bad(`missing port in ${JSON.stringify(text)}`)
+    return { address: null, port: port(text, lookup) }
+  }
+  return { address: parseInterface(hp.host), port: port(hp.port, lookup) }
+}

@@ -1,0 +1,56 @@
+/**
+ * Turning interface host names into addresses, once at start-up: the
+ * per-connection selection then compares canonical IPs only.
+ */
+import { lookup as dnsLookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { canonicalIp } from './address.js'
+import { cidrMatcher } from './cidr.js'
+import type { ServiceDef } from './config.js'
+import { ConfigError, errorText } from '../errors.js'
+
+export interface ResolvedService extends ServiceDef {
+  /** Canonical local addresses the service answers on; null = every address. */
+  addresses: string[] | null
+  /** Whether a peer must send a PROXY header (built once from acceptProxy); null = nobody. */
+  trustsProxy: ((ip: string) => boolean) | null
+}
+
+/** A service as it crosses a process boundary (IPC): plain data only. */
+export type ServiceData = Omit<ResolvedService, 'trustsProxy'>
+
+/** Plain data for IPC. */
+export function serviceData(s: ResolvedService): ServiceData {
+  const { trustsProxy: _, ...data } = s
+  return data
+}
+
+/** Rebuild what plain data leaves out (the accept-proxy matcher). */
+export function hydrateService(d: ServiceData): ResolvedService {
+  return { ...d, trustsProxy: d.acceptProxy === null ? null : cidrMatcher(d.acceptProxy) }
+}
+
+export type AddressLookup = (host: string) => Promise<string[]>
+
+/** The system resolver (getaddrinfo), every address of every family. */
+export const systemLookup: AddressLookup = async host =>
+  (await dnsLookup(host, { all: true, verbatim: true })).map(r => r.address)
+
+/** Resolve every service's interface; a name that does not resolve is an error at its line. */
+export async function resolveServices(services: readonly ServiceDef[], lookup: AddressLookup = systemLookup): Promise<ResolvedService[]> {
+  return Promise.all(
+    services.map(async def => {
+      const s = hydrateService({ ...def, addresses: null })
+      if (s.iface === null) return s
+      if (isIP(s.iface) !== 0) return { ...s, addresses: [s.iface] }
+      try {
+        const found = [...new Set((await lookup(s.iface)).map(canonicalIp))]
+        // A service with no address would never be listened on nor selected.
+        if (found.length === 0) throw new Error('no addresses')
+        return { ...s, addresses: found }
+      } catch (err) {
+        throw new ConfigError(s.source.file, s.source.line, `cannot resolve interface "${s.iface}": ${errorText(err)}`)
+      }
+    }),
+  )
+}

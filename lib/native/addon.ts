@@ -1,0 +1,164 @@
+/**
+ * tcpproxy's own Node-API addon (lib/native/, plain C): the Linux socket
+ * options Node's `net` cannot reach (lib/transparent/sockets.ts) and the relay
+ * thread for established connections (lib/relay/thread.ts). The package
+ * ships it prebuilt for Linux (prebuilds/, made by scripts/prebuild.mjs when
+ * it is packed), so installing needs no compiler and no install script; other
+ * platforms build it from source (scripts/install.mjs).
+ *
+ * It is loaded on first use, so a machine where it neither fits nor was
+ * built runs every other feature: transparent proxying fails with
+ * ERR_NOT_SUPPORTED, and connections are relayed in JavaScript.
+ */
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import type { Server, Socket } from 'node:net'
+import { basename, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { TcpproxyError, errorText } from '../errors.js'
+
+/** A destination as the kernel reports it. */
+export interface Destination {
+  address: string
+  port: number
+  family: 4 | 6
+}
+
+/** Why a relayed connection ended; the names of lib/relay/event-loop.ts's CloseReason. */
+export type NativeCloseReason = 'client' | 'server' | 'timeout' | 'client-error' | 'server-error' | 'shutdown'
+
+/** What lib/native/tcpproxy_native.c and relay_thread.c export. */
+export interface NativeAddon {
+  originalDst(fd: number): Destination | null
+  transparentSocket(family: 4 | 6, address: string, port: number): number
+  setTransparent(fd: number): void
+  probeTransparent(family: 4 | 6): void
+  /** A close-on-exec duplicate of `fd` (the supervisor's unpolled hold on a listener). */
+  dupFd(fd: number): number
+  keepCapabilities(): void
+  limitCapabilities(): void
+  /** Start the relay thread; `onEnd` hears of every connection handed over, once, on this thread. */
+  relayInit(onEnd: (id: number, toServer: number, toClient: number, reason: NativeCloseReason, errno: number, syscall: string) => void): void
+  /** Hand a connection over (the descriptors are duplicated); the buffers are sent first. */
+  relayAdd(id: number, clientFd: number, serverFd: number, idleMs: number, toServer: Buffer | null, toClient: Buffer | null): void
+  relayAbort(id: number): void
+}
+
+/**
+ * Where `node-gyp rebuild -C lib/native` puts the addon: a checkout, or
+ * `npm rebuild tcpproxy` where no prebuilt binary fits. TCPPROXY_NATIVE
+ * names another build instead: a test and debug hook (`npm run test:asan`
+ * runs the relay tests against a sanitizer build).
+ */
+export const NATIVE_PATH = process.env.TCPPROXY_NATIVE || fileURLToPath(new URL('../../lib/native/build/Release/tcpproxy_native.node', import.meta.url))
+
+/**
+ * The directory of the prebuilt binary for a platform, as scripts/prebuild.mjs
+ * names them: linux-x64, linux-arm64, linux-x64-musl. `glibc` is the C
+ * library's version that Node reports, undefined on musl (Alpine).
+ */
+export function prebuildName(platform: string, arch: string, glibc: string | undefined): string {
+  return `${platform}-${arch}${platform === 'linux' && glibc === undefined ? '-musl' : ''}`
+}
+
+/** The glibc version Node runs on, from its diagnostic report: undefined on musl and off Linux. */
+function glibcVersion(): string | undefined {
+  // Without excludeNetwork (Node 20.13+, not in @types/node 20) the report
+  // looks up the host name of every open socket's addresses.
+  const report = process.report as typeof process.report & { excludeNetwork: boolean }
+  const excluded = report.excludeNetwork
+  report.excludeNetwork = true
+  try {
+    return (report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime
+  } finally {
+    report.excludeNetwork = excluded
+  }
+}
+
+/** Where `npm pack` put the prebuilt binary for this machine (the package's prebuilds/). */
+export function prebuildPath(): string {
+  const glibc = glibcVersion()
+  const name = prebuildName(process.platform, process.arch, glibc)
+  return fileURLToPath(new URL(`../../prebuilds/${name}/tcpproxy_native.node`, import.meta.url))
+}
+
+/** Which binary loaded: one the package shipped, or one built on this machine. */
+export interface NativeOrigin {
+  path: string
+  kind: 'prebuilt' | 'built from source'
+}
+
+let addon: NativeAddon | undefined
+let origin: NativeOrigin | undefined
+let loadFailure = ''
+let tried = false
+
+/** require() the binary at `path`; the error's first line when it does not load. */
+function tryLoad(path: string): string {
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon
+    return ''
+  } catch (err) {
+    // Node's "Cannot find module" message goes on with the require stack.
+    return errorText(err).split('\n')[0] as string
+  }
+}
+
+/** TCPPROXY_NATIVE is exclusive: a sanitizer run must never fall back to another build unnoticed. */
+function defaultCandidates(): string | string[] {
+  return process.env.TCPPROXY_NATIVE ? NATIVE_PATH : [NATIVE_PATH, prebuildPath()]
+}
+
+/**
+ * (Re)load the addon; true when it loaded. `path` is one binary to load, or
+ * a list to try in turn, those that exist. The default list has a build from
+ * source first, since it was made on purpose for this machine (and in a
+ * checkout it is the one that matches the C sources), then the prebuilt
+ * binary for this platform. Tests give a path to see the failure modes.
+ */
+export function loadNative(path: string | readonly string[] = defaultCandidates()): boolean {
+  tried = true
+  addon = undefined
+  origin = undefined
+  const candidates = typeof path === 'string' ? [path] : path.filter(p => existsSync(p))
+  const failures: string[] = []
+  for (const c of candidates) {
+    const failure = tryLoad(c)
+    if (failure === '') {
+      origin = { path: c, kind: basename(dirname(dirname(c))) === 'prebuilds' ? 'prebuilt' : 'built from source' }
+      loadFailure = ''
+      return true
+    }
+    failures.push(failure)
+  }
+  loadFailure = candidates.length === 0 ? `none of ${[path].flat().join(', ')} exists` : failures.join('; ')
+  return false
+}
+
+/** The addon, loaded on first use; undefined when it does not load. */
+export function nativeAddon(): NativeAddon | undefined {
+  if (!tried) loadNative()
+  return addon
+}
+
+/** Why the addon did not load (empty when it did or was not tried). */
+export function nativeLoadFailure(): string {
+  return loadFailure
+}
+
+/** Which binary loaded (undefined when none did or it was not tried). */
+export function nativeOrigin(): NativeOrigin | undefined {
+  return origin
+}
+
+/** True when the addon is built and loads. */
+export function nativeAvailable(): boolean {
+  return nativeAddon() !== undefined
+}
+
+/** The descriptor under a net.Socket or net.Server (Node keeps it on the handle), for the addon. */
+export function fdOf(target: Socket | Server): number {
+  const fd = (target as unknown as { _handle: { fd?: number } | null })._handle?.fd ?? -1
+  if (fd < 0) throw new TcpproxyError('ERR_RUNTIME', 'the socket has no file descriptor (not open, or already closed)')
+  return fd
+}

@@ -1,0 +1,306 @@
+/**
+ * The forwarder: listeners, per-connection service selection, the sessions
+ * in progress, graceful shutdown. One event loop serves every connection
+ * (lib/session/session.ts does the per-connection work); nothing here reads
+ * `process.*`.
+ */
+import type { Server, Socket } from 'node:net'
+import { canonicalIp, formatHostPort, type ListenSpec } from '../config/address.js'
+import { errorText } from '../errors.js'
+import { boundAddress, bindListener, closeListener, configureServer, parseKey, reconcileListeners } from './listeners.js'
+import { Redirects } from '../transparent/redirect.js'
+import type { Logger } from '../log/logger.js'
+import type { ResolvedService } from '../config/resolve.js'
+import { buildSelector, planListeners } from './selector.js'
+import { DEFAULT_MAX_PROGRAMS, Session, type ProgramContext, type ProgramSlots } from '../session/session.js'
+
+export interface ForwarderOptions {
+  logger: Logger
+  programs: ProgramContext
+  /** At most this many sessions at once (all services); null = no limit. */
+  maxConnections?: number | null
+  /**
+   * How many worker processes share the listeners (default 1). The kernel
+   * hands each connection to one of them and they do not count each other's
+   * sessions, so every limit (global and per service) is divided: each
+   * worker takes ceil(limit / workers).
+   */
+  workers?: number
+  /** This worker's number, 0 to workers - 1: connection ids are index + 1 + k × workers, unique across workers (log lines, -w files). */
+  workerIndex?: number
+}
+
+/** What handle() returns for a connection closed at once. */
+const DONE = Promise.resolve()
+
+/** A limit that is hit (descriptors, programs) is logged at most this often, not once per refused connection. */
+const EPISODE_LOG_MS = 10_000
+
+/** One log line per episode of a recurring condition, with how many were not logged since the last. */
+export class Episodes {
+  #logged = -Infinity
+  #suppressed = 0
+
+  constructor(readonly intervalMs = EPISODE_LOG_MS) {}
+
+  /** Call `log` with the "(N more ...)" suffix now, or count this one if the last line is recent. */
+  report(log: (more: string) => void): void {
+    const now = performance.now()
+    if (now - this.#logged < this.intervalMs) {
+      this.#suppressed++
+      return
+    }
+    const more = this.#suppressed > 0 ? ` (${this.#suppressed} more since the last report)` : ''
+    this.#logged = now
+    this.#suppressed = 0
+    log(more)
+  }
+}
+
+export class Forwarder {
+  readonly #log: Logger
+  readonly #programs: ProgramContext
+  #select: (address: string, port: number) => ResolvedService | undefined
+  #specs: ListenSpec[]
+  /** Listeners by specKey. */
+  readonly #servers = new Map<string, Server>()
+  readonly #sessions = new Set<Session>()
+  /** Open sessions per service, for the services' max-connections. */
+  readonly #perService = new Map<ResolvedService, number>()
+  readonly #maxConnections: number | null
+  /** Listen specs by specKey, as the connections' listener. */
+  readonly #listenerSpecs = new Map<string, ListenSpec>()
+  readonly #redirects = new Redirects(() => [...this.#listenerSpecs.values()])
+  readonly #workers: number
+  /** The last connection id given; ids step by the worker count. */
+  #nextId: number
+  #closing = false
+  readonly #resourceErrors = new Episodes()
+  readonly #programLimit = new Episodes()
+  /** ACP and handler processes running now (ProgramContext.maxPrograms). */
+  #programsRunning = 0
+
+  constructor(services: readonly ResolvedService[], options: ForwarderOptions) {
+    this.#log = options.logger
+    this.#programs = options.programs
+    this.#maxConnections = options.maxConnections ?? null
+    this.#workers = options.workers ?? 1
+    this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
+    this.#select = buildSelector(services)
+    this.#specs = planListeners(services)
+  }
+
+  /** Number of sessions open now. */
+  get sessions(): number {
+    return this.#sessions.size
+  }
+
+  /** Keys (specKey) of the listeners in use. */
+  get listening(): string[] {
+    return [...this.#servers.keys()]
+  }
+
+  /** Bind every listener; on any failure the ones already bound are closed and ERR_BIND thrown. */
+  async listen(): Promise<void> {
+    await reconcileListeners(this.listening, this.#specs, this.#listenerOps)
+  }
+
+  /**
+   * Serve connections from an already listening server (bound here or by
+   * the supervisor), under the name `key`.
+   */
+  adopt(key: string, server: Server): void {
+    configureServer(server)
+    const spec = parseKey(key)
+    server.on('connection', s => void this.handle(s, spec))
+    server.on('error', this.#onResourceError)
+    this.#servers.set(key, server)
+    this.#listenerSpecs.set(key, spec)
+    this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
+  }
+
+  /** The listener serving `key` (one in use), to lend to another worker. */
+  listener(key: string): Server {
+    return this.#servers.get(key) as Server
+  }
+
+  /** Stop listening on `key` (removed by a reload). Open sessions go on. */
+  async unlisten(key: string): Promise<void> {
+    // Only keys of listeners in use are ever given (reconcileListeners).
+    const server = this.#servers.get(key) as Server
+    this.#servers.delete(key)
+    this.#listenerSpecs.delete(key)
+    await closeListener(server)
+    this.#log.log({ tag: '', event: 'unbound', text: `closed ${key}` })
+  }
+
+  /**
+   * New services, listeners left alone (the supervisor manages those): new
+   * connections are served by them, sessions already open keep the service
+   * they started with.
+   */
+  setServices(services: readonly ResolvedService[]): void {
+    this.#select = buildSelector(services)
+    this.#specs = planListeners(services)
+  }
+
+  /**
+   * New services with their listeners (a reload in a single process). If a
+   * listener cannot be bound, everything stays as it was and ERR_BIND is thrown.
+   */
+  async update(services: readonly ResolvedService[]): Promise<void> {
+    const select = buildSelector(services)
+    const specs = planListeners(services)
+    await reconcileListeners(this.listening, specs, this.#listenerOps)
+    this.#select = select
+    this.#specs = specs
+  }
+
+  readonly #listenerOps = {
+    bind: async (key: string, spec: ListenSpec): Promise<void> => this.adopt(key, await bindListener(spec)),
+    unbind: (key: string): Promise<void> => this.unlisten(key),
+  }
+
+  /**
+   * Serve one accepted (or inherited) client connection; resolves when it is
+   * over. The socket must be paused and half-open capable. `listener` is
+   * the listener that accepted it (null: inetd's connection). Not an async
+   * function: its frame would stay alive for as long as the connection.
+   */
+  handle(client: Socket, listener: ListenSpec | null = null): Promise<void> {
+    const id = (this.#nextId += this.#workers)
+    if (client.remoteAddress === undefined || client.localAddress === undefined || this.#closing) {
+      // Gone before we looked at it, or we are shutting down.
+      client.destroy()
+      return DONE
+    }
+    const local = canonicalIp(client.localAddress)
+    const localPort = client.localPort as number
+    const clientIp = canonicalIp(client.remoteAddress)
+    const clientPort = client.remotePort as number
+    this.#log.log({
+      tag: '+INFO',
+      event: 'connected',
+      id,
+      text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`,
+    })
+    // A TPROXY'd connection's local address is where the client meant to
+    // go, not ours: the listener it came through picks the service.
+    const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
+    if (service === undefined) {
+      this.#log.log({
+        tag: '-ERR',
+        event: 'no-service',
+        id,
+        text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
+      })
+      client.destroy()
+      return DONE
+    }
+    const inService = this.#perService.get(service) ?? 0
+    const all = this.#share(this.#maxConnections)
+    const per = this.#share(service.maxConnections)
+    const limit =
+      all !== null && this.#sessions.size >= all
+        ? this.#limitText(`${this.#maxConnections} in all`, all)
+        : per !== null && inService >= per
+          ? this.#limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per)
+          : null
+    if (limit !== null) {
+      this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
+      client.destroy()
+      return DONE
+    }
+    const session = new Session({
+      id,
+      client,
+      service,
+      local,
+      localPort,
+      clientIp,
+      clientPort,
+      log: this.#log,
+      programs: this.#programs,
+      onResourceError: this.#onResourceError,
+      slots: this.#slots,
+      listener,
+      redirects: this.#redirects,
+    })
+    this.#sessions.add(session)
+    this.#perService.set(service, inService + 1)
+    return session.run().finally(() => this.#ended(session, service))
+  }
+
+  #ended(session: Session, service: ResolvedService): void {
+    this.#sessions.delete(session)
+    const left = (this.#perService.get(service) as number) - 1
+    if (left === 0) this.#perService.delete(service)
+    else this.#perService.set(service, left)
+  }
+
+  /** This worker's part of a limit (see ForwarderOptions.workers). */
+  #share(limit: number | null): number | null {
+    return limit === null ? null : Math.ceil(limit / this.#workers)
+  }
+
+  #limitText(text: string, share: number): string {
+    return this.#workers === 1 ? text : `${text}, ${share} in this worker`
+  }
+
+  /**
+   * Out of file descriptors (EMFILE/ENFILE), in accept() or in an upstream
+   * connect. libuv sheds connections it cannot accept (it keeps a spare
+   * descriptor for that) and a failed connect closes its client, so the
+   * daemon keeps serving; the log gets one line per episode, not one per
+   * refused connection. Also the listeners' 'error' handler.
+   */
+  readonly #onResourceError = (err: Error): void => {
+    this.#resourceErrors.report(more => {
+      this.#log.log({ tag: '-ERR', event: 'resource-error', text: `${errorText(err)}: new connections are refused${more}` })
+    })
+  }
+
+  /**
+   * The bound on ACP and handler processes (max-programs): a connection
+   * that would start one beyond it is closed, and the log gets one line
+   * per episode.
+   */
+  readonly #slots: ProgramSlots = {
+    take: clientIp => {
+      const max = this.#programs.maxPrograms === undefined ? DEFAULT_MAX_PROGRAMS : this.#programs.maxPrograms
+      const share = this.#share(max)
+      if (share === null || this.#programsRunning < share) {
+        this.#programsRunning++
+        return true
+      }
+      this.#programLimit.report(more => {
+        const limit = this.#limitText(`${max}`, share)
+        this.#log.log({ tag: '-ERR', event: 'limit', text: `too many programs running (max-programs ${limit}): connection refused, client= ${clientIp}${more}` })
+      })
+      return false
+    },
+    release: () => void this.#programsRunning--,
+  }
+
+  #closeListeners(): Promise<void> {
+    const servers = [...this.#servers.values()]
+    this.#servers.clear()
+    return Promise.all(servers.map(closeListener)).then(() => {})
+  }
+
+  /**
+   * Stop accepting at once; let open sessions finish for up to `graceMs`,
+   * then cut the rest. Resolves when every session has ended.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#closing = true
+    const listeners = this.#closeListeners()
+    const deadline = Date.now() + graceMs
+    while (this.#sessions.size > 0 && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))))
+    }
+    for (const s of this.#sessions) s.abort()
+    while (this.#sessions.size > 0) await new Promise(resolve => setTimeout(resolve, 5))
+    await listeners
+  }
+}

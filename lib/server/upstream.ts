@@ -1,0 +1,110 @@
+/**
+ * Connecting to an upstream: the server list is tried in order until one
+ * accepts, each attempt bounded by the connect timeout. Host names are
+ * resolved per attempt by the system resolver, so a changed DNS entry is
+ * picked up without a restart.
+ */
+import { connect, createServer, isIP, type Socket } from 'node:net'
+import type { Endpoint } from '../config/address.js'
+import { settingError, type ServiceDef } from '../config/config.js'
+import { errorCode } from '../errors.js'
+import { transparentConnect } from '../transparent/sockets.js'
+
+/**
+ * Where upstream connections come from: the kernel's choice, a fixed local
+ * address (srcip), or the client's own address and port (forge-addr,
+ * forge-port: IP_TRANSPARENT, see lib/transparent/sockets.ts).
+ */
+export type Source = { kind: 'any' } | { kind: 'address'; address: string } | { kind: 'forged'; address: string; port: number }
+
+export const ANY_SOURCE: Source = Object.freeze({ kind: 'any' })
+
+/** A socket connecting to `host`:`port` from `from`. allowHalfOpen: the relay passes a FIN on instead of closing (see relay.ts). */
+function open(host: string, port: number, from: Source): Socket {
+  if (from.kind === 'forged') {
+    return transparentConnect({ family: isIP(from.address) === 6 ? 6 : 4, localAddress: from.address, localPort: from.port, host, port })
+  }
+  const localAddress = from.kind === 'address' ? { localAddress: from.address } : {}
+  return connect({ host, port, allowHalfOpen: true, noDelay: true, ...localAddress })
+}
+
+export interface Connected {
+  socket: Socket
+  host: string
+  port: number
+}
+
+export interface FailedAttempt {
+  host: string
+  port: number
+  error: Error
+}
+
+/** Connect one endpoint; rejects on error or after `timeoutMs` (0 = the kernel's limit). */
+export function connectOne(host: string, port: number, timeoutMs: number, from: Source = ANY_SOURCE): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = open(host, port, from)
+    let timer: NodeJS.Timeout | undefined
+    const fail = (err: Error): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      reject(err)
+    }
+    socket.once('error', fail)
+    socket.once('connect', () => {
+      clearTimeout(timer)
+      socket.off('error', fail)
+      resolve(socket)
+    })
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        fail(Object.assign(new Error(`connect timed out after ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }))
+      }, timeoutMs)
+    }
+  })
+}
+
+/**
+ * Try `servers` in order. `defaultPort` fills in entries written without a
+ * port (the port the client connected to). Each failure is reported to
+ * `onFail` before the next is tried; when all fail, the last failure rejects.
+ */
+export async function connectFirst(
+  servers: readonly Endpoint[],
+  defaultPort: number,
+  timeoutMs: number,
+  onFail: (f: FailedAttempt) => void,
+  from: Source = ANY_SOURCE,
+): Promise<Connected> {
+  let last: FailedAttempt | undefined
+  for (const ep of servers) {
+    const port = ep.port ?? defaultPort
+    try {
+      return { socket: await connectOne(ep.host, port, timeoutMs, from), host: ep.host, port }
+    } catch (err) {
+      last = { host: ep.host, port, error: err as Error }
+      onFail(last)
+    }
+  }
+  throw last
+}
+
+/**
+ * The start-up (and reload) check of `srcip`: each source address must be
+ * one of this host's, else every connection of the service would fail with
+ * EADDRNOTAVAIL. Binding a throw-away listener to port 0 asks the kernel.
+ */
+export async function checkSourceAddresses(services: readonly ServiceDef[]): Promise<void> {
+  for (const s of services) {
+    const address = s.sourceAddress
+    if (address === null) continue
+    const server = createServer()
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', err => {
+        const reason = `${address}: cannot use it as a source address: ${errorCode(err)}`
+        reject(settingError(s, 'srcip', `srcip ${reason}`, reason))
+      })
+      server.listen(0, address, () => server.close(() => resolve()))
+    })
+  }
+}

@@ -1,0 +1,469 @@
+/**
+ * One client connection after its service is chosen: the access control
+ * program, then either the handler program or the upstream connect and the
+ * relay, with the original's log lines. A session never throws: whatever
+ * happens ends in its log lines and a closed client.
+ */
+import { isIP, type Socket } from 'node:net'
+import { canonicalIp, formatHostPort, type Endpoint, type ListenSpec } from '../config/address.js'
+import { dumpRecord, openDump, type Side } from './dump.js'
+import { ClientNames, connectionEnv } from './environment.js'
+import { errorCode, errorText, isOutOfDescriptors } from '../errors.js'
+import type { Logger, LogEntry } from '../log/logger.js'
+import { runAcp, runHandler, type RunAs } from './programs.js'
+import { readProxyHeader } from '../protocol/header-reader.js'
+import { formatProxyV1, formatProxyV2, type ProxyHeader } from '../protocol/proxy-protocol.js'
+import type { RelayHandle, RelayResult } from '../relay/event-loop.js'
+import { startRelay } from '../relay/thread.js'
+import type { ResolvedService } from '../config/resolve.js'
+import type { Redirects } from '../transparent/redirect.js'
+import type { Destination } from '../native/addon.js'
+import { ANY_SOURCE, connectFirst, type Source } from '../server/upstream.js'
+import { isOwnLogLine } from '../log/nested.js'
+
+/** Program-wide facts a session needs for handler and ACP environments. */
+export interface ProgramContext {
+  /** The environment programs inherit (tcpproxy's own). */
+  baseEnv: Record<string, string>
+  envPrefix: string
+  pid: number
+  proxyName: string
+  logName: string
+  /** Look up client host names for PROXY_CLIENTNAME (off with -n). */
+  resolveNames: boolean
+  /** Where the names come from (tests); default: the system resolver, shared by every session of the process. */
+  names?: ClientNames
+  runAs: RunAs
+  /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG). */
+  dumpBacklog?: number
+  /** Relay established connections in the addon's relay thread when it is built (lib/relay/thread.ts). */
+  relayThread?: boolean
+  /**
+   * At most this many ACP and handler processes at once (all services;
+   * divided among workers like max-connections). Default
+   * DEFAULT_MAX_PROGRAMS; null: no limit.
+   */
+  maxPrograms?: number | null
+}
+
+/**
+ * Programs at once, by default: each is a process (a few MB, a slot in the
+ * serving user's process limit), so a flood of connections to a handler
+ * service must not fork without bound.
+ */
+export const DEFAULT_MAX_PROGRAMS = 256
+
+/** Where a session gets a place for a program (ACP, handler) to run: false = none free (refuse). */
+export interface ProgramSlots {
+  take(clientIp: string): boolean
+  release(): void
+}
+
+/**
+ * A disk slower than the traffic must not make a dump grow in memory without
+ * bound: past this many bytes waiting, the dump of that connection stops
+ * (the relay goes on) with a last line saying so.
+ */
+export const DUMP_BACKLOG = 16 * 1024 * 1024
+
+/** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
+const NAME_TIMEOUT_MS = 2000
+
+/** The process's lookups (the thread pool they bound is the process's). */
+const SYSTEM_NAMES = new ClientNames()
+
+
+export interface SessionInit {
+  id: number
+  client: Socket
+  service: ResolvedService
+  local: string
+  localPort: number
+  clientIp: string
+  clientPort: number
+  log: Logger
+  programs: ProgramContext
+  /** Reports running out of descriptors (rate-limited by the proxy). */
+  onResourceError: (err: Error) => void
+  /** The bound on programs running at once. */
+  slots: ProgramSlots
+  /** The listener that accepted the connection; null for inetd's. */
+  listener: ListenSpec | null
+  redirects: Redirects
+}
+
+export class Session {
+  readonly #s: Omit<SessionInit, 'client'>
+  /**
+   * The client's socket while Node holds it; null once the relay thread
+   * has taken the connection, so an idle session does not keep a closed
+   * Socket object alive (memory per connection).
+   */
+  #client: Socket | null
+  readonly #started = performance.now()
+  /** How abort() ends the session: the running relay, or the handler's kill; neither: close the client. */
+  #relay: RelayHandle | null = null
+  #kill: (() => void) | null = null
+  /** The client as the session reports it: the socket's peer, or the one a PROXY header names. */
+  #clientIp: string
+  #clientPort: number
+  /** Set when a PROXY header was accepted. */
+  #proxied: { peer: string; header: ProxyHeader; rest: Buffer } | null = null
+  /** Where the client meant to connect, when a firewall rule redirected it here (redirect-mode). */
+  #origdst: Destination | null = null
+  /** Set by abort(): nothing new may start (a program, a connect). */
+  #aborted = false
+  /** Stops a running ACP when the session is aborted. */
+  readonly #cancel = new AbortController()
+  /** A client socket error not reported yet (a reset while a program ran, an ACP's output that met a reset). */
+  #clientError: Error | null = null
+
+  constructor(init: SessionInit) {
+    const { client, ...rest } = init
+    this.#s = rest
+    this.#client = client
+    this.#clientIp = init.clientIp
+    this.#clientPort = init.clientPort
+    // From accept to close the session owns an error path on the client
+    // socket: Node reads ahead (after a PROXY header) and the ACP writes to
+    // it long before a relay or a handler takes it over.
+    client.on('error', err => (this.#clientError ??= err))
+  }
+
+  /** End the session now (shutdown after the grace period). */
+  abort(): void {
+    this.#aborted = true
+    this.#cancel.abort()
+    if (this.#relay !== null) this.#relay.abort()
+    else if (this.#kill !== null) this.#kill()
+    else this.#socket.destroy()
+  }
+
+  /** The client's socket, before any hand-over to the relay thread. */
+  get #socket(): Socket {
+    return this.#client as Socket
+  }
+
+  #log(tag: LogEntry['tag'], event: string, text: string): void {
+    this.#s.log.log({ tag, event, id: this.#s.id, text })
+  }
+
+  /** Serve the connection; resolves when it is over. */
+  async run(): Promise<void> {
+    const { service } = this.#s
+    if (service.redirectMode !== 'none' && !(await this.#redirect())) return
+    if (service.trustsProxy?.(this.#s.clientIp) === true && !(await this.#readProxyHeader())) return
+    const needsEnv = service.acp !== null || service.exec !== null
+    const env = needsEnv ? await this.#environment() : null
+    if (this.#gone()) return
+    if (service.acp !== null && !(await this.#access(service.acp, env as Record<string, string>))) return
+    if (service.exec !== null) return this.#handler(service.exec, env as Record<string, string>)
+    return this.#proxy()
+  }
+
+  /**
+   * Whether the session is over before its relay or handler began: aborted
+   * (shutdown), or the client is gone. A client error is logged here, once.
+   */
+  #gone(): boolean {
+    if (!this.#aborted && !this.#socket.destroyed) return false
+    if (this.#clientError !== null) {
+      this.#log('-INFO', 'socket-error', `client close() detected, error= ${errorText(this.#clientError)}`)
+      this.#clientError = null
+    }
+    this.#socket.destroy()
+    return true
+  }
+
+  /** Too many programs running: refuse (the proxy logs it). Returns whether one may start. */
+  #takeSlot(): boolean {
+    if (this.#s.slots.take(this.#clientIp)) return true
+    this.#socket.destroy()
+    return false
+  }
+
+  /** A program that could not start for want of descriptors: one rate-limited line (the proxy's), not one per connection. */
+  #outOfDescriptors(rc: string): boolean {
+    const err = Object.assign(new Error(`can't start a program: ${rc}`), { code: rc })
+    if (!isOutOfDescriptors(err)) return false
+    this.#socket.destroy()
+    this.#s.onResourceError(err)
+    return true
+  }
+
+  /**
+   * A trusted peer must start with a PROXY header (v1 or v2), complete
+   * within proxy-timeout; anything else closes the connection (the spec:
+   * never guess, abort on any deviation). Returns whether to go on.
+   */
+  async #readProxyHeader(): Promise<boolean> {
+    const s = this.#s
+    const peer = formatHostPort(s.clientIp, s.clientPort)
+    let got
+    try {
+      got = await readProxyHeader(this.#socket, s.service.proxyTimeout * 1000)
+    } catch (err) {
+      this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
+      // That line names the error; the session's own listener saw it too.
+      this.#clientError = null
+      this.#socket.destroy()
+      return false
+    }
+    const { header } = got
+    this.#proxied = { peer: s.clientIp, ...got }
+    const a = header.addresses
+    if (a !== null) {
+      this.#clientIp = canonicalIp(a.sourceAddress)
+      this.#clientPort = a.sourcePort
+    }
+    const what = a === null ? `${header.command === 'LOCAL' ? 'LOCAL' : 'UNKNOWN'}, the connection's own addresses apply` : `client= ${formatHostPort(this.#clientIp, this.#clientPort)}, destination= ${formatHostPort(canonicalIp(a.destinationAddress), a.destinationPort)}`
+    this.#log('+INFO', 'proxy-header', `PROXY v${header.version} from ${peer}: ${what}`)
+    return true
+  }
+
+  /**
+   * redirect-mode: learn the original destination and log it; refuse a
+   * connection that was not redirected (forward-only) or whose forwarding
+   * would come back here. Returns whether to go on.
+   */
+  async #redirect(): Promise<boolean> {
+    const s = this.#s
+    const mode = s.service.redirectMode
+    const refuse = (event: string, text: string): false => {
+      this.#log('-ERR', event, text)
+      this.#socket.destroy()
+      return false
+    }
+    let dest: Destination | null
+    try {
+      dest = s.redirects.find(this.#socket, s.listener)
+    } catch (err) {
+      return refuse('redirect-error', `can't read the original destination, client= ${s.clientIp}: ${errorText(err)}`)
+    }
+    if (dest === null) return mode === 'forward-only' ? refuse('not-redirected', `connection not redirected, client= ${s.clientIp}`) : true
+    const where = formatHostPort(dest.address, dest.port)
+    if (mode !== 'accept') {
+      // Our own forwarded connection may be the one coming back: let the
+      // poll that reported it connected run its callbacks first.
+      if (s.redirects.tracking) await new Promise(resolve => setImmediate(resolve))
+      const loop = s.redirects.loop(dest, s.clientIp, s.clientPort)
+      if (loop !== null) return refuse('redirect-loop', `redirect loop refused: origdst: ${where}, client= ${s.clientIp}: ${loop}`)
+    }
+    this.#origdst = dest
+    this.#log('+INFO', 'redirected', `connection redirected, origdst: ${where}`)
+    return true
+  }
+
+  async #environment(): Promise<Record<string, string>> {
+    const s = this.#s
+    const p = s.programs
+    const ip = this.#clientIp
+    const name = p.resolveNames ? await (p.names ?? SYSTEM_NAMES).name(ip, NAME_TIMEOUT_MS) : ip
+    const a = this.#proxied?.header.addresses
+    return {
+      ...p.baseEnv,
+      ...connectionEnv(p.envPrefix, {
+        client: ip,
+        clientName: name,
+        clientPort: this.#clientPort,
+        iface: s.local,
+        port: s.localPort,
+        config: `${s.service.ifaceText}:${s.service.port}`,
+        pid: p.pid,
+        proxyName: p.proxyName,
+        logName: p.logName,
+        started: Math.floor(Date.now() / 1000),
+        ...(this.#proxied === null ? {} : { peer: this.#proxied.peer }),
+        ...(a ? { destination: { address: canonicalIp(a.destinationAddress), port: a.destinationPort } } : {}),
+        ...(this.#origdst === null ? {} : { origdst: { address: this.#origdst.address, port: this.#origdst.port } }),
+      }),
+    }
+  }
+
+  /** Run the ACP; its stdout goes to the client. Returns whether access is granted (and the session goes on). */
+  async #access(acp: string[], env: Record<string, string>): Promise<boolean> {
+    const s = this.#s
+    if (!this.#takeSlot()) return false
+    const r = await runAcp(acp, env, s.service.acpTimeout * 1000, s.programs.runAs, this.#cancel.signal)
+    s.slots.release()
+    if (this.#gone() || this.#outOfDescriptors(r.rc)) return false
+    if (r.output.length > 0) {
+      // The ACP speaks to the client (a refusal banner, a greeting) before anything else does.
+      await new Promise<void>(resolve => this.#socket.write(r.output, () => resolve()))
+      if (this.#gone()) return false
+    }
+    const text = `client= ${this.#clientIp}, rc= ${r.rc}, message= ${r.message}`
+    if (r.granted) {
+      if (s.log.debug) this.#log('+DEBUG', 'access-granted', `access granted: ${text}`)
+      return true
+    }
+    this.#log('-ERR', 'access-denied', `access denied: ${text}`)
+    this.#socket.destroy()
+    return false
+  }
+
+  async #handler(cmd: string[], env: Record<string, string>): Promise<void> {
+    const s = this.#s
+    const name = env[`${s.programs.envPrefix}CLIENTNAME`] as string
+    this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
+    const preread = this.#proxied === null ? null : this.#proxied.rest
+    if (!this.#takeSlot()) return
+    const stderr = (line: string): void =>
+      // A tcpproxy the handler exec'd logs as itself (lib/log/nested.ts).
+      isOwnLogLine(line, h.pid) && s.log.passThrough !== undefined ? s.log.passThrough(line) : this.#log('-INFO', 'handler-stderr', `handler: ${line}`)
+    const h = runHandler(cmd, env, this.#socket, preread, stderr, s.programs.runAs)
+    this.#kill = h.kill
+    const r = await h.exited
+    s.slots.release()
+    if (!r.started) {
+      if (!this.#outOfDescriptors(r.rc)) this.#log('-ERR', 'handler-error', `can't execute ${cmd[0]}, error= ${r.rc}`)
+      return
+    }
+    const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
+    this.#log(r.rc === '0' ? '+OK' : '-ERR', 'handler-end', `handler end: client= ${this.#clientIp}, rc= ${r.rc}, duration= ${duration}`)
+  }
+
+  async #proxy(): Promise<void> {
+    const s = this.#s
+    const toOrigdst = this.#origdst !== null && s.service.redirectMode !== 'accept'
+    const servers: readonly Endpoint[] = toOrigdst
+      ? [{ host: (this.#origdst as Destination).address, port: (this.#origdst as Destination).port }]
+      : (s.service.servers as Endpoint[])
+    let up
+    try {
+      up = await connectFirst(
+        servers,
+        s.localPort,
+        s.service.connectTimeout * 1000,
+        f => {
+          if (isOutOfDescriptors(f.error)) return
+          this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
+        },
+        this.#source(),
+      )
+    } catch (err) {
+      const f = err as { host: string; port: number; error: Error }
+      this.#socket.destroy()
+      if (isOutOfDescriptors(f.error)) return s.onResourceError(f.error)
+      this.#log(
+        '-ERR',
+        'connection-error',
+        `connection error: client= ${this.#clientIp}, server= ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
+      )
+      return
+    }
+    const serverText = formatHostPort(up.host, up.port)
+    if (this.#gone()) {
+      // Aborted (shutdown), or the client reset, while connecting.
+      up.socket.destroy()
+      return
+    }
+    // Tracked while the session lasts (the relay thread closes Node's socket early).
+    const untrack = toOrigdst ? s.redirects.track(up.socket) : null
+    this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
+    const header = this.#outgoingHeader()
+    const first = header === null ? [] : [header]
+    // Bytes that came after a PROXY header are the client's first data. They
+    // are sent first, not unshift()ed: the client's EOF may already have
+    // been seen, and a stream refuses unshift() after its 'end'.
+    if (this.#proxied !== null && this.#proxied.rest.length > 0) first.push(this.#proxied.rest)
+    const headerBytes = header?.length ?? 0
+    // Returned, not awaited: an idle connection holds no suspended async
+    // frame, only the relay's callback.
+    return new Promise<void>(resolve => {
+      const done = (result: RelayResult): void => {
+        untrack?.()
+        const finish = (): void => {
+          this.#logEnd(serverText, { ...result, sent: result.sent - headerBytes })
+          resolve()
+        }
+        // The dump is complete on disk before the disconnect line says the session is over.
+        if (this.#closeDump === null) finish()
+        else void this.#closeDump().then(finish)
+      }
+      this.#relay = startRelay({
+        client: this.#socket,
+        server: up.socket,
+        idleMs: s.service.timeout * 1000,
+        first,
+        done,
+        tap: this.#dumpTap(),
+        thread: s.programs.relayThread === true,
+      })
+      // The relay thread took the connection and Node closed its socket.
+      if (this.#socket.destroyed) this.#client = null
+    })
+  }
+
+  /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */
+  #source(): Source {
+    const service = this.#s.service
+    if (service.forgeAddr) return { kind: 'forged', address: this.#clientIp, port: service.forgePort ? this.#clientPort : 0 }
+    return service.sourceAddress === null ? ANY_SOURCE : { kind: 'address', address: service.sourceAddress }
+  }
+
+  /**
+   * send-proxy: the client (as received, if a header named one) and the
+   * address it connected to: the original destination when it was
+   * redirected, else the local address. Mixed families cannot be expressed;
+   * then the header says UNKNOWN (v1) / LOCAL (v2) rather than lie.
+   */
+  #outgoingHeader(): Buffer | null {
+    const version = this.#s.service.sendProxy
+    if (version === null) return null
+    const family = isIP(this.#clientIp) === 4 ? 'IPv4' : 'IPv6'
+    const destinationAddress = this.#origdst?.address ?? this.#s.local
+    const destinationPort = this.#origdst?.port ?? this.#s.localPort
+    const sameFamily = isIP(this.#clientIp) === isIP(destinationAddress)
+    const a = sameFamily ? ({ family, sourceAddress: this.#clientIp, sourcePort: this.#clientPort, destinationAddress, destinationPort } as const) : null
+    return version === 'v1' ? formatProxyV1(a) : formatProxyV2(a)
+  }
+
+  /** The `-w` tap, or null; a dump that cannot be opened is logged and skipped. */
+  #dumpTap(): ((from: Side, chunk: Buffer) => void) | null {
+    const base = this.#s.service.writefile
+    if (base === null) return null
+    const id = String(this.#s.id)
+    let dump
+    try {
+      dump = openDump(base, id)
+    } catch (err) {
+      this.#log('-INFO', 'writefile-error', `can't open writefile: ${base}.${id}.log, error= ${errorCode(err)}`)
+      return null
+    }
+    const { out, path } = dump
+    // Ids start again at 1 after a restart: an older dump keeps its file.
+    if (path !== `${base}.${id}.log`) this.#log('-INFO', 'writefile-renamed', `writefile ${base}.${id}.log exists, writing ${path}`)
+    out.on('error', err => this.#log('-INFO', 'writefile-error', `can't write writefile: ${path}, error= ${errorCode(err)}`))
+    this.#closeDump = () => new Promise<void>(resolve => out.end(() => resolve()))
+    const limit = this.#s.programs.dumpBacklog ?? DUMP_BACKLOG
+    let cut = false
+    return (from, chunk) => {
+      if (out.destroyed || cut) return
+      out.write(dumpRecord(from, id, performance.timeOrigin + performance.now(), chunk))
+      if (out.writableLength <= limit) return
+      cut = true
+      out.write('--- the dump stops here: the disk did not keep up with the traffic\n')
+      this.#log('-INFO', 'writefile-error', `writefile cut short: ${path}, more than ${limit} bytes waiting for the disk`)
+    }
+  }
+
+  /** Set while a `-w` dump is open. */
+  #closeDump: (() => Promise<void>) | null = null
+
+  #logEnd(serverText: string, r: RelayResult): void {
+    if (r.closedBy === 'timeout') {
+      this.#log('-ERR', 'timeout', `connection timed out: client= ${this.#clientIp}, server= ${serverText}`)
+    } else if (r.error !== null) {
+      const side = r.closedBy === 'client-error' ? 'client' : 'server'
+      this.#log('-INFO', 'socket-error', `${side} close() detected, error= ${errorText(r.error)}`)
+    }
+    const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
+    this.#log(
+      '+OK',
+      'disconnect',
+      `disconnect: client= ${this.#clientIp}, server= ${serverText}, received= ${r.received}, send= ${r.sent}, ` +
+        `duration= ${duration}, closed-by= ${r.closedBy}`,
+    )
+  }
+}

@@ -1,0 +1,177 @@
+/** lib/server/forwarder.ts in process: lifecycle paths the end-to-end tests cannot time precisely. */
+import t from 'tap'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import type { LogEntry, Logger } from '../../lib/log/logger.js'
+import { Episodes, Forwarder } from '../../lib/server/forwarder.js'
+import type { ResolvedService } from '../../lib/config/resolve.js'
+import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/session.js'
+import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
+import { backend, freePort, hangingPort } from '../fixtures/harness.js'
+import { socketPair } from '../fixtures/pair.js'
+
+function memoryLogger(): Logger & { entries: LogEntry[] } {
+  const entries: LogEntry[] = []
+  return { debug: false, entries, log: e => void entries.push(e) }
+}
+
+const programs: ProgramContext = {
+  baseEnv: {},
+  envPrefix: 'PROXY_',
+  pid: 1,
+  proxyName: 'tcpproxy',
+  logName: 'tcpproxy',
+  resolveNames: false,
+  runAs: {},
+}
+
+function service(port: number, upPort: number, extra: Partial<ResolvedService> = {}): ResolvedService {
+  return {
+    ...DEFAULT_SETTINGS,
+    port,
+    iface: '127.0.0.1',
+    ifaceText: '127.0.0.1',
+    addresses: ['127.0.0.1'],
+    trustsProxy: null,
+    servers: [{ host: '127.0.0.1', port: upPort }],
+    timeout: 60,
+    connectTimeout: 5,
+    source: { file: 'test', line: 1 },
+    ...extra,
+  }
+}
+
+t.test('close() cuts sessions still open after the grace period', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume())
+  t.teardown(() => up.close())
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, up.port)], { logger: log, programs })
+  await proxy.listen()
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  c.resume()
+  while (!log.entries.some(e => e.event === 'connect')) await new Promise(r => setTimeout(r, 10))
+  t.equal(proxy.sessions, 1)
+  const start = Date.now()
+  await proxy.close(300)
+  t.ok(Date.now() - start >= 250, 'waited for the grace period')
+  t.equal(proxy.sessions, 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= shutdown')
+})
+
+t.test('close() during an upstream connect drops the session when the connect completes', async t => {
+  const holePort = await hangingPort(t, 400, 'then-accept')
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, holePort)], { logger: log, programs })
+  await proxy.listen()
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  const closed = once(c, 'close')
+  while (!log.entries.some(e => e.event === 'connected')) await new Promise(r => setTimeout(r, 10))
+  await proxy.close(0)
+  await closed
+  t.notOk(log.entries.some(e => e.event === 'connect'), 'no relay was started')
+  t.equal(proxy.sessions, 0)
+})
+
+t.test('a failed bind releases the listeners already bound', async t => {
+  const busy = createServer().listen(0, '127.0.0.1')
+  await once(busy, 'listening')
+  t.teardown(() => busy.close())
+  const busyPort = (busy.address() as { port: number }).port
+  const first = await freePort()
+  const proxy = new Forwarder([service(first, 9), service(busyPort, 9)], { logger: memoryLogger(), programs })
+  await t.rejects(proxy.listen(), { code: 'ERR_BIND', message: `cannot bind 127.0.0.1:${busyPort}: EADDRINUSE` })
+  const again = createServer().listen(first, '127.0.0.1')
+  await once(again, 'listening')
+  t.pass('the first port is free again')
+  again.close()
+})
+
+t.test('a socket handed over during shutdown, or already gone, is closed at once', async t => {
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(await freePort(), 9)], { logger: log, programs })
+  await proxy.close(0)
+  const [outer, inner] = await socketPair()
+  const closed = once(outer, 'close')
+  outer.on('end', () => outer.end())
+  proxy.handle(inner)
+  await closed
+  t.ok(inner.destroyed)
+  const [outer2, inner2] = await socketPair()
+  outer2.destroy()
+  inner2.destroy()
+  proxy.handle(inner2)
+  t.same(log.entries, [], 'nothing was logged for either')
+})
+
+t.test('with workers sharing the listeners, each enforces its part of the limits, rounded up', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume())
+  t.teardown(() => up.close())
+  const [a, b] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(a, up.port), service(b, up.port, { maxConnections: 1 })], { logger: log, programs, maxConnections: 3, workers: 2, workerIndex: 1 })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  t.equal((proxy.listener(`127.0.0.1:${a}`).address() as { port: number }).port, a, 'the listener of a key, to lend to another worker')
+  const held = [connect({ port: b, host: '127.0.0.1' }), connect({ port: b, host: '127.0.0.1' })].map(c => c.on('error', () => {}))
+  while (!log.entries.some(e => e.event === 'limit')) await new Promise(r => setTimeout(r, 10))
+  t.match(log.entries.find(e => e.event === 'limit')?.text, `too many connections (max-connections 1 for 127.0.0.1:${b}, 1 in this worker)`)
+  held.push(connect({ port: a, host: '127.0.0.1' }).on('error', () => {}), connect({ port: a, host: '127.0.0.1' }).on('error', () => {}))
+  while (log.entries.filter(e => e.event === 'limit').length < 2) await new Promise(r => setTimeout(r, 10))
+  t.match(log.entries.filter(e => e.event === 'limit')[1]?.text, 'too many connections (max-connections 3 in all, 2 in this worker)')
+  t.same(log.entries.filter(e => e.event === 'connected').map(e => e.id), [2, 4, 6, 8], 'worker 1 of 2 numbers its connections 2, 4, 6, ...')
+  held.forEach(c => c.destroy())
+})
+
+t.test('max-programs: a connection that would start a program beyond the bound is closed; one line per episode', async t => {
+  const port = await freePort()
+  const log = memoryLogger()
+  const svc = service(port, 9, { exec: ['/bin/cat'] })
+  const proxy = new Forwarder([svc], { logger: log, programs: { ...programs, baseEnv: { PATH: '/usr/bin:/bin' }, maxPrograms: 2 }, workers: 2 })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  const first = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  while (!log.entries.some(e => e.event === 'starting')) await new Promise(r => setTimeout(r, 10))
+  // The first handler holds this worker's one place (2 for 2 workers); the next two are refused.
+  const refused = [0, 1].map(() => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
+  await Promise.all(refused.map(c => once(c, 'close')))
+  const limits = log.entries.filter(e => e.event === 'limit')
+  t.equal(limits.length, 1, 'one line for the episode')
+  t.match(limits[0]?.text, /^too many programs running \(max-programs 2, 1 in this worker\): connection refused, client= 127\.0\.0\.1$/)
+  first.end('echo')
+  const [echo] = (await once(first, 'data')) as [Buffer]
+  t.equal(echo.toString(), 'echo', 'the running handler is served')
+  await once(first, 'close')
+  while (proxy.sessions > 0) await new Promise(r => setTimeout(r, 10))
+  const again = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  again.end('again')
+  const [reply] = (await once(again, 'data')) as [Buffer]
+  t.equal(reply.toString(), 'again', 'its place is free again once it ended')
+})
+
+t.test('max-programs null: no bound', async t => {
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, 9, { exec: ['/bin/cat'] })], { logger: log, programs: { ...programs, maxPrograms: null } })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  const held = [0, 1, 2].map(() => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
+  while (log.entries.filter(e => e.event === 'starting').length < 3) await new Promise(r => setTimeout(r, 10))
+  t.notOk(log.entries.some(e => e.event === 'limit'))
+  held.forEach(c => c.destroy())
+})
+
+t.test('the default bound on programs is DEFAULT_MAX_PROGRAMS', async t => {
+  t.equal(DEFAULT_MAX_PROGRAMS, 256)
+})
+
+t.test('a recurring condition is logged once per interval, with how many were not', async t => {
+  const lines: string[] = []
+  const e = new Episodes(100)
+  for (let i = 0; i < 3; i++) e.report(more => lines.push(`hit${more}`))
+  t.same(lines, ['hit'], 'the first at once, then quiet')
+  await new Promise(r => setTimeout(r, 150))
+  e.report(more => lines.push(`hit${more}`))
+  t.same(lines, ['hit', 'hit (2 more since the last report)'])
+})

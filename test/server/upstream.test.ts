@@ -1,0 +1,78 @@
+import t from 'tap'
+import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
+import { checkSourceAddresses, connectFirst, connectOne, type FailedAttempt } from '../../lib/server/upstream.js'
+import { backend, freePort, hangingPort } from '../fixtures/harness.js'
+
+t.test('connectOne gives a half-open capable socket', async t => {
+  const up = await backend(s => s.on('error', () => {}).end('hi'))
+  t.teardown(() => up.close())
+  const s = await connectOne('127.0.0.1', up.port, 1000)
+  t.equal(s.allowHalfOpen, true)
+  s.destroy()
+})
+
+t.test('connectFirst tries the list in order and reports each failure', async t => {
+  const dead1 = await freePort()
+  const dead2 = await freePort()
+  const up = await backend(s => s.on('error', () => {}).end())
+  t.teardown(() => up.close())
+  const failed: FailedAttempt[] = []
+  const c = await connectFirst(
+    [{ host: '127.0.0.1', port: dead1 }, { host: '127.0.0.1', port: null }, { host: 'localhost', port: up.port }],
+    dead2,
+    1000,
+    f => failed.push(f),
+  )
+  t.same(failed.map(f => [f.port, (f.error as NodeJS.ErrnoException).code]), [[dead1, 'ECONNREFUSED'], [dead2, 'ECONNREFUSED']])
+  t.equal(c.host, 'localhost')
+  t.equal(c.port, up.port)
+  c.socket.destroy()
+})
+
+t.test('connectFirst rejects with the last failure when none accepts', async t => {
+  const dead = await freePort()
+  const err = await connectFirst([{ host: '127.0.0.1', port: dead }], 1, 1000, () => {}).catch((e: unknown) => e)
+  t.match(err, { port: dead, error: { code: 'ECONNREFUSED' } })
+})
+
+t.test('a connect that hangs is abandoned after the timeout', async t => {
+  const port = await hangingPort(t, 8000)
+  const start = Date.now()
+  await t.rejects(connectOne('127.0.0.1', port, 300), { code: 'ETIMEDOUT', message: 'connect timed out after 0.3 s' })
+  t.ok(Date.now() - start < 2000)
+})
+
+t.test('checkSourceAddresses: a source address must be this host\'s, named by file:line or -q', async t => {
+  const svc = (sourceAddress: string | null, line: number) => ({
+    ...DEFAULT_SETTINGS,
+    servers: [{ host: 'a.example', port: 25 }],
+    sourceAddress,
+    port: 25,
+    iface: null,
+    ifaceText: '*',
+    source: { file: line > 0 ? 'tcpproxy.conf' : 'option -b', line },
+  })
+  await t.resolves(checkSourceAddresses([svc(null, 1), svc('127.0.0.5', 2), svc('::1', 3)]))
+  await t.rejects(checkSourceAddresses([svc('127.0.0.5', 2), svc('192.0.2.1', 7)]), {
+    code: 'ERR_CONFIG',
+    message: 'tcpproxy.conf:7: srcip 192.0.2.1: cannot use it as a source address: EADDRNOTAVAIL',
+  })
+  await t.rejects(checkSourceAddresses([svc('192.0.2.1', 0)]), {
+    code: 'ERR_CONFIG',
+    message: 'option -q: 192.0.2.1: cannot use it as a source address: EADDRNOTAVAIL',
+  })
+})
+
+t.test('connectOne from a fixed source address', async t => {
+  let remote = ''
+  const up = await backend(s => {
+    remote = s.remoteAddress as string
+    s.on('error', () => {}).end()
+  })
+  t.teardown(() => up.close())
+  const s = await connectOne('127.0.0.1', up.port, 1000, { kind: 'address', address: '127.0.0.9' })
+  t.equal(s.localAddress, '127.0.0.9')
+  s.destroy()
+  await new Promise(r => setTimeout(r, 50))
+  t.equal(remote, '127.0.0.9', 'the server sees it')
+})
