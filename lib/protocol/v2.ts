@@ -38,12 +38,20 @@ const INET: Readonly<Record<ProxyAddresses['family'], { familyTransport: number;
   IPv6: { familyTransport: TCP_OVER_IPV6, addressSize: 16 },
 }
 
+interface AddressLayout {
+  source: number
+  destination: number
+  sourcePort: number
+  destinationPort: number
+}
+
 /** §2.2: an INET address block is source address, destination address, source port, destination port. */
-function addressLayout(addressSize: number): { source: number; destination: number; sourcePort: number; destinationPort: number } {
+function addressLayout(addressSize: number): AddressLayout {
   const ports = FIXED_LENGTH + 2 * addressSize
   return { source: FIXED_LENGTH, destination: FIXED_LENGTH + addressSize, sourcePort: ports, destinationPort: ports + 2 }
 }
 
+/** Two addresses and two 2-byte ports. */
 const inetBlockLength = (addressSize: number): number => 2 * addressSize + 4
 
 /** The family/transport bytes a receiver accepts with PROXY, and the address block each implies (§2.2). */
