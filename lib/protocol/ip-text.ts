@@ -14,6 +14,11 @@ import type { ProxyAddresses } from './header.js'
 const COLON = 0x3a
 const DOT = 0x2e
 
+// Reasons given in more than one place.
+const IPV6_TOO_LONG = 'IPv6 address longer than 128 bits'
+const IPV6_TOO_SHORT = 'IPv6 address shorter than 128 bits'
+const IPV6_SINGLE_LEADING_COLON = 'IPv6 address starts with a single ":"'
+
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39
 }
@@ -74,15 +79,15 @@ export function checkIPv6(text: string, complete: boolean): string | null {
   if (typeof scan === 'string') return scan
   if (dot !== -1) {
     if (colon === -1) return 'invalid character in IPv6 address'
-    if (hex === ':') return 'IPv6 address starts with a single ":"'
+    if (hex === ':') return IPV6_SINGLE_LEADING_COLON
     // The IPv4 tail stands for the last two groups.
-    if (scan.groups + 2 > (scan.double ? 7 : 8)) return 'IPv6 address longer than 128 bits'
-    if (!scan.double && scan.groups !== 6) return 'IPv6 address shorter than 128 bits'
+    if (scan.groups + 2 > (scan.double ? 7 : 8)) return IPV6_TOO_LONG
+    if (!scan.double && scan.groups !== 6) return IPV6_TOO_SHORT
     return checkIPv4(text.slice(colon + 1), complete)
   }
   if (complete) {
     if (text.endsWith(':') && !text.endsWith('::')) return 'IPv6 address ends with a single ":"'
-    if (!scan.double && scan.groups !== 8) return 'IPv6 address shorter than 128 bits'
+    if (!scan.double && scan.groups !== 8) return IPV6_TOO_SHORT
   }
   return null
 }
@@ -97,8 +102,8 @@ function scanGroups(text: string): { groups: number; double: boolean } | string 
     // "::" stands for at least one group, so with it at most 7 may be explicit.
     const max = double ? 7 : 8
     if (isHexDigit(c)) {
-      if (i === 1 && text.charCodeAt(0) === COLON) return 'IPv6 address starts with a single ":"'
-      if (digits === 0 && ++groups > max) return 'IPv6 address longer than 128 bits'
+      if (i === 1 && text.charCodeAt(0) === COLON) return IPV6_SINGLE_LEADING_COLON
+      if (digits === 0 && ++groups > max) return IPV6_TOO_LONG
       if (++digits > 4) return 'IPv6 group longer than 4 hex digits'
     } else if (c === COLON) {
       if (i > 0 && text.charCodeAt(i - 1) === COLON) {
@@ -106,7 +111,7 @@ function scanGroups(text: string): { groups: number; double: boolean } | string 
         double = true
       } else if (i > 0 && groups + 1 > max) {
         // A single colon after a group promises another group.
-        return 'IPv6 address longer than 128 bits'
+        return IPV6_TOO_LONG
       }
       digits = 0
     } else {

@@ -19,6 +19,7 @@ const LF = 0x0a
 const SP = 0x20
 
 const PROTOCOLS: readonly string[] = ['TCP4', 'TCP6', 'UNKNOWN']
+const UNKNOWN_PROTOCOL = `unknown protocol (expected ${PROTOCOLS.slice(0, -1).join(', ')} or ${PROTOCOLS.at(-1)})`
 const FIELD_NAMES = ['protocol', 'source address', 'destination address', 'source port', 'destination port'] as const
 const LAST_FIELD = FIELD_NAMES.length - 1
 
@@ -84,7 +85,7 @@ function endField(texts: string[], at: number, atEol: boolean): void {
 function checkField(texts: readonly string[], index: number, text: string, complete: boolean): string | null {
   if (index === 0) {
     const ok = complete ? PROTOCOLS.includes(text) : PROTOCOLS.some(p => p.startsWith(text))
-    return ok ? null : 'unknown protocol (expected TCP4, TCP6 or UNKNOWN)'
+    return ok ? null : UNKNOWN_PROTOCOL
   }
   if (index >= 3) return checkPort(text)
   return checkAddress(texts[0] === 'TCP4' ? 'TCP4' : 'TCP6', text, complete)
