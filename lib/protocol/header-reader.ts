@@ -10,7 +10,10 @@
  */
 import type { Socket } from 'node:net'
 import { ProxyHeaderError, errorText } from '../errors.js'
-import { PROXY_V1_MAX, parseProxyHeader, type ProxyHeader } from './proxy-protocol.js'
+import type { ProxyHeader } from './header.js'
+import { parseProxyHeader } from './parse.js'
+import { PROXY_V1_MAX } from './v1.js'
+import { v2HeaderLength } from './v2.js'
 
 /**
  * Resolve with the header and the bytes that arrived after it in the same
@@ -96,11 +99,9 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<{ he
 
 /**
  * How many bytes the header can occupy, judging by what has been read: a v2
- * header announces its size in bytes 15-16 (proxy-protocol.txt §2.2); until
- * then, and for v1, at most 107 bytes (§2.1) are needed. Only called while
- * the parser says "incomplete", so a leading 0x0D means a valid v2 signature.
+ * header announces its size in its fixed part (proxy-protocol.txt §2.2);
+ * until then, and for v1, at most 107 bytes (§2.1) are needed.
  */
 function headerLimit(storage: Buffer, size: number): number {
-  if (size >= 16 && storage[0] === 0x0d) return 16 + storage.readUInt16BE(14)
-  return PROXY_V1_MAX
+  return v2HeaderLength(storage.subarray(0, size)) ?? PROXY_V1_MAX
 }

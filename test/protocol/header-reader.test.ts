@@ -5,9 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { ProxyHeaderError } from '../../lib/errors.js'
 import { readProxyHeader } from '../../lib/protocol/header-reader.js'
-import { formatProxyV2, parseProxyHeader } from '../../lib/protocol/proxy-protocol.js'
+import { parseProxyHeader } from '../../lib/protocol/parse.js'
+import { formatProxyV2 } from '../../lib/protocol/v2.js'
+import { HAPROXY_V1 } from './fixtures.js'
 
-const HAPROXY_V1 = 'PROXY TCP4 127.0.0.1 127.0.0.1 37958 19141\r\n'
 const EVENTS = ['readable', 'data', 'end', 'close', 'error'] as const
 
 /** A connected pair over loopback: `server` is the accepted socket the reader works on. */
