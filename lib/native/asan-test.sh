@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 out=build-asan
 rm -rf "$out"
 mkdir -p "$out"
-cp binding.gyp native.h tcpproxy_native.c relay_thread.c "$out/"
+cp binding.gyp ./*.h ./*.c "$out/"
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 (cd "$out" && CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" node-gyp rebuild --loglevel=warn)
 addon=$(pwd)/$out/build/Release/tcpproxy_native.node
