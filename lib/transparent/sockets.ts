@@ -1,7 +1,7 @@
 /**
  * Transparent proxying: the Linux socket options that Node's `net` cannot
- * reach, through tcpproxy's own Node-API addon (lib/native/, plain C, built
- * by the package's `install` script with the machine's compiler).
+ * reach, through tcpproxy's own Node-API addon (lib/native/transparent.c;
+ * lib/native/addon.ts says how it is shipped and loaded).
  *
  * - the original destination of a connection that an iptables/nftables
  *   REDIRECT or DNAT rule sent to the proxy (SO_ORIGINAL_DST, and
@@ -12,9 +12,9 @@
  *   accepted connections carry the original destination as their local
  *   address.
  *
- * The addon is loaded on first use, so a machine where it was not built
- * (no compiler at install time) runs every other feature and fails only
- * here, with ERR_NOT_SUPPORTED.
+ * The addon is loaded on first use, so a machine where it neither fits nor
+ * was built runs every other feature and fails only here, with
+ * ERR_NOT_SUPPORTED.
  */
 import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
 import { canonicalIp, formatHostPort } from '../config/address.js'
