@@ -5,44 +5,36 @@
  *
  * - `-z`, `--check`: print and exit.
  * - inetd mode: serve the connection on stdin, exit.
- * - standalone: in the background unless -d/--foreground (lib/daemon/background.ts);
- *   started as root, a supervisor binds and a worker running as the
- *   configured user serves (lib/daemon/supervisor.ts); with --workers N, N
- *   workers share the listeners (root or not); otherwise one process.
+ * - standalone: lib/daemon/standalone.ts.
  */
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import * as inspector from 'node:inspector'
 import { basename } from 'node:path'
 import { Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
-import { parseArgs, type CliOptions } from './cli/options.js'
+import { parseArgs } from './cli/options.js'
 import type { Config } from './config/config.js'
-import { STATUS_FD_ENV, launchDetached, statusChannel, type StatusChannel } from './daemon/background.js'
+import { STATUS_FD_ENV, statusChannel, type StatusChannel } from './daemon/background.js'
 import { describeService } from './cli/describe.js'
 import { TcpproxyError, errorText } from './errors.js'
 import { inheritedConnection, notTcpConnection, sameSocket } from './server/inetd.js'
-import type { Logger } from './log/logger.js'
 import { openLogger, parseFacility, type LogSettings } from './log/open.js'
 import { nativeAvailable } from './native/addon.js'
-import { refuseDebugger, relayExecArgv } from './daemon/node-flags.js'
+import { refuseDebugger } from './daemon/node-flags.js'
 import { LOG_ENV, logPlaceOf, nestedLogSettings } from './log/nested.js'
 import { checkServices, checkStartup, servingAccount } from './daemon/preflight.js'
-import { writePidfile, type Pidfile } from './daemon/pidfile.js'
-import { dropPrivileges, type Identity } from './daemon/privileges.js'
+import { dropPrivileges } from './daemon/privileges.js'
 import { Forwarder } from './server/forwarder.js'
 import { resolveServices, type ResolvedService } from './config/resolve.js'
 import { loadServices } from './config/port-names.js'
 import type { ProgramContext } from './session/session.js'
 import { buildSelector } from './server/selector.js'
 import { buildConfig, chooseMode, type SettingsDeps } from './cli/settings.js'
-import { Supervisor } from './daemon/supervisor.js'
+import { ignoreSignals } from './daemon/signals.js'
+import { standalone } from './daemon/standalone.js'
 import { checkSourceAddresses } from './server/upstream.js'
 import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent/sockets.js'
 import { FACILITIES } from './log/syslog.js'
 import { versionText } from './version.js'
-
-/** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
-const DEFAULT_GRACE_S = 10
 
 /** Report a failure: to the launcher waiting on the status pipe, and on stderr; then exit. */
 function fail(err: unknown, status: StatusChannel | null): never {
@@ -58,15 +50,6 @@ function fail(err: unknown, status: StatusChannel | null): never {
 /** The variables programs inherit: tcpproxy's own environment. */
 function inheritedEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined))
-}
-
-/** Whether `path` is a unix socket (a syslog daemon listening on it). */
-function isSocket(path: string): boolean {
-  try {
-    return statSync(path).isSocket()
-  } catch {
-    return false
-  }
 }
 
 /**
@@ -92,72 +75,13 @@ function takeStatus(): StatusChannel | null {
   return fd === undefined ? null : statusChannel(Number(fd))
 }
 
-interface Running {
-  /** Serve new connections with these services (SIGHUP). Throws when they cannot be put in place. */
-  reload(services: readonly ResolvedService[]): Promise<void>
-  /** Drain for up to graceMs (0: cut now); resolves with the exit status. */
-  stop(graceMs: number): Promise<number>
-}
-
-/** One process serving everything (not root, or root told to stay root). */
-async function single(services: readonly ResolvedService[], logger: Logger, programs: ProgramContext, config: Config): Promise<Running> {
-  checkTransparentSupport(services)
-  const proxy = new Forwarder(services, { logger, programs, maxConnections: config.globals.maxConnections })
-  await proxy.listen()
-  return {
-    reload: s => {
-      checkTransparentSupport(s)
-      return proxy.update(s)
-    },
-    stop: async graceMs => {
-      await proxy.close(graceMs)
-      return 0
-    },
-  }
-}
-
-/** A supervisor and `workers` worker processes, which become `identity` (null: stay who we are). */
-async function supervised(
-  services: readonly ResolvedService[],
-  logger: Logger,
-  programs: ProgramContext,
-  config: Config,
-  identity: Identity | null,
-  log: LogSettings,
-  workers: number,
-): Promise<Running> {
-  // The addon was checked in run(); the privilege test is the workers': as
-  // root this process would pass it, a worker tests once it has given root up.
-  const netAdmin = needsNetAdmin(services)
-  const supervisor = new Supervisor({
-    init: { identity, log, programs, maxConnections: config.globals.maxConnections, netAdmin },
-    logger,
-    workerPath: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
-    workers,
-  })
-  await supervisor.start(services)
-  return {
-    reload: s => {
-      checkTransparentSupport(s, false)
-      if (needsNetAdmin(s) && !netAdmin) {
-        throw new TcpproxyError('ERR_PRIVILEGES', 'forge-addr needs a restart: the worker was started without CAP_NET_ADMIN')
-      }
-      return supervisor.reload(s)
-    },
-    stop: async graceMs => {
-      const status = await supervisor.stop(graceMs)
-      return status === 0 ? 0 : 1
-    },
-  }
-}
-
 /** Run tcpproxy with the process's arguments; returns once it serves (or exits). */
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   refuseDebugger(process, inspector)
   // HUP means reload: one that comes before there is anything to reload, or
   // in inetd mode (`pkill -HUP tcpproxy` meant for a daemon), must not end
   // the process, which is HUP's default.
-  process.on('SIGHUP', () => {})
+  ignoreSignals(process, ['SIGHUP'])
   const status = takeStatus()
   try {
     const parsed = parseArgs(argv, versionText)
@@ -233,94 +157,13 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     // alone would leave it waiting, as libuv never closes descriptors 0-2;
     // a shutdown() sends it the FIN.
     inherited?.end(() => inherited.destroy())
-    await standalone(o, argv, config, services, programs, identity, logSettings, deps, status)
+    const reread = async (): Promise<ResolvedService[]> => {
+      const next = await prepare(buildConfig(o, deps))
+      checkServices(next, servingAccount(identity))
+      return next
+    }
+    await standalone({ cli: o, argv, config, services, programs, identity, logSettings, reread, status })
   } catch (err) {
     fail(err, status)
   }
-}
-
-async function standalone(
-  o: CliOptions,
-  argv: readonly string[],
-  config: Config,
-  services: readonly ResolvedService[],
-  programs: ProgramContext,
-  identity: Identity | null,
-  logSettings: (target: LogSettings['target']) => LogSettings,
-  deps: SettingsDeps,
-  status: StatusChannel | null,
-): Promise<void> {
-  const foreground = o.debug || o.foreground
-  if (!foreground && status === null) {
-    // Re-run detached; report what the daemon reports.
-    const r = await launchDetached(process.execPath, [...relayExecArgv(process.execArgv), process.argv[1] as string, ...argv], process.env)
-    if (r.ok) process.exit(0)
-    process.stderr.write(`tcpproxy: ${r.message}\n`)
-    process.exit(r.code)
-  }
-  const settings = logSettings(foreground ? 'stderr' : 'syslog')
-  programs.baseEnv[LOG_ENV] = logPlaceOf(settings)
-  // The background daemon's standard error is /dev/null: until it has
-  // started, the caller's terminal (through the status pipe), then nothing.
-  const stderr = status?.stderr ?? process.stderr
-  const logger = openLogger(settings, process.pid, stderr)
-  // Written before anything is bound (a live tcpproxy in it refuses the start)
-  // and, started as root, before any process gives up root.
-  const pidfile: Pidfile | null = config.globals.pidfile === null ? null : writePidfile(config.globals.pidfile, process.pid)
-  let running: Running
-  // Root that is to become someone else needs the supervisor (binding stays
-  // root's); so do several workers. Otherwise one process does everything.
-  const dropTo = identity !== null && identity.uid !== 0 ? identity : null
-  const workers = config.globals.workers ?? 1
-  try {
-    running =
-      dropTo !== null || workers > 1
-        ? await supervised(services, logger, programs, config, dropTo, settings, workers)
-        : await single(services, logger, programs, config)
-  } catch (err) {
-    pidfile?.remove()
-    throw err
-  }
-  logger.log({ tag: '', event: 'ready', text: 'ready' })
-  if (status !== null && !isSocket(settings.syslogSocket)) {
-    stderr.write(`tcpproxy: no syslog socket at ${settings.syslogSocket}: the daemon's log is discarded once it has started (use --foreground to log to standard error, or --syslog-socket)\n`)
-  }
-  status?.report({ ok: true })
-
-  const graceMs = (o.grace ?? DEFAULT_GRACE_S) * 1000
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) {
-      // A second signal means "now".
-      void running.stop(0).finally(() => {
-        pidfile?.remove()
-        process.exit(1)
-      })
-      return
-    }
-    stopping = true
-    logger.log({ tag: '+INFO', event: 'signal', text: `caught ${signal}, stopping` })
-    void running.stop(graceMs).then(async status => {
-      pidfile?.remove()
-      await logger.close()
-      process.exit(status)
-    })
-  }
-  let reloading = Promise.resolve()
-  const reload = (): void => {
-    // One reload at a time; a HUP during a reload is served after it.
-    reloading = reloading.then(async () => {
-      try {
-        const next = await prepare(buildConfig(o, deps))
-        checkServices(next, servingAccount(identity))
-        await running.reload(next)
-        logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })
-      } catch (err) {
-        logger.log({ tag: '-ERR', event: 'reload-failed', text: `reload failed, keeping the old configuration: ${errorText(err)}` })
-      }
-    })
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
-  process.on('SIGHUP', reload)
 }

@@ -39,7 +39,7 @@ t.test('npm pack, install with --ignore-scripts: the prebuilt addon relays and f
   const files = info!.files.map(f => f.path)
   t.comment(`npm pack: ${Date.now() - started} ms, ${info!.filename} ${info!.size} bytes, ${files.length} files`)
   for (const need of ['bin/tcpproxy', 'dist/main.js', 'dist/worker-main.js', 'man/tcpproxy.1', 'etc/tcpproxy.conf', 'scripts/install.mjs',
-    'lib/native/binding.gyp', 'lib/native/tcpproxy_native.c', 'lib/native/relay_thread.c', 'lib/native/native.h',
+    'lib/native/binding.gyp', 'lib/native/addon.c', 'lib/native/relay_thread.c', 'lib/native/napi_util.h',
     `prebuilds/linux-${process.arch}/tcpproxy_native.node`]) {
     t.ok(files.includes(need), `the package has ${need}`)
   }

@@ -1,3 +1,5 @@
+import { ignoreSignals, type SignalProcess } from './signals.js'
+
 /**
  * Node/V8 flags for the processes that relay: the workers and the
  * background daemon (each started by us, so it can be given flags; a
@@ -56,9 +58,8 @@ export function nodeOptionsWithoutInspector(value: string | undefined): string |
 }
 
 /** What refuseDebugger() needs of a process. */
-export interface DebuggerTarget {
+export interface DebuggerTarget extends Pick<SignalProcess, 'on'> {
   env: NodeJS.ProcessEnv
-  on(signal: 'SIGUSR1' | 'SIGUSR2', listener: () => void): unknown
 }
 
 /**
@@ -71,9 +72,7 @@ export interface DebuggerTarget {
  * the background daemon, handlers and access control programs).
  */
 export function refuseDebugger(proc: DebuggerTarget, inspector: { url(): string | undefined; close(): void } | null): void {
-  const ignore = (): void => {}
-  proc.on('SIGUSR1', ignore)
-  proc.on('SIGUSR2', ignore)
+  ignoreSignals(proc, ['SIGUSR1', 'SIGUSR2'])
   if (inspector !== null && inspector.url() !== undefined) inspector.close()
   const options = nodeOptionsWithoutInspector(proc.env['NODE_OPTIONS'])
   if (options === undefined) delete proc.env['NODE_OPTIONS']

@@ -1,6 +1,6 @@
 /**
  * The pidfile: `"%d\n"` written by the daemon, removed at exit by the process
- * whose pid it holds (reference §9).
+ * whose pid it holds (tcpproxy(1): --pidfile, the pidfile keyword, FILES).
  *
  * It is written as root, possibly into a world-writable directory, so:
  * - a symbolic link at the path is refused, never followed (lstat first, then

@@ -1,6 +1,6 @@
 /**
- * The user and group tcpproxy runs as (`-u USER[.GROUP]`, config `user`),
- * reference §9.
+ * The user and group tcpproxy runs as (`-u USER[.GROUP]`, config `user`;
+ * tcpproxy(1), PRIVILEGES).
  *
  * Node has no getpwnam/getgrnam, so /etc/passwd and /etc/group are parsed here
  * (local files only: users known only to LDAP/NIS can still be given by number).

@@ -9,6 +9,7 @@
 import type { Server, Socket } from 'node:net'
 import { openLogger, type LogSettings } from '../log/open.js'
 import { dropPrivileges, type Identity } from './privileges.js'
+import { ignoreSignals } from './signals.js'
 import { nativeAvailable } from '../native/addon.js'
 import { Forwarder } from '../server/forwarder.js'
 import { checkTransparentSupport, dropKeepingNetAdmin } from '../transparent/sockets.js'
@@ -57,8 +58,9 @@ export function runWorker(proc: Channel): void {
   // every tcpproxy process reaches the supervisor too, which reloads or
   // stops every worker by message; acting on them here as well would kill
   // the worker (HUP's default) or cut its sessions short of the grace
-  // period. (USR1 and USR2: worker-main.ts, as in every tcpproxy process.)
-  for (const signal of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) proc.on(signal, () => {})
+  // period. (USR1 and USR2: refuseDebugger() in lib/worker-main.ts, as in
+  // every tcpproxy process.)
+  ignoreSignals(proc, ['SIGHUP', 'SIGINT', 'SIGTERM'])
   let proxy: Forwarder | null = null
   let closeLog!: () => Promise<void>
   let flushLog!: () => void

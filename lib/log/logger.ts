@@ -1,30 +1,13 @@
 /**
- * Log records and how they are written. Every line the program logs is a
- * LogEntry: the original's tag (`+OK`, `+INFO`, `-INFO`, `-ERR`, `+DEBUG`, or
- * none for `bound to`/`ready`), a stable event name for machines, and the
- * original's text. Sinks decide the rendering.
+ * The Logger interface and the stream sink (stderr). Every line the program
+ * logs is a LogEntry (lib/log/record.ts): the original's tag (`+OK`, `+INFO`,
+ * `-INFO`, `-ERR`, `+DEBUG`, or none for `bound to`/`ready`), a stable event
+ * name for machines, and the original's text. Sinks decide the rendering.
  */
 import type { Writable } from 'node:stream'
-// A cycle (syslog.ts uses formatText), harmless: neither module uses the
-// other's exports while it is being evaluated, only when called.
-import { jsonLine } from './syslog.js'
+import { formatText, jsonLine, type LogEntry } from './record.js'
 
-export type Tag = '+OK' | '+INFO' | '-INFO' | '-ERR' | '+DEBUG' | ''
-
-export interface LogEntry {
-  tag: Tag
-  /** Stable, machine-readable name of what happened (`connect`, `disconnect`, ...). */
-  event: string
-  /** The human text after the tag, as the original wrote it. */
-  text: string
-  /** The connection the line belongs to, if any. */
-  id?: number
-  /**
-   * Structured data for `--log-format json` (client, server, received, sent,
-   * duration, closedBy, ...); the text format does not show it.
-   */
-  fields?: Record<string, string | number | null>
-}
+export type { LogEntry, Tag } from './record.js'
 
 export interface Logger {
   /** Whether `+DEBUG` entries are wanted; callers skip building them otherwise. */
@@ -32,13 +15,6 @@ export interface Logger {
   log(entry: LogEntry): void
   /** Write a complete line of another tcpproxy's log as it is (lib/log/nested.ts); text stream loggers only. */
   passThrough?(line: string): void
-}
-
-/** The classic text: `TAG: text` (no tag for untagged lines), `, id= N` for connections. */
-export function formatText(entry: LogEntry): string {
-  const head = entry.tag === '' ? '' : `${entry.tag}: `
-  const tail = entry.id === undefined ? '' : `, id= ${entry.id}`
-  return head + entry.text + tail
 }
 
 /**

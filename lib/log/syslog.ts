@@ -1,7 +1,7 @@
 /**
  * Logging to syslog, as the original did with `openlog(ident, LOG_PID,
- * LOG_MAIL)` and `syslog(LOG_NOTICE, ...)`, and the JSON rendering of log
- * entries (`--log-format json`).
+ * LOG_MAIL)` and `syslog(LOG_NOTICE, ...)`, in either rendering of
+ * lib/log/record.ts.
  *
  * Node cannot send unix datagrams, so one persistent util-linux `logger`
  * child per process does it: each entry is one line on its stdin, which it
@@ -23,7 +23,8 @@ import { spawn } from 'node:child_process'
 import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import { errorCode } from '../errors.js'
-import { formatText, keepAlive, type LogEntry, type Logger, type Tag } from './logger.js'
+import { keepAlive, type Logger } from './logger.js'
+import { MAX_MESSAGE_BYTES, clean, clip, formatText, jsonLine, type LogEntry } from './record.js'
 
 /** Syslog facility codes by name, as syslog.conf(5) spells them. */
 export const FACILITIES: Record<string, number> = {
@@ -60,16 +61,6 @@ export const FACILITIES: Record<string, number> = {
  */
 const LOG_NOTICE = 5
 
-/**
- * The longest message (the part after `ident[pid]: `) in bytes. RFC 3164
- * limits a syslog packet to 1024 bytes; the longest header is 64 bytes
- * (`<191>`, a 16-byte timestamp, a 32-byte ident, `[4194304]: `), which
- * leaves 960. It also keeps every line below logger's `--size` of 1024, so
- * logger never splits one line into several datagrams (it would, and the
- * echo count would then no longer match the lines).
- */
-export const MAX_MESSAGE_BYTES = 960
-
 /** RFC 3164: the TAG (our ident) must not exceed 32 characters. */
 const MAX_IDENT_BYTES = 32
 
@@ -79,120 +70,12 @@ const MAX_PENDING = 10_000
 /** How long `close()` waits for logger to send what it has. */
 const CLOSE_TIMEOUT_MS = 2000
 
-export type Level = 'err' | 'notice' | 'info' | 'debug'
-
-/**
- * The JSON level of each tag: `-ERR` is an error, `-INFO` (a failed attempt
- * the program recovered from) and the untagged lifecycle lines (`bound to`,
- * `ready`) are notable, `+INFO`/`+OK` are the normal course of a session.
- */
-const LEVELS: Record<Tag, Level> = {
-  '-ERR': 'err',
-  '-INFO': 'notice',
-  '': 'notice',
-  '+INFO': 'info',
-  '+OK': 'info',
-  '+DEBUG': 'debug',
-}
-
-/** JSON keys that fields cannot take over. */
-const RESERVED = new Set(['time', 'level', 'event', 'id', 'message'])
-
-/**
- * C0 and C1 controls (newlines included), DEL, and the Unicode line and
- * paragraph separators: a client-controlled string (a host name, an error
- * text) must never start a forged line of its own, in a log file or on a
- * terminal.
- */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
-
-function clean(s: string): string {
-  return s.replace(CONTROL, '')
-}
-
-/** The longest prefix of `s` that is at most `max` bytes of UTF-8, cut between characters. */
-function clip(s: string, max: number): string {
-  const bytes = Buffer.from(s, 'utf8')
-  if (bytes.length <= max) return s
-  let end = max
-  // Back off over continuation bytes (10xxxxxx) to the start of a character.
-  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--
-  return bytes.subarray(0, end).toString('utf8')
-}
-
 /** The classic text, cleaned, with the text cut so the whole stays within MAX_MESSAGE_BYTES. */
 function textMessage(entry: LogEntry): string {
   // The tag and the `, id= N` tail are the program's own and short; cutting
   // the text instead of the line keeps the id that ties lines together.
   const frame = Buffer.byteLength(formatText({ ...entry, text: '' }))
   return formatText({ ...entry, text: clip(clean(entry.text), MAX_MESSAGE_BYTES - frame) })
-}
-
-/**
- * One log entry as one line of JSON (no newline), keys in a stable order:
- * `time` (ISO 8601, UTC), `level`, `event`, `id` (connections only), the
- * entry's fields in their own order, `message` (the text, without tag or id).
- * Control characters are removed from strings, and the line is at most
- * MAX_MESSAGE_BYTES: the longest string (fields and message) is shortened
- * first, each by just enough, so the line always stays valid JSON.
- */
-export function jsonLine(entry: LogEntry, now: Date): string {
-  // No prototype: a field named `__proto__` stays a plain key.
-  const obj = Object.create(null) as Record<string, string | number | null>
-  obj['time'] = now.toISOString()
-  obj['level'] = LEVELS[entry.tag]
-  obj['event'] = clean(entry.event)
-  if (entry.id !== undefined) obj['id'] = entry.id
-  const shrinkable = ['message']
-  for (const [key, value] of Object.entries(entry.fields ?? {})) {
-    if (RESERVED.has(key)) continue
-    if (typeof value === 'string') {
-      obj[key] = clean(value)
-      shrinkable.push(key)
-    } else {
-      obj[key] = value
-    }
-  }
-  obj['message'] = clean(entry.text)
-  for (;;) {
-    const line = JSON.stringify(obj)
-    const excess = Buffer.byteLength(line) - MAX_MESSAGE_BYTES
-    if (excess <= 0) return line
-    let longest = ''
-    let size = 0
-    for (const key of shrinkable) {
-      const n = jsonSize(obj[key] as string)
-      if (n > size) {
-        longest = key
-        size = n
-      }
-    }
-    // Only keys and numbers are left, which the program chooses, not clients.
-    if (size === 0) return line
-    obj[longest] = clipJson(obj[longest] as string, Math.max(0, size - excess))
-  }
-}
-
-/** The bytes of `s` as a JSON string, without the quotes. */
-function jsonSize(s: string): number {
-  return Buffer.byteLength(JSON.stringify(s)) - 2
-}
-
-/**
- * The longest prefix of `s` whose JSON form (without the quotes) is at most
- * `max` bytes, cut between characters. Counted in JSON, not in UTF-8:
- * escapes (`\"`, `\\`, `\udxxx` for a lone surrogate) take more room.
- */
-function clipJson(s: string, max: number): string {
-  let used = 0
-  let end = 0
-  // By code point: a surrogate pair is one character, a lone surrogate one too.
-  for (const ch of s) {
-    used += jsonSize(ch)
-    if (used > max) break
-    end += ch.length
-  }
-  return s.slice(0, end)
 }
 
 export interface SyslogOptions {

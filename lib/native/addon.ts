@@ -24,10 +24,10 @@ export interface Destination {
   family: 4 | 6
 }
 
-/** Why a relayed connection ended; the names of lib/relay/event-loop.ts's CloseReason. */
+/** Why a relayed connection ended; the names of lib/relay/event-loop.ts's CloseReason (test/native/close-reasons.test.ts). */
 export type NativeCloseReason = 'client' | 'server' | 'timeout' | 'client-error' | 'server-error' | 'shutdown'
 
-/** What lib/native/tcpproxy_native.c and relay_thread.c export. */
+/** What the addon exports (lib/native/addon.c lists the C files). */
 export interface NativeAddon {
   originalDst(fd: number): Destination | null
   transparentSocket(family: 4 | 6, address: string, port: number): number
@@ -42,6 +42,8 @@ export interface NativeAddon {
   /** Hand a connection over (the descriptors are duplicated); the buffers are sent first. */
   relayAdd(id: number, clientFd: number, serverFd: number, idleMs: number, toServer: Buffer | null, toClient: Buffer | null): void
   relayAbort(id: number): void
+  /** The close reason names of relay_thread.c, in the order of its enum. */
+  closeReasons(): NativeCloseReason[]
 }
 
 /**

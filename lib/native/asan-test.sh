@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 out=build-asan
 rm -rf "$out"
 mkdir -p "$out"
-cp binding.gyp native.h tcpproxy_native.c relay_thread.c "$out/"
+cp binding.gyp ./*.h ./*.c "$out/"
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 (cd "$out" && CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" node-gyp rebuild --loglevel=warn)
 addon=$(pwd)/$out/build/Release/tcpproxy_native.node
@@ -23,4 +23,4 @@ TCPPROXY_NATIVE=$addon \
 LD_PRELOAD=$asan \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  npx tap --disable-coverage --timeout=300 test/relay/thread.test.ts test/e2e/relay.test.ts test/native/addon.test.ts
+  npx tap --disable-coverage --timeout=300 test/relay/thread.test.ts test/e2e/relay.test.ts test/native/addon.test.ts test/native/close-reasons.test.ts

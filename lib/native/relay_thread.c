@@ -50,9 +50,13 @@
  *                          hand a connection over; toServer/toClient are
  *                          Buffers to send first, or null.
  *   relayAbort(id)         end a connection now: reason "shutdown".
+ *   closeReasons()         the reason names, in the order of enum reason
+ *                          (test/native/close-reasons.test.ts compares
+ *                          them with the TypeScript list).
  */
 #define _GNU_SOURCE
-#include "native.h"
+#include "addon.h"
+#include "napi_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -459,6 +463,18 @@ static void enqueue(struct cmd *q) {
 }
 
 static const char *reason_names[] = {"client", "server", "timeout", "client-error", "server-error", "shutdown"};
+_Static_assert(sizeof reason_names / sizeof reason_names[0] == R_SHUTDOWN + 1, "one name per enum reason");
+
+static napi_value close_reasons(napi_env env, napi_callback_info info) {
+  napi_value list, name;
+  (void)info;
+  NAPI_CALL(napi_create_array(env, &list));
+  for (uint32_t i = 0; i <= R_SHUTDOWN; i++) {
+    NAPI_CALL(napi_create_string_utf8(env, reason_names[i], NAPI_AUTO_LENGTH, &name));
+    NAPI_CALL(napi_set_element(env, list, i, name));
+  }
+  return list;
+}
 
 /* The arguments of onEnd(id, toServer, toClient, reason, errno, syscall);
  * false when a Node-API call failed. */
@@ -656,12 +672,13 @@ static napi_value relay_abort(napi_env env, napi_callback_info info) {
 }
 
 bool relay_thread_init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"relayInit", NULL, relay_init, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"relayAdd", NULL, relay_add, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"relayAbort", NULL, relay_abort, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"relayFailReports", NULL, relay_fail_reports, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"relayKept", NULL, relay_kept, NULL, NULL, NULL, napi_enumerable, NULL},
+  static const struct exported list[] = {
+    {"relayInit", relay_init},
+    {"relayAdd", relay_add},
+    {"relayAbort", relay_abort},
+    {"relayFailReports", relay_fail_reports},
+    {"relayKept", relay_kept},
+    {"closeReasons", close_reasons},
   };
-  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
+  return EXPORT_FUNCTIONS(env, exports, list);
 }

@@ -1,7 +1,7 @@
 /**
  * Transparent proxying: the Linux socket options that Node's `net` cannot
- * reach, through tcpproxy's own Node-API addon (lib/native/, plain C, built
- * by the package's `install` script with the machine's compiler).
+ * reach, through tcpproxy's own Node-API addon (lib/native/transparent.c;
+ * lib/native/addon.ts says how it is shipped and loaded).
  *
  * - the original destination of a connection that an iptables/nftables
  *   REDIRECT or DNAT rule sent to the proxy (SO_ORIGINAL_DST, and
@@ -12,9 +12,9 @@
  *   accepted connections carry the original destination as their local
  *   address.
  *
- * The addon is loaded on first use, so a machine where it was not built
- * (no compiler at install time) runs every other feature and fails only
- * here, with ERR_NOT_SUPPORTED.
+ * The addon is loaded on first use, so a machine where it neither fits nor
+ * was built runs every other feature and fails only here, with
+ * ERR_NOT_SUPPORTED.
  */
 import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
 import { canonicalIp, formatHostPort } from '../config/address.js'
@@ -47,18 +47,29 @@ function native(): NativeAddon {
 }
 
 /**
+ * `call` with the addon (ERR_NOT_SUPPORTED without it). A TcpproxyError it
+ * throws goes through as it is; any other error (the addon's errno errors)
+ * becomes `wrap(err)`.
+ */
+function callNative<T>(call: (lib: NativeAddon) => T, wrap: (err: unknown) => TcpproxyError): T {
+  const lib = native()
+  try {
+    return call(lib)
+  } catch (err) {
+    throw err instanceof TcpproxyError ? err : wrap(err)
+  }
+}
+
+/**
  * Where the client meant to connect before a REDIRECT or DNAT rule sent the
  * connection here, or null when it was not redirected. Under TPROXY there is
  * no NAT: the connection's own local address is the original destination.
  */
 export function originalDestination(socket: Socket): Destination | null {
-  const lib = native()
-  const fd = fdOf(socket)
-  try {
-    return lib.originalDst(fd)
-  } catch (err) {
-    throw new TcpproxyError('ERR_RUNTIME', `cannot read the original destination: ${errorText(err)}`, { cause: err })
-  }
+  return callNative(
+    lib => lib.originalDst(fdOf(socket)),
+    err => new TcpproxyError('ERR_RUNTIME', `cannot read the original destination: ${errorText(err)}`, { cause: err }),
+  )
 }
 
 const PRIVILEGE_CODES = new Set(['EPERM', 'EACCES'])
@@ -81,12 +92,7 @@ function transparentError(err: unknown): TcpproxyError {
  * instead of failing every connection.
  */
 export function probeTransparent(family: 4 | 6): void {
-  const lib = native()
-  try {
-    lib.probeTransparent(family)
-  } catch (err) {
-    throw transparentError(err)
-  }
+  callNative(lib => lib.probeTransparent(family), transparentError)
 }
 
 /**
@@ -95,13 +101,7 @@ export function probeTransparent(family: 4 | 6): void {
  * address. Call once it is listening.
  */
 export function setTransparent(server: Server): void {
-  const lib = native()
-  const fd = fdOf(server)
-  try {
-    lib.setTransparent(fd)
-  } catch (err) {
-    throw transparentError(err)
-  }
+  callNative(lib => lib.setTransparent(fdOf(server)), transparentError)
 }
 
 /**
@@ -183,12 +183,12 @@ export function checkTransparentSupport(services: readonly ServiceDef[], probe =
  * capability dropped. Programs this process runs get none.
  */
 export function dropKeepingNetAdmin(drop: () => void): void {
-  const lib = native()
-  try {
-    lib.keepCapabilities()
-    drop()
-    lib.limitCapabilities()
-  } catch (err) {
-    throw err instanceof TcpproxyError ? err : new TcpproxyError('ERR_PRIVILEGES', `cannot keep CAP_NET_ADMIN: ${errorText(err)}`, { cause: err })
-  }
+  callNative(
+    lib => {
+      lib.keepCapabilities()
+      drop()
+      lib.limitCapabilities()
+    },
+    err => new TcpproxyError('ERR_PRIVILEGES', `cannot keep CAP_NET_ADMIN: ${errorText(err)}`, { cause: err }),
+  )
 }

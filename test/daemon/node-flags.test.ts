@@ -29,8 +29,8 @@ t.test('refuseDebugger: USR1 and USR2 taken over, an open inspector closed, NODE
   const env: NodeJS.ProcessEnv = { NODE_OPTIONS: '--inspect --max-old-space-size=64' }
   const proc = {
     env,
-    on: (signal: 'SIGUSR1' | 'SIGUSR2', listener: () => void) => {
-      listener()
+    on: (signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void) => {
+      listener(signal)
       handled.push(signal)
     },
   }

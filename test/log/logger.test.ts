@@ -1,23 +1,10 @@
 /**
- * Log lines: the classic text and the foreground stream logger of -d.
+ * The foreground stream logger of -d.
  */
 import t from 'tap'
 import { PassThrough, Writable } from 'node:stream'
-import { formatText, keepAlive, streamLogger } from '../../lib/log/logger.js'
+import { keepAlive, streamLogger } from '../../lib/log/logger.js'
 
-t.test('formatText writes TAG: text', async t => {
-  t.equal(formatText({ tag: '+INFO', event: 'connect', text: 'connect: client= 127.0.0.1' }), '+INFO: connect: client= 127.0.0.1')
-  t.equal(formatText({ tag: '-ERR', event: 'error', text: "can't connect" }), "-ERR: can't connect")
-})
-
-t.test('formatText writes untagged lines without a colon', async t => {
-  t.equal(formatText({ tag: '', event: 'bound', text: 'bound to 127.0.0.1:8025' }), 'bound to 127.0.0.1:8025')
-})
-
-t.test('formatText appends the connection id', async t => {
-  t.equal(formatText({ tag: '+OK', event: 'disconnect', text: 'disconnect: client= ::1', id: 7 }), '+OK: disconnect: client= ::1, id= 7')
-  t.equal(formatText({ tag: '', event: 'x', text: 'untagged', id: 0 }), 'untagged, id= 0', 'id 0 is an id too')
-})
 
 /** Lines are written once per event-loop turn: wait for it. */
 const turn = (): Promise<void> => new Promise(resolve => setImmediate(resolve))

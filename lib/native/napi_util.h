@@ -1,9 +1,9 @@
 /*
  * What the addon's C files share: Node-API error helpers with Node's
- * conventions and argument readers (defined in tcpproxy_native.c).
+ * conventions and argument readers (defined in napi_util.c).
  */
-#ifndef TCPPROXY_NATIVE_H
-#define TCPPROXY_NATIVE_H
+#ifndef TCPPROXY_NAPI_UTIL_H
+#define TCPPROXY_NAPI_UTIL_H
 
 #include <node_api.h>
 #include <stdbool.h>
@@ -28,7 +28,15 @@ bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *ar
 /* A number argument as int32 (a TypeError otherwise). */
 bool get_int(napi_env env, napi_value value, int32_t *out);
 
-/* The relay thread's functions (relay_thread.c), added to `exports`. */
-bool relay_thread_init(napi_env env, napi_value exports);
+/* A function the addon exports. */
+struct exported {
+  const char *name;
+  napi_callback fn;
+};
+
+/* Add `count` functions to `exports` (enumerable, read-only); false when a Node-API call failed. */
+bool export_functions(napi_env env, napi_value exports, const struct exported *list, size_t count);
+
+#define EXPORT_FUNCTIONS(env, exports, list) export_functions((env), (exports), (list), sizeof(list) / sizeof((list)[0]))
 
 #endif

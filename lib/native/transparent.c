@@ -1,5 +1,7 @@
 /*
- * tcpproxy's native addon: the Linux socket options Node's `net` cannot reach.
+ * Transparent proxying: the Linux socket options Node's `net` cannot reach
+ * (lib/transparent/sockets.ts), and the capabilities a worker that forges
+ * client addresses keeps.
  *
  *   originalDst(fd)                   SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST:
  *                                     { address, port, family } of the
@@ -20,11 +22,6 @@
  *                                     socket: fails with EPERM without
  *                                     CAP_NET_ADMIN.
  *
- *   dupFd(fd)                         a close-on-exec duplicate of fd
- *                                     (F_DUPFD_CLOEXEC): the supervisor keeps
- *                                     each listening socket open this way,
- *                                     never polled, so fuser(1) finds it too.
- *
  *   keepCapabilities()                prctl(PR_SET_KEEPCAPS, 1): the next
  *                                     setuid() away from root keeps the
  *                                     permitted capabilities (the worker of a
@@ -34,30 +31,22 @@
  *                                     PR_SET_KEEPCAPS back to 0. Programs the
  *                                     process runs get no capability (execve
  *                                     by a non-root user clears them).
- *
- * Failures throw an Error with Node's conventions: `code` ("EPERM"), `errno`
- * (negative) and `syscall`. Plain C on node_api.h, no dependencies; Linux
- * only.
  */
 #define _GNU_SOURCE
-#include "native.h"
+#include "addon.h"
+#include "napi_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#ifndef __linux__
-#error "tcpproxy's native addon is Linux-only (SO_ORIGINAL_DST, IP_TRANSPARENT)"
-#endif
 
 /* The values from <linux/netfilter_ipv4.h>, <linux/netfilter_ipv6/ip6_tables.h>
  * and <linux/in.h>, <linux/in6.h>, which clash with glibc's headers when
@@ -77,95 +66,6 @@
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
-
-/* ---------- errors ---------- */
-
-napi_value napi_failed(napi_env env) {
-  const napi_extended_error_info *info = NULL;
-  char msg[200] = "Node-API call failed";
-  bool pending = false;
-  if (napi_get_last_error_info(env, &info) == napi_ok && info != NULL && info->error_message != NULL) {
-    snprintf(msg, sizeof msg, "Node-API call failed: %s", info->error_message);
-  }
-  if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
-    napi_throw_error(env, NULL, msg);
-  }
-  return NULL;
-}
-
-const char *errno_name(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char *name = strerrorname_np(err);
-  if (name != NULL) return name;
-#endif
-  switch (err) {
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case ENOENT: return "ENOENT";
-    case EBADF: return "EBADF";
-    case EINVAL: return "EINVAL";
-    case ENOTSOCK: return "ENOTSOCK";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case ENOTCONN: return "ENOTCONN";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOBUFS: return "ENOBUFS";
-    case ENOMEM: return "ENOMEM";
-    default: return "EUNKNOWN";
-  }
-}
-
-/* Throw `syscall: strerror(err)` with Node's conventions: `code` ("EPERM"),
- * `errno` (negative) and `syscall`. */
-napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  char msg[256];
-  napi_value text, code, error, num, name;
-  snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
-  NAPI_CALL(napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text));
-  NAPI_CALL(napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code));
-  NAPI_CALL(napi_create_error(env, code, text, &error));
-  NAPI_CALL(napi_create_int32(env, -err, &num));
-  NAPI_CALL(napi_set_named_property(env, error, "errno", num));
-  NAPI_CALL(napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &name));
-  NAPI_CALL(napi_set_named_property(env, error, "syscall", name));
-  napi_throw(env, error);
-  return NULL;
-}
-
-/* ---------- arguments ---------- */
-
-bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-    napi_failed(env);
-    return false;
-  }
-  if (argc < want) {
-    napi_throw_type_error(env, NULL, "missing argument");
-    return false;
-  }
-  return true;
-}
-
-bool get_int(napi_env env, napi_value value, int32_t *out) {
-  napi_valuetype type;
-  if (napi_typeof(env, value, &type) != napi_ok) {
-    napi_failed(env);
-    return false;
-  }
-  if (type != napi_number) {
-    napi_throw_type_error(env, NULL, "expected a number");
-    return false;
-  }
-  if (napi_get_value_int32(env, value, out) != napi_ok) {
-    napi_failed(env);
-    return false;
-  }
-  return true;
-}
 
 static bool get_family(napi_env env, napi_value value, int *domain) {
   int32_t family;
@@ -396,19 +296,6 @@ static napi_value probe_transparent(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* ---------- descriptors ---------- */
-
-static napi_value dup_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  int32_t fd;
-  int copy;
-  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd)) return NULL;
-  copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
-  NAPI_CALL(napi_create_int32(env, copy, &result));
-  return result;
-}
-
 /* ---------- capabilities ---------- */
 
 static napi_value keep_capabilities(napi_env env, napi_callback_info info) {
@@ -430,19 +317,14 @@ static napi_value limit_capabilities(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"originalDst", NULL, original_dst, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"setTransparent", NULL, set_transparent_fd, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"probeTransparent", NULL, probe_transparent, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"keepCapabilities", NULL, keep_capabilities, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"limitCapabilities", NULL, limit_capabilities, NULL, NULL, NULL, napi_enumerable, NULL},
+bool transparent_init(napi_env env, napi_value exports) {
+  static const struct exported list[] = {
+    {"originalDst", original_dst},
+    {"transparentSocket", transparent_socket},
+    {"setTransparent", set_transparent_fd},
+    {"probeTransparent", probe_transparent},
+    {"keepCapabilities", keep_capabilities},
+    {"limitCapabilities", limit_capabilities},
   };
-  NAPI_CALL(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  if (!relay_thread_init(env, exports)) return NULL;
-  return exports;
+  return EXPORT_FUNCTIONS(env, exports, list);
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
