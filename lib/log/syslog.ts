@@ -24,6 +24,7 @@ import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import { errorCode } from '../errors.js'
 import { formatText, keepAlive, type LogEntry, type Logger, type Tag } from './logger.js'
+import { removeControls } from '../text.js'
 
 /** Syslog facility codes by name, as syslog.conf(5) spells them. */
 export const FACILITIES: Record<string, number> = {
@@ -99,15 +100,12 @@ const LEVELS: Record<Tag, Level> = {
 const RESERVED = new Set(['time', 'level', 'event', 'id', 'message'])
 
 /**
- * C0 and C1 controls (newlines included), DEL, and the Unicode line and
- * paragraph separators: a client-controlled string (a host name, an error
- * text) must never start a forged line of its own, in a log file or on a
- * terminal.
+ * Control characters (lib/text.ts) removed: a client-controlled string (a
+ * host name, an error text) must never start a forged line of its own, in
+ * a log file or on a terminal.
  */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
-
 function clean(s: string): string {
-  return s.replace(CONTROL, '')
+  return removeControls(s)
 }
 
 /** The longest prefix of `s` that is at most `max` bytes of UTF-8, cut between characters. */
