@@ -5,8 +5,8 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { TcpproxyError } from '../errors.js'
-import { parseCount, parseSeconds } from '../config/config.js'
-import { DEFAULT_PIDFILE } from '../daemon/pidfile.js'
+import { DEFAULT_PIDFILE } from '../config/config.js'
+import { isProgram, parseCount, parseSeconds } from '../config/values.js'
 
 export interface CliOptions {
   /** `-b [interface:]port` as written. */
@@ -188,9 +188,8 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
   }
   const o = cmd.opts<Record<string, unknown>>()
   const server = cmd.processedArgs[0] as string[]
-  const first = server[0]
   // Only a handler program takes further words (its arguments).
-  if (server.length > 1 && !(first?.startsWith('/') || first?.startsWith('.'))) {
+  if (server.length > 1 && !isProgram(server[0] as string)) {
     throw new TcpproxyError('ERR_USAGE', `extra arguments after server: ${server.slice(1).join(' ')}`)
   }
   if (o['config'] !== undefined && o['f'] !== undefined) {
