@@ -58,8 +58,21 @@ export function isWildcard(iface: string): boolean {
   return WILDCARDS.has(iface) || iface === '[::]'
 }
 
-// RFC 1035 labels: at most 63 characters (first, up to 61 in the middle, last); 253 in all.
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
+/**
+ * A DNS host name, in any case: labels of letters, digits and hyphens, no
+ * hyphen at either end, at most 63 characters each (RFC 1035, RFC 1123),
+ * 253 in all. `underscore`: labels may hold `_` too, as resolvers accept
+ * (a host written in the configuration may). `finalDot`: the root's dot
+ * may end the name (`mail.example.org.`).
+ */
+export function hostNamePattern(o: { underscore: boolean; finalDot: boolean }): RegExp {
+  const c = o.underscore ? 'a-z0-9_' : 'a-z0-9'
+  // First character, up to 61 in the middle, last.
+  const label = `[${c}]([${c}-]{0,61}[${c}])?`
+  return new RegExp(`^(?=.{1,253}$)${label}(\\.${label})*${o.finalDot ? '\\.?' : ''}$`, 'i')
+}
+
+const HOSTNAME = hostNamePattern({ underscore: true, finalDot: true })
 
 /** Validate a host: an IP address (brackets allowed for IPv6) or a DNS name. */
 export function parseHost(text: string): string {

@@ -6,6 +6,7 @@ import t from 'tap'
 import {
   canonicalIp,
   formatHostPort,
+  hostNamePattern,
   isWildcard,
   parseHost,
   parseInterface,
@@ -170,4 +171,18 @@ t.test('parseListenSpec refuses bad ports and bad interfaces', async t => {
   t.throws(() => parseListenSpec('127.0.0.1:', lookup), bad('unknown port or service name: ""'))
   t.throws(() => parseListenSpec('bad host:25', lookup), bad('bad host name or address: "bad host"'))
   t.throws(() => parseListenSpec('[::1:25', lookup), bad('missing "]" in "[::1:25"'))
+})
+
+t.test('hostNamePattern: "_" and a final dot only when asked; labels of 63, names of 253 either way', async t => {
+  const config = hostNamePattern({ underscore: true, finalDot: true })
+  const strict = hostNamePattern({ underscore: false, finalDot: false })
+  for (const p of [config, strict]) {
+    for (const ok of ['a', 'Mail.Example.ORG', 'x-1.example', `${'a'.repeat(63)}.org`, `${'a.'.repeat(126)}a`]) t.ok(p.test(ok), ok)
+    for (const no of ['', '-a', 'a-', 'a..b', '.a', `${'a'.repeat(64)}.org`, `${'a.'.repeat(126)}ab`, 'a b', 'a!b']) t.notOk(p.test(no), no)
+  }
+  t.ok(config.test('_srv._tcp.example'))
+  t.notOk(strict.test('_srv._tcp.example'), 'no "_" in a name passed on to programs')
+  t.ok(config.test('mail.example.org.'))
+  t.notOk(strict.test('mail.example.org.'))
+  t.notOk(config.test('mail.example.org..'), 'one final dot at most')
 })
