@@ -1,7 +1,8 @@
 /**
- * Control characters in text that came from outside (a client, a resolver,
- * a program, a configuration file). One definition of which characters are
- * meant; what each user does with them differs, so each has a helper.
+ * Text for messages and log lines. Control characters in text that came
+ * from outside (a client, a resolver, a program, a configuration file):
+ * one definition of which characters are meant; what each user does with
+ * them differs, so each has a helper. And how a duration is written.
  */
 
 /**
@@ -31,4 +32,9 @@ export function removeControls(text: string): string {
 /** Each run of control characters made one blank: a program's output read as words on one line. */
 export function blankControls(text: string): string {
   return text.replace(CONTROL_RUN, ' ')
+}
+
+/** A duration for a message: milliseconds as seconds with their unit (`2.5 s`). */
+export function secondsText(ms: number): string {
+  return `${ms / 1000} s`
 }

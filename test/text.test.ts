@@ -2,7 +2,7 @@
  * Control characters (lib/text.ts): one set, four treatments.
  */
 import t from 'tap'
-import { blankControls, escapeControls, hasControl, removeControls } from '../lib/text.js'
+import { blankControls, escapeControls, hasControl, removeControls, secondsText } from '../lib/text.js'
 
 // C0 (NUL, TAB, LF, CR, ESC, US), DEL, C1 (first, NEL, CSI, last), LINE and PARAGRAPH SEPARATOR.
 const CONTROLS = ['\u0000', '\t', '\n', '\r', '\u001b', '\u001f', '\u007f', '\u0080', '\u0085', '\u009b', '\u009f', '\u2028', '\u2029']
@@ -25,4 +25,10 @@ t.test('escapeControls writes each as \\uXXXX, removeControls drops it, blankCon
   t.equal(escapeControls(printable), printable)
   t.equal(removeControls(printable), printable)
   t.equal(blankControls(printable), printable)
+})
+
+t.test('secondsText writes milliseconds as seconds with the unit', async t => {
+  t.equal(secondsText(10_000), '10 s')
+  t.equal(secondsText(2500), '2.5 s')
+  t.equal(secondsText(0), '0 s')
 })
