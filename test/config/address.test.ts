@@ -5,6 +5,8 @@
 import t from 'tap'
 import {
   canonicalIp,
+  formatIPv6,
+  ipv6Groups,
   formatHostPort,
   hostNamePattern,
   isWildcard,
@@ -31,7 +33,23 @@ t.test('canonicalIp turns IPv4-mapped IPv6 into plain IPv4', async t => {
   t.equal(canonicalIp('::FFFF:7F00:2'), '127.0.0.2')
   t.equal(canonicalIp('0:0:0:0:0:ffff:c0a8:1ff'), '192.168.1.255')
   t.equal(canonicalIp('::ffff:0.0.0.0'), '0.0.0.0')
-  t.equal(canonicalIp('::127.0.0.1'), '::7f00:1', 'IPv4-compatible (not mapped) stays IPv6')
+  t.equal(canonicalIp('::127.0.0.1'), '::127.0.0.1', 'IPv4-compatible (not mapped) stays IPv6, dotted as Node writes it')
+})
+
+t.test('canonicalIp writes IPv6 as Node does: the first longest zero run as "::", none for a single zero', async t => {
+  t.equal(canonicalIp('1:0:0:0:0:0:0:0'), '1::')
+  t.equal(canonicalIp('1:0:1:0:1:0:1:0'), '1:0:1:0:1:0:1:0')
+  t.equal(canonicalIp('1:0:0:1:0:0:0:1'), '1:0:0:1::1')
+  t.equal(canonicalIp('1:0:0:1:0:0:1:1'), '1::1:0:0:1:1')
+  t.equal(canonicalIp('::ffff:0:1.2.3.4'), '::ffff:0:102:304', 'only ::ffff:a.b.c.d is IPv4-mapped')
+})
+
+t.test('ipv6Groups and formatIPv6: text to the eight groups and back', async t => {
+  t.same(ipv6Groups('2001:DB8::1'), [0x2001, 0xdb8, 0, 0, 0, 0, 0, 1])
+  t.same(ipv6Groups('::ffff:192.0.2.1'), [0, 0, 0, 0, 0, 0xffff, 0xc000, 0x201])
+  t.same(ipv6Groups('1:2:3:4:5:6:7:8'), [1, 2, 3, 4, 5, 6, 7, 8])
+  t.equal(formatIPv6([0, 0, 0, 0, 0, 0xffff, 0xc000, 0x201]), '::ffff:192.0.2.1')
+  t.equal(formatIPv6([0, 0, 0, 0, 0, 0, 0, 0]), '::')
 })
 
 t.test('canonicalIp keeps the zone of a link-local address as Node reports it', async t => {
