@@ -4,6 +4,7 @@
  * and DIAGNOSTICS) so scripts and tests never have to match on prose.
  */
 import { getSystemErrorMap } from 'node:util'
+import { escapeControls } from './text.js'
 
 /** Stable error codes, with the process exit status each one leads to. */
 export const ERROR_CODES = {
@@ -28,16 +29,11 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES
 
 /**
- * Control characters and the Unicode line breaks JSON.stringify leaves as
- * they are (C1 controls such as NEL, U+2028, U+2029): a value quoted into a
- * message must not break it into several lines on a terminal or in a log.
+ * `text` with every control character (lib/text.ts) written as `\uXXXX`: a
+ * value quoted into a message must not break it into several lines on a
+ * terminal or in a log.
  */
-const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
-
-/** `text` with every line-breaking or control character written as `\uXXXX`. */
-export function oneLineText(text: string): string {
-  return text.replace(LINE_BREAKING, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
-}
+export const oneLineText: (text: string) => string = escapeControls
 
 /** Base class: a one-line, user-facing message plus a stable code. */
 export class TcpproxyError extends Error {

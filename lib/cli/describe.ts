@@ -6,8 +6,10 @@ import type { ResolvedService } from '../config/resolve.js'
  * `LISTEN -> TARGETS (timeout T[, more settings])`: `*:PORT` for the
  * wildcard, a missing server port filled in, `exec PROGRAM ARGS` for a
  * handler, "the original destination" for a forward-only service without
- * a server. Settings at
- * their defaults are left out.
+ * a server. The idle timeout is always shown; acp, accept-proxy,
+ * send-proxy, writefile, redirect-mode, transparent, srcip and forge-addr
+ * (with forge-port) only when set; the other timeouts and max-connections
+ * not at all.
  */
 export function describeService(s: ResolvedService): string {
   const where = s.addresses === null ? `*:${s.port}` : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')

@@ -5,8 +5,8 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { TcpproxyError } from '../errors.js'
-import { parseCount, parseSeconds } from '../config/config.js'
-import { DEFAULT_PIDFILE } from '../daemon/pidfile.js'
+import { DEFAULT_GLOBALS, DEFAULT_PIDFILE, DEFAULT_SETTINGS } from '../config/config.js'
+import { isProgram, parseCount, parseSeconds } from '../config/values.js'
 
 export interface CliOptions {
   /** `-b [interface:]port` as written. */
@@ -128,18 +128,18 @@ function program(): Command {
     .addOption(new Option('-f <file>', 'the same as -c (tcpproxy 2.0)'))
     .option('-d, --debug', 'stay in the foreground and log to stderr')
     .option('-s, --standalone', 'listen on the configured ports (implied by -b)')
-    .addOption(new Option('-t, --timeout <seconds>', 'idle timeout, 0 = none (default 60)').argParser(seconds('-t')))
+    .addOption(new Option('-t, --timeout <seconds>', `idle timeout, 0 = none (default ${DEFAULT_SETTINGS.timeout})`).argParser(seconds('-t')))
     .addOption(
-      new Option('--connect-timeout <seconds>', 'timeout of each upstream connect (default 10)').argParser(seconds('--connect-timeout')),
+      new Option('--connect-timeout <seconds>', `timeout of each upstream connect (default ${DEFAULT_SETTINGS.connectTimeout})`).argParser(seconds('--connect-timeout')),
     )
     .addOption(new Option('-a, --acp <program>', 'access control program run per connection (exit 0 grants)'))
-    .addOption(new Option('--acp-timeout <seconds>', 'deny when the access control program runs longer (default 10)').argParser(seconds('--acp-timeout')))
-    .addOption(new Option('-v, --env-prefix <prefix>', 'prefix of the variables given to programs (default PROXY_)'))
+    .addOption(new Option('--acp-timeout <seconds>', `deny when the access control program runs longer (default ${DEFAULT_SETTINGS.acpTimeout})`).argParser(seconds('--acp-timeout')))
+    .addOption(new Option('-v, --env-prefix <prefix>', `prefix of the variables given to programs (default ${DEFAULT_GLOBALS.envPrefix})`))
     .option('-n, --no-resolve', 'do not look up client host names (PROXY_CLIENTNAME is the IP)')
     .addOption(new Option('-w, --writefile <base>', 'append each connection\'s traffic to BASE.ID.log'))
     .addOption(new Option('-l, --logname <name>', 'the name in log lines and PROXY_LOGNAME'))
     .addOption(new Option('--accept-proxy <cidrs>', 'peers (address[/bits],...) whose connections start with a PROXY header'))
-    .addOption(new Option('--proxy-timeout <seconds>', 'time a trusted peer has to send the PROXY header (default 5)').argParser(seconds('--proxy-timeout')))
+    .addOption(new Option('--proxy-timeout <seconds>', `time a trusted peer has to send the PROXY header (default ${DEFAULT_SETTINGS.proxyTimeout})`).argParser(seconds('--proxy-timeout')))
     .addOption(new Option('--send-proxy <version>', 'start upstream connections with a PROXY header (v1 or v2)'))
     .option('--foreground', 'stay in the foreground, logging to stderr (systemd, containers)')
     .option('-p', `write the pid to ${DEFAULT_PIDFILE}`)
@@ -188,9 +188,8 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
   }
   const o = cmd.opts<Record<string, unknown>>()
   const server = cmd.processedArgs[0] as string[]
-  const first = server[0]
   // Only a handler program takes further words (its arguments).
-  if (server.length > 1 && !(first?.startsWith('/') || first?.startsWith('.'))) {
+  if (server.length > 1 && !isProgram(server[0] as string)) {
     throw new TcpproxyError('ERR_USAGE', `extra arguments after server: ${server.slice(1).join(' ')}`)
   }
   if (o['config'] !== undefined && o['f'] !== undefined) {

@@ -7,22 +7,11 @@
  */
 import { parseListenSpec, parseServerList } from '../config/address.js'
 import type { CliOptions } from './options.js'
-import {
-  DEFAULT_GLOBALS,
-  DEFAULT_SETTINGS,
-  KEYWORD_OPTIONS,
-  isProgram,
-  parseConfig,
-  parseEnvPrefix,
-  parseProxyVersion,
-  parseRedirectMode,
-  parseSourceAddress,
-  serviceProblem,
-  splitCommand,
-  type Config,
-  type GlobalSettings,
-  type ServiceSettings,
-} from '../config/config.js'
+import { DEFAULT_GLOBALS, DEFAULT_SETTINGS, type Config, type GlobalSettings, type ServiceSettings } from '../config/config.js'
+import { parseConfig } from '../config/parse.js'
+import { problemError } from '../config/problem.js'
+import { serviceProblem } from '../config/rules.js'
+import { isProgram, parseEnvPrefix, parseProxyVersion, parseRedirectMode, parseSourceAddress, splitCommand } from '../config/values.js'
 import { ConfigError, TcpproxyError, errnoText, errorCode, errorText } from '../errors.js'
 import { parseCidrList } from '../config/cidr.js'
 import type { PortLookup } from '../config/port-names.js'
@@ -69,15 +58,6 @@ function cliGlobals(o: CliOptions): GlobalSettings {
     ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
     ...(o.workers === null ? {} : { workers: o.workers }),
   }
-}
-
-/** A serviceProblem() text in the command line's words. */
-function inOptions(problem: string): string {
-  return problem
-    .replace(' ("exec")', '')
-    // Only these keywords can be named: a command-line service always has a server or handler.
-    .replace(/"([a-z-]+)( yes)?"/g, (_m, k: string) => KEYWORD_OPTIONS[k] as string)
-    .replace('use redirect-mode ', 'use -r ')
 }
 
 /** Run a pure parser on a command-line value, naming the option in its error. */
@@ -159,6 +139,6 @@ export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
     source: { file: where, line: 0 },
   }
   const problem = o.listPorts ? null : serviceProblem(service)
-  if (problem !== null) throw new TcpproxyError('ERR_USAGE', `the command line's service ${inOptions(problem)}`)
+  if (problem !== null) throw problemError(service, problem)
   return { ports: [port], globals, services: [service] }
 }

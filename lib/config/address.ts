@@ -29,23 +29,73 @@ function bad(reason: string): never {
 }
 
 /**
- * The canonical text of an IP address as Node reports socket addresses:
- * IPv6 lower case and compressed, IPv4-mapped IPv6 as plain IPv4
- * (so `::ffff:127.0.0.2` matches an `interface 127.0.0.2` line).
+ * The eight 16-bit groups of an IPv6 text that isIP accepts (no zone), a
+ * dotted IPv4 tail (`::ffff:192.0.2.1`) included.
+ */
+export function ipv6Groups(text: string): number[] {
+  let hex = text
+  const colon = text.lastIndexOf(':')
+  if (text.includes('.')) {
+    const [a = 0, b = 0, c = 0, d = 0] = text.slice(colon + 1).split('.').map(Number)
+    hex = `${text.slice(0, colon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map(g => parseInt(g, 16)))
+  const [head = '', tail] = hex.split('::')
+  if (tail === undefined) return parse(head)
+  const left = parse(head)
+  const right = parse(tail)
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right]
+}
+
+/**
+ * Node's canonical IPv6 text (what socket.remoteAddress shows, libuv's
+ * inet_ntop6) of eight 16-bit groups: lower case, no leading zeros, the
+ * first longest run of two or more zero groups as "::", and a dotted tail for
+ * IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses.
+ */
+export function formatIPv6(groups: readonly number[]): string {
+  let bestStart = -1
+  let bestLength = 0
+  for (let i = 0; i < 8; ) {
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > bestLength) {
+      bestStart = i
+      bestLength = j - i
+    }
+    i = j === i ? i + 1 : j
+  }
+  if (bestLength < 2) bestStart = -1
+  let out = ''
+  for (let i = 0; i < 8; i++) {
+    if (bestStart !== -1 && i >= bestStart && i < bestStart + bestLength) {
+      if (i === bestStart) out += ':'
+      continue
+    }
+    if (i !== 0) out += ':'
+    const g = groups[i]!
+    if (i === 6 && bestStart === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))) {
+      out += `${g >> 8}.${g & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`
+      return out
+    }
+    out += g.toString(16)
+  }
+  return bestStart !== -1 && bestStart + bestLength === 8 ? `${out}:` : out
+}
+
+/**
+ * The canonical text of an IP address, for comparing addresses: IPv6 as
+ * Node reports socket addresses (formatIPv6), its zone kept as written
+ * (`fe80::1%eth0`), and IPv4-mapped IPv6 as plain IPv4 (so
+ * `::ffff:127.0.0.2` matches an `interface 127.0.0.2` line).
  */
 export function canonicalIp(ip: string): string {
   if (isIP(ip) !== 6) return ip
-  // Node reports link-local socket addresses with their zone (`fe80::1%eth0`),
-  // which URL refuses: canonicalise the address and keep the zone as written.
   const pct = ip.indexOf('%')
   const zone = pct < 0 ? '' : ip.slice(pct)
-  // WHATWG URL serialises IPv6 hosts in RFC 5952 canonical form.
-  const canon = new URL(`http://[${pct < 0 ? ip : ip.slice(0, pct)}]/`).hostname.slice(1, -1)
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canon)
-  if (mapped === null) return canon + zone
-  const hi = parseInt(mapped[1] as string, 16)
-  const lo = parseInt(mapped[2] as string, 16)
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+  const groups = ipv6Groups(pct < 0 ? ip : ip.slice(0, pct))
+  const text = formatIPv6(groups)
+  return text.startsWith('::ffff:') && text.includes('.') ? text.slice('::ffff:'.length) : text + zone
 }
 
 /** `host` for log lines and URLs: IPv6 addresses in brackets. */
@@ -58,8 +108,21 @@ export function isWildcard(iface: string): boolean {
   return WILDCARDS.has(iface) || iface === '[::]'
 }
 
-// RFC 1035 labels: at most 63 characters (first, up to 61 in the middle, last); 253 in all.
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
+/**
+ * A DNS host name, in any case: labels of letters, digits and hyphens, no
+ * hyphen at either end, at most 63 characters each (RFC 1035, RFC 1123),
+ * 253 in all. `underscore`: labels may hold `_` too, as resolvers accept
+ * (a host written in the configuration may). `finalDot`: the root's dot
+ * may end the name (`mail.example.org.`).
+ */
+export function hostNamePattern(o: { underscore: boolean; finalDot: boolean }): RegExp {
+  const c = o.underscore ? 'a-z0-9_' : 'a-z0-9'
+  // First character, up to 61 in the middle, last.
+  const label = `[${c}]([${c}-]{0,61}[${c}])?`
+  return new RegExp(`^(?=.{1,253}$)${label}(\\.${label})*${o.finalDot ? '\\.?' : ''}$`, 'i')
+}
+
+const HOSTNAME = hostNamePattern({ underscore: true, finalDot: true })
 
 /** Validate a host: an IP address (brackets allowed for IPv6) or a DNS name. */
 export function parseHost(text: string): string {

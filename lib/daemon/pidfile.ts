@@ -21,7 +21,7 @@
 import fs from 'node:fs'
 import { TcpproxyError, errorCode, errorText } from '../errors.js'
 
-export const DEFAULT_PIDFILE = '/var/run/tcpproxy.pid'
+export { DEFAULT_PIDFILE } from '../config/config.js'
 
 /** The most bytes read from an existing pidfile. */
 const MAX_PIDFILE_READ = 64

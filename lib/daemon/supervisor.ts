@@ -30,6 +30,7 @@ import { bindListener, closeListener, configureServer, parseKey, reconcileListen
 import type { Logger } from '../log/logger.js'
 import { fdOf, nativeAddon } from '../native/addon.js'
 import { relayExecArgv } from './node-flags.js'
+import { secondsText } from '../text.js'
 import type { ResolvedService } from '../config/resolve.js'
 import { serviceData } from '../config/resolve.js'
 import { planListeners } from '../server/selector.js'
@@ -344,7 +345,7 @@ export class Supervisor {
     const now = Date.now()
     this.#quickDeaths[i] = now - (this.#startedAt[i] as number) < (this.#o.stableMs ?? STABLE_MS) ? (this.#quickDeaths[i] as number) + 1 : 0
     const delay = (this.#o.restartDelayMs ?? 1000) * 2 ** Math.min(Math.max((this.#quickDeaths[i] as number) - 1, 0), MAX_BACKOFF_STEPS)
-    log.log({ tag: '-ERR', event: 'worker-exit', text: `worker process ended (${status}), starting a new one in ${delay / 1000} s` })
+    log.log({ tag: '-ERR', event: 'worker-exit', text: `worker process ended (${status}), starting a new one in ${secondsText(delay)}` })
     // A crash (an exit status, not a signal: a kill says nothing about the configuration).
     const previous = this.#previous
     if (previous !== null && typeof status === 'number' && now - previous.at < PROBATION_MS) {
@@ -389,7 +390,7 @@ export class Supervisor {
     try {
       await this.#reconcile(planListeners(services), this.#live())
       this.#put(services)
-      log.log({ tag: '-ERR', event: 'reload-rolled-back', text: `the worker failed within ${PROBATION_MS / 1000} s of the reload: back to the previous configuration` })
+      log.log({ tag: '-ERR', event: 'reload-rolled-back', text: `the worker failed within ${secondsText(PROBATION_MS)} of the reload: back to the previous configuration` })
       /* c8 ignore start */
     } catch (err) {
       // A port of the old configuration taken meanwhile: the new one stays.

@@ -5,6 +5,8 @@
  * stream, syslog.ts) import this; nothing here writes anywhere.
  */
 
+import { removeControls } from '../text.js'
+
 export type Tag = '+OK' | '+INFO' | '-INFO' | '-ERR' | '+DEBUG' | ''
 
 export interface LogEntry {
@@ -59,15 +61,12 @@ const LEVELS: Record<Tag, Level> = {
 const RESERVED = new Set(['time', 'level', 'event', 'id', 'message'])
 
 /**
- * C0 and C1 controls (newlines included), DEL, and the Unicode line and
- * paragraph separators: a client-controlled string (a host name, an error
- * text) must never start a forged line of its own, in a log file or on a
- * terminal.
+ * Control characters (lib/text.ts) removed: a client-controlled string (a
+ * host name, an error text) must never start a forged line of its own, in
+ * a log file or on a terminal.
  */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
-
 export function clean(s: string): string {
-  return s.replace(CONTROL, '')
+  return removeControls(s)
 }
 
 /** The longest prefix of `s` that is at most `max` bytes of UTF-8, cut between characters. */

@@ -8,6 +8,7 @@
  * that the v1 parser can reject a bad byte as soon as it arrives. Each
  * returns why the text is refused, or null.
  */
+import { formatIPv6, ipv6Groups } from '../config/address.js'
 import { TcpproxyError } from '../errors.js'
 import type { ProxyAddresses } from './header.js'
 
@@ -119,58 +120,6 @@ function scanGroups(text: string): { groups: number; double: boolean } | string 
     }
   }
   return { groups, double }
-}
-
-/** The eight 16-bit groups of an IPv6 text already accepted by checkIPv6. */
-function ipv6Groups(text: string): number[] {
-  let hex = text
-  const colon = text.lastIndexOf(':')
-  if (text.includes('.')) {
-    const [a = 0, b = 0, c = 0, d = 0] = text.slice(colon + 1).split('.').map(Number)
-    hex = `${text.slice(0, colon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
-  }
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map(g => parseInt(g, 16)))
-  const [head = '', tail] = hex.split('::')
-  if (tail === undefined) return parse(head)
-  const left = parse(head)
-  const right = parse(tail)
-  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right]
-}
-
-/**
- * Node's canonical IPv6 text (what socket.remoteAddress shows, libuv's
- * inet_ntop6) of eight 16-bit groups: lower case, no leading zeros, the
- * first longest run of two or more zero groups as "::", and a dotted tail for
- * IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses.
- */
-export function formatIPv6(groups: readonly number[]): string {
-  let bestStart = -1
-  let bestLength = 0
-  for (let i = 0; i < 8; ) {
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLength) {
-      bestStart = i
-      bestLength = j - i
-    }
-    i = j === i ? i + 1 : j
-  }
-  if (bestLength < 2) bestStart = -1
-  let out = ''
-  for (let i = 0; i < 8; i++) {
-    if (bestStart !== -1 && i >= bestStart && i < bestStart + bestLength) {
-      if (i === bestStart) out += ':'
-      continue
-    }
-    if (i !== 0) out += ':'
-    const g = groups[i]!
-    if (i === 6 && bestStart === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))) {
-      out += `${g >> 8}.${g & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`
-      return out
-    }
-    out += g.toString(16)
-  }
-  return bestStart !== -1 && bestStart + bestLength === 8 ? `${out}:` : out
 }
 
 /** Node's canonical form of an IPv6 text already accepted by checkIPv6. */

@@ -6,7 +6,8 @@
 import { ProxyHeaderError } from '../errors.js'
 import { crc32c } from './crc32c.js'
 import { INCOMPLETE, startsWithMagic, type ParseResult, type ProxyAddresses, type ProxyTlv } from './header.js'
-import { formatIPv6, sendableEndpoint } from './ip-text.js'
+import { formatIPv6 } from '../config/address.js'
+import { sendableEndpoint } from './ip-text.js'
 
 /** §2.2: 12 bytes chosen to be rejected by other protocols; note the NUL. */
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a])

@@ -6,7 +6,8 @@
  */
 import { connect, createServer, isIP, type Socket } from 'node:net'
 import type { Endpoint } from '../config/address.js'
-import { settingError, type ServiceDef } from '../config/config.js'
+import type { ServiceDef } from '../config/config.js'
+import { settingError } from '../config/problem.js'
 import { errorCode } from '../errors.js'
 import { transparentConnect } from '../transparent/sockets.js'
 

@@ -5,7 +5,7 @@
  */
 import { lookup, lookupService } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { canonicalIp } from '../config/address.js'
+import { canonicalIp, hostNamePattern } from '../config/address.js'
 
 /** Facts about one connection, as the environment reports them. */
 export interface ConnectionFacts {
@@ -52,7 +52,8 @@ export function connectionEnv(prefix: string, f: ConnectionFacts): Record<string
   }
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
+// Stricter than a configured host name: no `_`, as the name reaches programs (PROXY_CLIENTNAME).
+const HOSTNAME = hostNamePattern({ underscore: false, finalDot: false })
 
 /**
  * A reverse-DNS answer is chosen by whoever controls the client's address

@@ -9,6 +9,7 @@ import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import split2 from 'split2'
+import { blankControls } from '../text.js'
 
 /** Identity the programs run as (numbers); omitted = the proxy's own. */
 export interface RunAs {
@@ -33,8 +34,7 @@ export const MESSAGE_MAX = 512
 
 /** One printable line: control characters become blanks, length bounded. */
 export function oneLine(text: string, max = MESSAGE_MAX): string {
-  // eslint-style control-character class: C0, DEL and C1.
-  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim()
+  const flat = blankControls(text).trim()
   return flat.length > max ? `${flat.slice(0, max)}...` : flat
 }
 

@@ -18,7 +18,8 @@
  */
 import { Socket, type Server, type SocketConstructorOpts } from 'node:net'
 import { canonicalIp, formatHostPort } from '../config/address.js'
-import { settingError, type ServiceDef } from '../config/config.js'
+import type { ServiceDef } from '../config/config.js'
+import { settingError } from '../config/problem.js'
 import { TcpproxyError, errorCode, errorText, type ErrorCode } from '../errors.js'
 import { fdOf, nativeAddon, nativeLoadFailure, type Destination, type NativeAddon } from '../native/addon.js'
 

@@ -53,3 +53,10 @@ t.test('a handler, an ACP and the PROXY protocol settings are shown', async t =>
     '*:8025 -> exec /usr/local/sbin/handler -v (timeout 60, acp /usr/local/sbin/acp, accept-proxy 10.0.0.0/8,::1/128, send-proxy v2, writefile /tmp/dump)',
   )
 })
+
+t.test('the other timeouts and max-connections are not shown, set or not', async t => {
+  t.equal(
+    describeService({ ...base, connectTimeout: 3, acpTimeout: 1, proxyTimeout: 2, maxConnections: 5 }),
+    describeService(base),
+  )
+})

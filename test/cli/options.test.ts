@@ -184,3 +184,14 @@ t.test('fuzz: any command line gives a configuration or a one-line error naming 
   )
   t.pass(`${FUZZ.numRuns} command lines, seed ${FUZZ.seed}`)
 })
+
+t.test('the help states the configuration defaults as they are', async t => {
+  const r = parseArgs(['-h'], V)
+  if (r.kind !== 'exit') throw new Error('expected an exit result')
+  // Flattened: commander wraps long lines.
+  const help = r.output.replace(/\s+/g, ' ')
+  for (const said of ['idle timeout, 0 = none (default 60)', 'each upstream connect (default 10)', 'runs longer (default 10)',
+    'given to programs (default PROXY_)', 'send the PROXY header (default 5)', 'write the pid to /var/run/tcpproxy.pid']) {
+    t.match(help, said, said)
+  }
+})

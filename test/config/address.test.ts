@@ -5,7 +5,10 @@
 import t from 'tap'
 import {
   canonicalIp,
+  formatIPv6,
+  ipv6Groups,
   formatHostPort,
+  hostNamePattern,
   isWildcard,
   parseHost,
   parseInterface,
@@ -30,7 +33,23 @@ t.test('canonicalIp turns IPv4-mapped IPv6 into plain IPv4', async t => {
   t.equal(canonicalIp('::FFFF:7F00:2'), '127.0.0.2')
   t.equal(canonicalIp('0:0:0:0:0:ffff:c0a8:1ff'), '192.168.1.255')
   t.equal(canonicalIp('::ffff:0.0.0.0'), '0.0.0.0')
-  t.equal(canonicalIp('::127.0.0.1'), '::7f00:1', 'IPv4-compatible (not mapped) stays IPv6')
+  t.equal(canonicalIp('::127.0.0.1'), '::127.0.0.1', 'IPv4-compatible (not mapped) stays IPv6, dotted as Node writes it')
+})
+
+t.test('canonicalIp writes IPv6 as Node does: the first longest zero run as "::", none for a single zero', async t => {
+  t.equal(canonicalIp('1:0:0:0:0:0:0:0'), '1::')
+  t.equal(canonicalIp('1:0:1:0:1:0:1:0'), '1:0:1:0:1:0:1:0')
+  t.equal(canonicalIp('1:0:0:1:0:0:0:1'), '1:0:0:1::1')
+  t.equal(canonicalIp('1:0:0:1:0:0:1:1'), '1::1:0:0:1:1')
+  t.equal(canonicalIp('::ffff:0:1.2.3.4'), '::ffff:0:102:304', 'only ::ffff:a.b.c.d is IPv4-mapped')
+})
+
+t.test('ipv6Groups and formatIPv6: text to the eight groups and back', async t => {
+  t.same(ipv6Groups('2001:DB8::1'), [0x2001, 0xdb8, 0, 0, 0, 0, 0, 1])
+  t.same(ipv6Groups('::ffff:192.0.2.1'), [0, 0, 0, 0, 0, 0xffff, 0xc000, 0x201])
+  t.same(ipv6Groups('1:2:3:4:5:6:7:8'), [1, 2, 3, 4, 5, 6, 7, 8])
+  t.equal(formatIPv6([0, 0, 0, 0, 0, 0xffff, 0xc000, 0x201]), '::ffff:192.0.2.1')
+  t.equal(formatIPv6([0, 0, 0, 0, 0, 0, 0, 0]), '::')
 })
 
 t.test('canonicalIp keeps the zone of a link-local address as Node reports it', async t => {
@@ -170,4 +189,18 @@ t.test('parseListenSpec refuses bad ports and bad interfaces', async t => {
   t.throws(() => parseListenSpec('127.0.0.1:', lookup), bad('unknown port or service name: ""'))
   t.throws(() => parseListenSpec('bad host:25', lookup), bad('bad host name or address: "bad host"'))
   t.throws(() => parseListenSpec('[::1:25', lookup), bad('missing "]" in "[::1:25"'))
+})
+
+t.test('hostNamePattern: "_" and a final dot only when asked; labels of 63, names of 253 either way', async t => {
+  const config = hostNamePattern({ underscore: true, finalDot: true })
+  const strict = hostNamePattern({ underscore: false, finalDot: false })
+  for (const p of [config, strict]) {
+    for (const ok of ['a', 'Mail.Example.ORG', 'x-1.example', `${'a'.repeat(63)}.org`, `${'a.'.repeat(126)}a`]) t.ok(p.test(ok), ok)
+    for (const no of ['', '-a', 'a-', 'a..b', '.a', `${'a'.repeat(64)}.org`, `${'a.'.repeat(126)}ab`, 'a b', 'a!b']) t.notOk(p.test(no), no)
+  }
+  t.ok(config.test('_srv._tcp.example'))
+  t.notOk(strict.test('_srv._tcp.example'), 'no "_" in a name passed on to programs')
+  t.ok(config.test('mail.example.org.'))
+  t.notOk(strict.test('mail.example.org.'))
+  t.notOk(config.test('mail.example.org..'), 'one final dot at most')
 })

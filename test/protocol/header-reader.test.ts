@@ -7,7 +7,7 @@ import { ProxyHeaderError } from '../../lib/errors.js'
 import { readProxyHeader } from '../../lib/protocol/header-reader.js'
 import { parseProxyHeader } from '../../lib/protocol/parse.js'
 import { formatProxyV2 } from '../../lib/protocol/v2.js'
-import { HAPROXY_V1 } from './fixtures.js'
+import { HAPROXY_V1 } from '../fixtures/proxy-headers.js'
 
 const EVENTS = ['readable', 'data', 'end', 'close', 'error'] as const
 

@@ -4,7 +4,7 @@ import { ProxyHeaderError } from '../../lib/errors.js'
 import { parseProxyHeader } from '../../lib/protocol/parse.js'
 import { formatProxyV1 } from '../../lib/protocol/v1.js'
 import { formatProxyV2 } from '../../lib/protocol/v2.js'
-import { FC, HAPROXY_V2, SIGNATURE, TCP4_BLOCK, addresses, assertRejects, bin, canonical, complete, hex, v2 } from './fixtures.js'
+import { FC, HAPROXY_V2, SIGNATURE, TCP4_BLOCK, addresses, assertRejects, bin, canonical, complete, hex, v2 } from '../fixtures/proxy-headers.js'
 
 t.test('the first byte picks the version', async t => {
   t.equal(parseProxyHeader(Buffer.alloc(0)).status, 'incomplete', 'nothing yet')

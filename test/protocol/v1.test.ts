@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { parseProxyHeader } from '../../lib/protocol/parse.js'
 import { PROXY_V1_MAX, formatProxyV1 } from '../../lib/protocol/v1.js'
-import { FC, HAPROXY_V1, assertPrefixesIncomplete, assertRejects, bin, complete, v4, v6 } from './fixtures.js'
+import { FC, HAPROXY_V1, assertPrefixesIncomplete, assertRejects, bin, complete, v4, v6 } from '../fixtures/proxy-headers.js'
 
 t.test('v1: valid lines', async t => {
   t.test('the HAProxy capture, followed by data', async t => {

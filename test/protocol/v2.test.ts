@@ -18,7 +18,7 @@ import {
   v2,
   v4,
   v6,
-} from './fixtures.js'
+} from '../fixtures/proxy-headers.js'
 
 t.test('v2: valid headers', async t => {
   t.test('the HAProxy TCP4 capture, followed by data', async t => {
