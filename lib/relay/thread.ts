@@ -19,7 +19,8 @@
  */
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
-import { fdOf, nativeAddon, type NativeAddon, type NativeCloseReason } from '../native/addon.js'
+import { fdOf, nativeAddon, type NativeAddon } from '../native/addon.js'
+import type { CloseReason } from './close-reasons.js'
 import { relay, type RelayHandle, type RelayResult, type Tap } from './event-loop.js'
 
 export interface RelayRequest {
@@ -55,7 +56,7 @@ function systemError(errno: number, syscall: string): Error {
   return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall })
 }
 
-function onEnd(id: number, toServer: number, toClient: number, reason: NativeCloseReason, errno: number, syscall: string): void {
+function onEnd(id: number, toServer: number, toClient: number, reason: CloseReason, errno: number, syscall: string): void {
   const r = running.get(id) as Running
   running.delete(id)
   r.done({
