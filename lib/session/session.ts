@@ -381,7 +381,7 @@ export class Session {
         if (this.#closeDump === null) finish()
         else void this.#closeDump().then(finish)
       }
-      this.#relay = startRelay({
+      const started = startRelay({
         client: this.#socket,
         server: up.socket,
         idleMs: s.service.timeout * 1000,
@@ -390,8 +390,9 @@ export class Session {
         tap: this.#dumpTap(),
         thread: s.programs.relayThread === true,
       })
-      // The relay thread took the connection and Node closed its socket.
-      if (this.#socket.destroyed) this.#client = null
+      this.#relay = started.handle
+      // The relay thread took the connection: Node's socket is closed, drop it.
+      if (started.by === 'thread') this.#client = null
     })
   }
 

@@ -15,7 +15,7 @@ import type { ListenSpec } from '../../lib/config/address.js'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { ClientNames } from '../../lib/session/environment.js'
 import { Redirects } from '../../lib/transparent/redirect.js'
-import type { Destination } from '../../lib/native/addon.js'
+import { nativeAvailable, type Destination } from '../../lib/native/addon.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import type { ResolvedService } from '../../lib/config/resolve.js'
 import { Session, type ProgramContext, type ProgramSlots } from '../../lib/session/session.js'
@@ -404,4 +404,21 @@ t.test('a PROXY header without addresses (v1 UNKNOWN, v2 LOCAL): the connection\
     await within(received)
     t.match(log.entries[0], { event: 'proxy-header', text: `PROXY v${word === 'LOCAL' ? 2 : 1} from 127.0.0.1:${port}: ${word}, the connection's own addresses apply` })
   }
+})
+
+t.test('with the relay thread, the session lets go of the client socket it handed over and logs the same end', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const up = await recorder(t)
+  const { s, outer, inner, log } = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }] }), { ...PROGRAMS, relayThread: true })
+  const received = collect(outer)
+  const done = s.run()
+  const deadline = Date.now() + 5000
+  while (!inner.destroyed && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
+  t.equal(inner.destroyed, true, 'the thread took the connection: Node\'s socket is closed')
+  outer.end('threaded')
+  await within(done)
+  t.equal((await within(received)).toString(), 'ok')
+  t.same(up.got.map(g => g.data), ['threaded'])
+  t.match(log.entries.find(e => e.event === 'disconnect'), { text: /received= 2, send= 8, .*closed-by= client$/ })
+  // abort() after the hand-over goes to the thread's handle, not the dropped socket.
+  s.abort()
 })
