@@ -201,7 +201,7 @@ export class Session {
     const peer = formatHostPort(s.clientIp, s.clientPort)
     let got
     try {
-      got = await readProxyHeader(this.#socket, s.service.proxyTimeout * 1000)
+      got = await readProxyHeader(this.#socket, s.service.timeouts.proxyHeaderMs)
     } catch (err) {
       this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
       // That line names the error; the session's own listener saw it too.
@@ -284,7 +284,7 @@ export class Session {
   async #access(acp: string[], env: Record<string, string>): Promise<boolean> {
     const s = this.#s
     if (!this.#takeSlot()) return false
-    const r = await runAcp(acp, env, s.service.acpTimeout * 1000, s.programs.runAs, this.#cancel.signal)
+    const r = await runAcp(acp, env, s.service.timeouts.acpMs, s.programs.runAs, this.#cancel.signal)
     s.slots.release()
     if (this.#gone() || this.#outOfDescriptors(r.rc)) return false
     if (r.output.length > 0) {
@@ -334,7 +334,7 @@ export class Session {
       up = await connectFirst(
         servers,
         s.localPort,
-        s.service.connectTimeout * 1000,
+        s.service.timeouts.connectMs,
         f => {
           if (isOutOfDescriptors(f.error)) return
           this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
@@ -384,7 +384,7 @@ export class Session {
       const started = startRelay({
         client: this.#socket,
         server: up.socket,
-        idleMs: s.service.timeout * 1000,
+        idleMs: s.service.timeouts.idleMs,
         first,
         done,
         tap: this.#dumpTap(),

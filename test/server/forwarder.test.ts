@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { Episodes, Forwarder } from '../../lib/server/forwarder.js'
-import type { ResolvedService } from '../../lib/config/resolve.js'
+import { hydrateService, type ResolvedService, type ServiceData } from '../../lib/config/resolve.js'
 import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/session.js'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { backend, freePort, hangingPort } from '../fixtures/harness.js'
@@ -25,20 +25,19 @@ const programs: ProgramContext = {
   runAs: {},
 }
 
-function service(port: number, upPort: number, extra: Partial<ResolvedService> = {}): ResolvedService {
-  return {
+function service(port: number, upPort: number, extra: Partial<ServiceData> = {}): ResolvedService {
+  return hydrateService({
     ...DEFAULT_SETTINGS,
     port,
     iface: '127.0.0.1',
     ifaceText: '127.0.0.1',
     addresses: ['127.0.0.1'],
-    trustsProxy: null,
     servers: [{ host: '127.0.0.1', port: upPort }],
     timeout: 60,
     connectTimeout: 5,
     source: { file: 'test', line: 1 },
     ...extra,
-  }
+  })
 }
 
 t.test('close() cuts sessions still open after the grace period', async t => {

@@ -17,7 +17,7 @@ import { ClientNames } from '../../lib/session/environment.js'
 import { Redirects } from '../../lib/transparent/redirect.js'
 import { nativeAvailable, type Destination } from '../../lib/native/addon.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
-import type { ResolvedService } from '../../lib/config/resolve.js'
+import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
 import { Session, type ProgramContext, type ProgramSlots } from '../../lib/session/session.js'
 import { hangingPort } from '../fixtures/harness.js'
 import { collect, socketPair } from '../fixtures/pair.js'
@@ -40,15 +40,18 @@ const PROGRAMS: ProgramContext = {
 }
 
 function service(extra: Partial<ResolvedService>): ResolvedService {
+  const { trustsProxy = null, ...settings } = extra
   return {
-    ...DEFAULT_SETTINGS,
-    port: 8025,
-    iface: '127.0.0.1',
-    ifaceText: '127.0.0.1',
-    addresses: ['127.0.0.1'],
-    trustsProxy: null,
-    source: { file: 'test', line: 1 },
-    ...extra,
+    ...hydrateService({
+      ...DEFAULT_SETTINGS,
+      port: 8025,
+      iface: '127.0.0.1',
+      ifaceText: '127.0.0.1',
+      addresses: ['127.0.0.1'],
+      source: { file: 'test', line: 1 },
+      ...settings,
+    }),
+    trustsProxy,
   }
 }
 
