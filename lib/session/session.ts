@@ -4,15 +4,16 @@
  * relay, with the original's log lines. A session never throws: whatever
  * happens ends in its log lines and a closed client.
  */
-import { isIP, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type Endpoint, type ListenSpec } from '../config/address.js'
-import { dumpRecord, openDump, type Side } from './dump.js'
+import { startDump, type SessionDump } from './dump.js'
 import { ClientNames, connectionEnv } from './environment.js'
-import { errorCode, errorText, isOutOfDescriptors } from '../errors.js'
+import { errorText, isOutOfDescriptors } from '../errors.js'
 import type { Logger, LogEntry } from '../log/logger.js'
 import { runAcp, runHandler, type RunAs } from './programs.js'
 import { readProxyHeader } from '../protocol/header-reader.js'
-import { formatProxyV1, formatProxyV2, type ProxyHeader } from '../protocol/proxy-protocol.js'
+import type { ProxyHeader } from '../protocol/proxy-protocol.js'
+import { outgoingHeader } from './outgoing-header.js'
 import type { RelayHandle, RelayResult } from '../relay/event-loop.js'
 import { startRelay } from '../relay/thread.js'
 import type { ResolvedService } from '../config/resolve.js'
@@ -34,7 +35,7 @@ export interface ProgramContext {
   /** Where the names come from (tests); default: the system resolver, shared by every session of the process. */
   names?: ClientNames
   runAs: RunAs
-  /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG). */
+  /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG, lib/session/dump.ts). */
   dumpBacklog?: number
   /** Relay established connections in the addon's relay thread when it is built (lib/relay/thread.ts). */
   relayThread?: boolean
@@ -58,13 +59,6 @@ export interface ProgramSlots {
   take(clientIp: string): boolean
   release(): void
 }
-
-/**
- * A disk slower than the traffic must not make a dump grow in memory without
- * bound: past this many bytes waiting, the dump of that connection stops
- * (the relay goes on) with a last line saying so.
- */
-export const DUMP_BACKLOG = 16 * 1024 * 1024
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -361,13 +355,18 @@ export class Session {
     // Tracked while the session lasts (the relay thread closes Node's socket early).
     const untrack = toOrigdst ? s.redirects.track(up.socket) : null
     this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
-    const header = this.#outgoingHeader()
+    const header = outgoingHeader(
+      s.service.sendProxy,
+      { address: this.#clientIp, port: this.#clientPort },
+      this.#origdst ?? { address: s.local, port: s.localPort },
+    )
     const first = header === null ? [] : [header]
     // Bytes that came after a PROXY header are the client's first data. They
     // are sent first, not unshift()ed: the client's EOF may already have
     // been seen, and a stream refuses unshift() after its 'end'.
     if (this.#proxied !== null && this.#proxied.rest.length > 0) first.push(this.#proxied.rest)
     const headerBytes = header?.length ?? 0
+    const dump = s.service.writefile === null ? null : this.#startDump(s.service.writefile)
     // Returned, not awaited: an idle connection holds no suspended async
     // frame, only the relay's callback.
     return new Promise<void>(resolve => {
@@ -378,8 +377,8 @@ export class Session {
           resolve()
         }
         // The dump is complete on disk before the disconnect line says the session is over.
-        if (this.#closeDump === null) finish()
-        else void this.#closeDump().then(finish)
+        if (dump === null) finish()
+        else void dump.close().then(finish)
       }
       const started = startRelay({
         client: this.#socket,
@@ -387,7 +386,7 @@ export class Session {
         idleMs: s.service.timeouts.idleMs,
         first,
         done,
-        tap: this.#dumpTap(),
+        tap: dump?.tap ?? null,
         thread: s.programs.relayThread === true,
       })
       this.#relay = started.handle
@@ -403,54 +402,10 @@ export class Session {
     return service.sourceAddress === null ? ANY_SOURCE : { kind: 'address', address: service.sourceAddress }
   }
 
-  /**
-   * send-proxy: the client (as received, if a header named one) and the
-   * address it connected to: the original destination when it was
-   * redirected, else the local address. Mixed families cannot be expressed;
-   * then the header says UNKNOWN (v1) / LOCAL (v2) rather than lie.
-   */
-  #outgoingHeader(): Buffer | null {
-    const version = this.#s.service.sendProxy
-    if (version === null) return null
-    const family = isIP(this.#clientIp) === 4 ? 'IPv4' : 'IPv6'
-    const destinationAddress = this.#origdst?.address ?? this.#s.local
-    const destinationPort = this.#origdst?.port ?? this.#s.localPort
-    const sameFamily = isIP(this.#clientIp) === isIP(destinationAddress)
-    const a = sameFamily ? ({ family, sourceAddress: this.#clientIp, sourcePort: this.#clientPort, destinationAddress, destinationPort } as const) : null
-    return version === 'v1' ? formatProxyV1(a) : formatProxyV2(a)
+  /** The `-w` dump (a failure to open it is logged, and the relay goes on without). */
+  #startDump(base: string): SessionDump | null {
+    return startDump(base, String(this.#s.id), (event, text) => this.#log('-INFO', event, text), this.#s.programs.dumpBacklog)
   }
-
-  /** The `-w` tap, or null; a dump that cannot be opened is logged and skipped. */
-  #dumpTap(): ((from: Side, chunk: Buffer) => void) | null {
-    const base = this.#s.service.writefile
-    if (base === null) return null
-    const id = String(this.#s.id)
-    let dump
-    try {
-      dump = openDump(base, id)
-    } catch (err) {
-      this.#log('-INFO', 'writefile-error', `can't open writefile: ${base}.${id}.log, error= ${errorCode(err)}`)
-      return null
-    }
-    const { out, path } = dump
-    // Ids start again at 1 after a restart: an older dump keeps its file.
-    if (path !== `${base}.${id}.log`) this.#log('-INFO', 'writefile-renamed', `writefile ${base}.${id}.log exists, writing ${path}`)
-    out.on('error', err => this.#log('-INFO', 'writefile-error', `can't write writefile: ${path}, error= ${errorCode(err)}`))
-    this.#closeDump = () => new Promise<void>(resolve => out.end(() => resolve()))
-    const limit = this.#s.programs.dumpBacklog ?? DUMP_BACKLOG
-    let cut = false
-    return (from, chunk) => {
-      if (out.destroyed || cut) return
-      out.write(dumpRecord(from, id, performance.timeOrigin + performance.now(), chunk))
-      if (out.writableLength <= limit) return
-      cut = true
-      out.write('--- the dump stops here: the disk did not keep up with the traffic\n')
-      this.#log('-INFO', 'writefile-error', `writefile cut short: ${path}, more than ${limit} bytes waiting for the disk`)
-    }
-  }
-
-  /** Set while a `-w` dump is open. */
-  #closeDump: (() => Promise<void>) | null = null
 
   #logEnd(serverText: string, r: RelayResult): void {
     if (r.closedBy === 'timeout') {

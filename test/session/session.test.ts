@@ -279,7 +279,7 @@ t.test('forward-only refuses what was not redirected; loops and unreadable desti
   }
 })
 
-t.test('a -w dump the disk cannot keep up with is cut short, the connection goes on', async t => {
+t.test('a -w dump cut short (lib/session/dump.ts) leaves the connection going on', async t => {
   const up = await recorder(t)
   const base = join(t.testdir({}), 'dump')
   const svc = service({ servers: [{ host: '127.0.0.1', port: up.port }], writefile: base })
@@ -293,11 +293,9 @@ t.test('a -w dump the disk cannot keep up with is cut short, the connection goes
   await within(done)
   t.equal((await within(received)).toString(), 'ok')
   t.same(up.got.map(g => g.data), ['firstsecond'], 'every byte relayed')
-  const dump = readFileSync(`${base}.1.log`, 'utf8')
-  t.match(dump, /^--- CLIENT \[1\] [\d:.]+ \(5\):\nfirst\n--- the dump stops here: the disk did not keep up with the traffic\n$/)
   t.same(
-    log.entries.filter(e => e.event === 'writefile-error').map(e => e.text),
-    [`writefile cut short: ${base}.1.log, more than 1 bytes waiting for the disk`],
+    log.entries.filter(e => e.event === 'writefile-error').map(e => [e.tag, e.text]),
+    [['-INFO', `writefile cut short: ${base}.1.log, more than 1 bytes waiting for the disk`]],
     'one line',
   )
 })
