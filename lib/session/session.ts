@@ -19,7 +19,7 @@ import { startRelay } from '../relay/thread.js'
 import type { ResolvedService } from '../config/resolve.js'
 import type { Redirects } from '../transparent/redirect.js'
 import type { Destination } from '../native/addon.js'
-import { ANY_SOURCE, connectFirst, type Source } from '../server/upstream.js'
+import { ANY_SOURCE, connectAttempts, type Connected, type FailedAttempt, type Source } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
 
 /** Program-wide facts a session needs for handler and ACP environments. */
@@ -323,20 +323,15 @@ export class Session {
     const servers: readonly Endpoint[] = toOrigdst
       ? [{ host: (this.#origdst as Destination).address, port: (this.#origdst as Destination).port }]
       : (s.service.servers as Endpoint[])
-    let up
-    try {
-      up = await connectFirst(
-        servers,
-        s.localPort,
-        s.service.timeouts.connectMs,
-        f => {
-          if (isOutOfDescriptors(f.error)) return
-          this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
-        },
-        this.#source(),
-      )
-    } catch (err) {
-      const f = err as { host: string; port: number; error: Error }
+    let up: Connected | null = null
+    let failed: FailedAttempt | null = null
+    for await (const a of connectAttempts(servers, s.localPort, s.service.timeouts.connectMs, this.#source())) {
+      if (a.ok) up = a
+      else this.#connectFailed((failed = a))
+    }
+    if (up === null) {
+      // Every attempt failed (a service that proxies has at least one server).
+      const f = failed as FailedAttempt
       this.#socket.destroy()
       if (isOutOfDescriptors(f.error)) return s.onResourceError(f.error)
       this.#log(
@@ -393,6 +388,12 @@ export class Session {
       // The relay thread took the connection: Node's socket is closed, drop it.
       if (started.by === 'thread') this.#client = null
     })
+  }
+
+  /** A failed connect attempt, logged before the next server is tried; out of descriptors: the proxy's rate-limited line reports it at the end. */
+  #connectFailed(f: FailedAttempt): void {
+    if (isOutOfDescriptors(f.error)) return
+    this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
   }
 
   /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */
