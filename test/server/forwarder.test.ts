@@ -58,6 +58,34 @@ t.test('close() cuts sessions still open after the grace period', async t => {
   t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= shutdown')
 })
 
+t.test('close() lets a session that ends within the grace period end by itself, and resolves when it has', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume().on('end', () => s.end()))
+  t.teardown(() => up.close())
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, up.port)], { logger: log, programs })
+  await proxy.listen()
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  c.resume()
+  while (!log.entries.some(e => e.event === 'connect')) await new Promise(r => setTimeout(r, 10))
+  const start = Date.now()
+  const closing = proxy.close(10_000)
+  setTimeout(() => c.end(), 200)
+  await closing
+  const took = Date.now() - start
+  t.ok(took >= 150 && took < 5000, `resolved when the session ended, not at the deadline (${took} ms)`)
+  t.equal(proxy.sessions, 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= client', 'not cut')
+})
+
+t.test('close() with no session open resolves at once', async t => {
+  const proxy = new Forwarder([service(await freePort(), 9)], { logger: memoryLogger(), programs })
+  await proxy.listen()
+  const start = Date.now()
+  await proxy.close(10_000)
+  t.ok(Date.now() - start < 5000)
+})
+
 t.test('close() during an upstream connect drops the session when the connect completes', async t => {
   const holePort = await hangingPort(t, 400, 'then-accept')
   const port = await freePort()
