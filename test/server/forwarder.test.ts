@@ -1,5 +1,5 @@
 /** lib/server/forwarder.ts in process: lifecycle paths the end-to-end tests cannot time precisely. */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
@@ -40,25 +40,8 @@ function service(port: number, upPort: number, extra: Partial<ServiceData> = {})
   })
 }
 
-t.test('close() cuts sessions still open after the grace period', async t => {
-  const up = await backend(s => s.on('error', () => {}).resume())
-  t.teardown(() => up.close())
-  const port = await freePort()
-  const log = memoryLogger()
-  const proxy = new Forwarder([service(port, up.port)], { logger: log, programs })
-  await proxy.listen()
-  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
-  c.resume()
-  while (!log.entries.some(e => e.event === 'connect')) await new Promise(r => setTimeout(r, 10))
-  t.equal(proxy.sessions, 1)
-  const start = Date.now()
-  await proxy.close(300)
-  t.ok(Date.now() - start >= 250, 'waited for the grace period')
-  t.equal(proxy.sessions, 0)
-  t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= shutdown')
-})
-
-t.test('close() lets a session that ends within the grace period end by itself, and resolves when it has', async t => {
+/** A forwarder with one relayed session open, its upstream answering the client's EOF with its own. */
+async function oneSession(t: Test) {
   const up = await backend(s => s.on('error', () => {}).resume().on('end', () => s.end()))
   t.teardown(() => up.close())
   const port = await freePort()
@@ -68,6 +51,21 @@ t.test('close() lets a session that ends within the grace period end by itself, 
   const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
   c.resume()
   while (!log.entries.some(e => e.event === 'connect')) await new Promise(r => setTimeout(r, 10))
+  return { proxy, log, c }
+}
+
+t.test('close() cuts sessions still open after the grace period', async t => {
+  const { proxy, log } = await oneSession(t)
+  t.equal(proxy.sessions, 1)
+  const start = Date.now()
+  await proxy.close(300)
+  t.ok(Date.now() - start >= 250, 'waited for the grace period')
+  t.equal(proxy.sessions, 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= shutdown')
+})
+
+t.test('close() lets a session that ends within the grace period end by itself, and resolves when it has', async t => {
+  const { proxy, log, c } = await oneSession(t)
   const start = Date.now()
   const closing = proxy.close(10_000)
   setTimeout(() => c.end(), 200)
