@@ -12,7 +12,8 @@ import { Redirects } from '../transparent/redirect.js'
 import type { Logger } from '../log/logger.js'
 import type { ResolvedService } from '../config/resolve.js'
 import { buildSelector, planListeners } from './selector.js'
-import { DEFAULT_MAX_PROGRAMS, Session, type ProgramContext, type ProgramSlots } from '../session/session.js'
+import { DEFAULT_MAX_PROGRAMS, type ProgramContext, type ProgramSlots } from '../session/context.js'
+import { Session } from '../session/session.js'
 
 export interface ForwarderOptions {
   logger: Logger

@@ -10,7 +10,8 @@ import { startDump, type SessionDump } from './dump.js'
 import { ClientNames, connectionEnv } from './environment.js'
 import { errorText, isOutOfDescriptors } from '../errors.js'
 import type { Logger, LogEntry } from '../log/logger.js'
-import { runAcp, runHandler, type RunAs } from './programs.js'
+import { runAcp, runHandler } from './programs.js'
+import type { ProgramContext, ProgramSlots } from './context.js'
 import { readProxyHeader } from '../protocol/header-reader.js'
 import type { ProxyHeader } from '../protocol/proxy-protocol.js'
 import { outgoingHeader } from './outgoing-header.js'
@@ -22,50 +23,14 @@ import type { Destination } from '../native/addon.js'
 import { ANY_SOURCE, connectAttempts, type Connected, type FailedAttempt, type Source } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
 
-/** Program-wide facts a session needs for handler and ACP environments. */
-export interface ProgramContext {
-  /** The environment programs inherit (tcpproxy's own). */
-  baseEnv: Record<string, string>
-  envPrefix: string
-  pid: number
-  proxyName: string
-  logName: string
-  /** Look up client host names for PROXY_CLIENTNAME (off with -n). */
-  resolveNames: boolean
-  /** Where the names come from (tests); default: the system resolver, shared by every session of the process. */
-  names?: ClientNames
-  runAs: RunAs
-  /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG, lib/session/dump.ts). */
-  dumpBacklog?: number
-  /** Relay established connections in the addon's relay thread when it is built (lib/relay/thread.ts). */
-  relayThread?: boolean
-  /**
-   * At most this many ACP and handler processes at once (all services;
-   * divided among workers like max-connections). Default
-   * DEFAULT_MAX_PROGRAMS; null: no limit.
-   */
-  maxPrograms?: number | null
-}
-
-/**
- * Programs at once, by default: each is a process (a few MB, a slot in the
- * serving user's process limit), so a flood of connections to a handler
- * service must not fork without bound.
- */
-export const DEFAULT_MAX_PROGRAMS = 256
-
-/** Where a session gets a place for a program (ACP, handler) to run: false = none free (refuse). */
-export interface ProgramSlots {
-  take(clientIp: string): boolean
-  release(): void
-}
+// lib/main.ts and lib/daemon/worker.ts take the context's type from here.
+export type { ProgramContext } from './context.js'
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
 
 /** The process's lookups (the thread pool they bound is the process's). */
 const SYSTEM_NAMES = new ClientNames()
-
 
 export interface SessionInit {
   id: number
