@@ -42,7 +42,7 @@ export interface SessionInit {
   clientPort: number
   log: Logger
   programs: ProgramContext
-  /** Reports running out of descriptors (rate-limited by the proxy). */
+  /** Reports running out of descriptors (rate-limited by the forwarder). */
   onResourceError: (err: Error) => void
   /** The bound on programs running at once. */
   slots: ProgramSlots
@@ -134,14 +134,14 @@ export class Session {
     return true
   }
 
-  /** Too many programs running: refuse (the proxy logs it). Returns whether one may start. */
+  /** Too many programs running: refuse (the forwarder logs it). Returns whether one may start. */
   #takeSlot(): boolean {
     if (this.#s.slots.take(this.#clientIp)) return true
     this.#socket.destroy()
     return false
   }
 
-  /** A program that could not start for want of descriptors: one rate-limited line (the proxy's), not one per connection. */
+  /** A program that could not start for want of descriptors: one rate-limited line (the forwarder's), not one per connection. */
   #outOfDescriptors(rc: string): boolean {
     const err = Object.assign(new Error(`can't start a program: ${rc}`), { code: rc })
     if (!isOutOfDescriptors(err)) return false
@@ -355,7 +355,7 @@ export class Session {
     })
   }
 
-  /** A failed connect attempt, logged before the next server is tried; out of descriptors: the proxy's rate-limited line reports it at the end. */
+  /** A failed connect attempt, logged before the next server is tried; out of descriptors: the forwarder's rate-limited line reports it at the end. */
   #connectFailed(f: FailedAttempt): void {
     if (isOutOfDescriptors(f.error)) return
     this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
