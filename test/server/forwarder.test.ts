@@ -200,3 +200,37 @@ t.test('a recurring condition is logged once per interval, with how many were no
   e.report(more => lines.push(`hit${more}`))
   t.same(lines, ['hit', 'hit (2 more since the last report)'])
 })
+
+t.test('update() binds the new listeners and closes the old; setServices() leaves the listeners, and a connection no service takes is closed', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume().on('end', () => s.end()))
+  t.teardown(() => up.close())
+  const [a, b] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(a, up.port)], { logger: log, programs })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  await proxy.update([service(b, up.port)])
+  t.same(proxy.listening, [`127.0.0.1:${b}`])
+  t.match(log.entries.map(e => e.text), [`bound to 127.0.0.1:${a}`, `bound to 127.0.0.1:${b}`, `closed 127.0.0.1:${a}`])
+  proxy.setServices([service(a, up.port)])
+  t.same(proxy.listening, [`127.0.0.1:${b}`], 'the listeners stay as they were')
+  const c = connect({ port: b, host: '127.0.0.1' }).on('error', () => {})
+  c.resume()
+  await once(c, 'close')
+  t.match(log.entries.find(e => e.event === 'no-service'), { tag: '-ERR', text: new RegExp(`^no configuration found for interface 127\\.0\\.0\\.1:${b}, client= 127\\.0\\.0\\.1$`) })
+})
+
+t.test('a listener\'s error (accept out of descriptors) is one rate-limited line', async t => {
+  const log = memoryLogger()
+  const port = await freePort()
+  const proxy = new Forwarder([service(port, 9)], { logger: log, programs })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })
+  proxy.listener(`127.0.0.1:${port}`).emit('error', emfile)
+  proxy.listener(`127.0.0.1:${port}`).emit('error', emfile)
+  t.same(
+    log.entries.filter(e => e.event === 'resource-error').map(e => [e.tag, e.text]),
+    [['-ERR', 'accept EMFILE: new connections are refused']],
+  )
+})

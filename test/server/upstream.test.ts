@@ -43,6 +43,22 @@ t.test('connectAttempts yields only failures, each an Error, when none accepts',
   t.ok(all.every(a => !a.ok && a.error instanceof Error))
 })
 
+t.test('a forged source connects through a transparent socket from the client\'s address (where the privilege and the addon allow it)', async t => {
+  const up = await backend(s => s.on('error', () => {}).end())
+  t.teardown(() => up.close())
+  const got = await connectOne('127.0.0.1', up.port, 1000, { kind: 'forged', address: '127.0.0.7', port: 0 }).then(
+    s => s,
+    (err: unknown) => err as Error,
+  )
+  if (got instanceof Error) {
+    // Not root, or no addon: the transparent socket is refused, never a plain connect.
+    t.match(got.message, /transparent|not supported|native/i)
+    return
+  }
+  t.equal(got.localAddress, '127.0.0.7', 'from the forged address')
+  got.destroy()
+})
+
 t.test('a connect that hangs is abandoned after the timeout', async t => {
   const port = await hangingPort(t, 8000)
   const start = Date.now()
