@@ -474,3 +474,59 @@ t.test('the end of a relay: an idle timeout, and a reset from the server, each w
   t.match(reset.log.entries[1]?.text, /^server close\(\) detected, error= (read )?ECONNRESET$/)
   t.match(reset.log.entries[2]?.text, /closed-by= server-error$/)
 })
+
+t.test('after a PROXY header, the bytes that came with it go first: to the upstream, or to the handler', async t => {
+  const up = await recorder(t)
+  const proxied = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }], trustsProxy: () => true }))
+  const fromUp = collect(proxied.outer)
+  proxied.outer.end('PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\nEHLO')
+  await within(proxied.s.run())
+  t.equal((await within(fromUp)).toString(), 'ok')
+  t.same(up.got.map(g => g.data), ['EHLO'])
+  t.match(proxied.log.entries.find(e => e.event === 'disconnect')?.text, /^disconnect: client= 192\.0\.2\.7, .*send= 4,/)
+  const handled = await session(service({ exec: ['/bin/cat'], trustsProxy: () => true }))
+  const echoed = collect(handled.outer)
+  handled.outer.end('PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\nhello')
+  await within(handled.s.run())
+  t.equal((await within(echoed)).toString(), 'hello', 'the handler read them first')
+})
+
+t.test('a handler that cannot be executed: one line; with -n off, the client name comes from the system resolver', async t => {
+  const { s, outer, log } = await session(service({ exec: ['/nonexistent/handler'] }), { ...PROGRAMS, resolveNames: true })
+  const received = collect(outer)
+  await within(s.run())
+  await within(received)
+  t.same(log.entries.map(e => e.event), ['starting', 'handler-error'])
+  t.match(log.entries[0]?.text, /^starting `\/nonexistent\/handler', client= \S+$/)
+  t.match(log.entries[1], { tag: '-ERR', text: /^can't execute \/nonexistent\/handler, error= / })
+})
+
+t.test('forge-addr and forge-port: the upstream connection comes from the client\'s address (and port)', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  for (const forgePort of [false, true]) {
+    const up = await recorder(t)
+    const { s, outer, log } = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }], forgeAddr: true, forgePort }))
+    const received = collect(outer)
+    outer.end('forged')
+    await within(s.run())
+    await within(received)
+    // Unprivileged, the transparent socket is refused: that is the connection error.
+    const failed = log.entries.find(e => e.event === 'connection-error')
+    if (failed !== undefined) t.match(failed.text, /transparent/)
+    else t.same(up.got.map(g => [g.data, g.remote]), [['forged', '127.0.0.1']], `forge-port ${forgePort}`)
+  }
+})
+
+t.test('a client that resets during the relay: its line names the client', async t => {
+  const quiet = createServer(s => s.on('error', () => {}).resume())
+  quiet.listen(0, '127.0.0.1')
+  await once(quiet, 'listening')
+  t.teardown(() => quiet.close())
+  const { s, outer, log } = await session(service({ servers: [{ host: '127.0.0.1', port: (quiet.address() as { port: number }).port }] }))
+  outer.on('error', () => {})
+  const done = s.run()
+  while (!log.entries.some(e => e.event === 'connect')) await within(new Promise(r => setTimeout(r, 10)))
+  outer.resetAndDestroy()
+  await within(done)
+  t.match(log.entries.find(e => e.event === 'socket-error')?.text, /^client close\(\) detected, error= (read )?ECONNRESET$/)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /closed-by= client-error$/)
+})
