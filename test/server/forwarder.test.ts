@@ -234,3 +234,19 @@ t.test('a listener\'s error (accept out of descriptors) is one rate-limited line
     [['-ERR', 'accept EMFILE: new connections are refused']],
   )
 })
+
+t.test('a TPROXY listener\'s connection is matched by the listener, not by its local address', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume().on('end', () => s.end()))
+  t.teardown(() => up.close())
+  const log = memoryLogger()
+  // The service listens on the wildcard at port 7 and on 127.0.0.1 at 8; the connection's own local port is neither.
+  const proxy = new Forwarder([{ ...service(7, up.port), iface: null, ifaceText: '*', addresses: null }, service(8, up.port)], { logger: log, programs })
+  for (const [listener, event] of [[{ address: null, port: 7, transparent: true }, 'connect'], [{ address: '127.0.0.1', port: 9, transparent: true }, 'no-service']] as const) {
+    const [outer, inner] = await socketPair()
+    outer.on('error', () => {}).resume()
+    const done = proxy.handle(inner, listener)
+    outer.end()
+    await done
+    t.ok(log.entries.some(e => e.event === event), `${listener.address ?? '*'}:${listener.port}: ${event}`)
+  }
+})

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { checkSourceAddresses, connectAttempts, connectOne, type Attempt } from '../../lib/server/upstream.js'
 import { backend, freePort, hangingPort } from '../fixtures/harness.js'
@@ -57,6 +59,12 @@ t.test('a forged source connects through a transparent socket from the client\'s
   }
   t.equal(got.localAddress, '127.0.0.7', 'from the forged address')
   got.destroy()
+  const up6 = createServer(s => s.on('error', () => {}).end()).listen(0, '::1')
+  await once(up6, 'listening')
+  t.teardown(() => up6.close())
+  const six = await connectOne('::1', (up6.address() as { port: number }).port, 1000, { kind: 'forged', address: '::1', port: 0 })
+  t.equal(six.localAddress, '::1', 'an IPv6 source makes an IPv6 socket')
+  six.destroy()
 })
 
 t.test('a connect that hangs is abandoned after the timeout', async t => {

@@ -384,14 +384,16 @@ t.test('no place for a program: the connection is closed, no program runs', asyn
   t.same(h.log.entries.map(e => e.event), ['starting'])
 })
 
-t.test('out of descriptors when its ACP or handler starts: the client is closed and the proxy\'s rate-limited line reports it', async t => {
+t.test('out of descriptors when its ACP or handler starts, or when it connects: the client is closed and the forwarder\'s rate-limited line reports it', async t => {
   const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture('unit-emfile.mjs')}" session`], { encoding: 'utf8', timeout: 20_000 })
   t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
-  t.same(JSON.parse(r.stdout), {
+  const out = JSON.parse(r.stdout) as { reported: string[] }
+  t.match(out.reported.pop(), /^connect EMFILE /, 'the connect: no line of its own')
+  t.same(out, {
     filled: true,
     reported: ["can't start a program: EMFILE", "can't start a program: EMFILE"],
     logged: ['starting'],
-    closed: [true, true],
+    closed: [true, true, true],
   })
 })
 
