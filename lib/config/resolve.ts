@@ -9,25 +9,47 @@ import { cidrMatcher } from './cidr.js'
 import type { ServiceDef } from './config.js'
 import { ConfigError, errorText } from '../errors.js'
 
+/**
+ * A service's timeouts in milliseconds, as the runtime uses them. The
+ * settings (and what describe and --check print) are in seconds; this is
+ * the one place they are converted.
+ */
+export interface Timeouts {
+  /** timeout: close after this long without a byte in either direction (0 = never). */
+  idleMs: number
+  /** connect-timeout: per upstream connect attempt (0 = the kernel's limit). */
+  connectMs: number
+  /** acp-timeout: the access control program's limit. */
+  acpMs: number
+  /** proxy-timeout: for a trusted peer's PROXY header to arrive. */
+  proxyHeaderMs: number
+}
+
 export interface ResolvedService extends ServiceDef {
   /** Canonical local addresses the service answers on; null = every address. */
   addresses: string[] | null
   /** Whether a peer must send a PROXY header (built once from acceptProxy); null = nobody. */
   trustsProxy: ((ip: string) => boolean) | null
+  /** The timeouts in milliseconds (built once from the settings in seconds). */
+  timeouts: Timeouts
 }
 
-/** A service as it crosses a process boundary (IPC): plain data only. */
-export type ServiceData = Omit<ResolvedService, 'trustsProxy'>
+/** A service as it crosses a process boundary (IPC): plain data only, nothing derived. */
+export type ServiceData = Omit<ResolvedService, 'trustsProxy' | 'timeouts'>
 
 /** Plain data for IPC. */
 export function serviceData(s: ResolvedService): ServiceData {
-  const { trustsProxy: _, ...data } = s
+  const { trustsProxy: _, timeouts: __, ...data } = s
   return data
 }
 
-/** Rebuild what plain data leaves out (the accept-proxy matcher). */
+/** Rebuild what plain data leaves out (the accept-proxy matcher, the timeouts in milliseconds). */
 export function hydrateService(d: ServiceData): ResolvedService {
-  return { ...d, trustsProxy: d.acceptProxy === null ? null : cidrMatcher(d.acceptProxy) }
+  return {
+    ...d,
+    trustsProxy: d.acceptProxy === null ? null : cidrMatcher(d.acceptProxy),
+    timeouts: { idleMs: d.timeout * 1000, connectMs: d.connectTimeout * 1000, acpMs: d.acpTimeout * 1000, proxyHeaderMs: d.proxyTimeout * 1000 },
+  }
 }
 
 export type AddressLookup = (host: string) => Promise<string[]>

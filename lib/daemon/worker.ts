@@ -14,7 +14,7 @@ import { nativeAvailable } from '../native/addon.js'
 import { Forwarder } from '../server/forwarder.js'
 import { checkTransparentSupport, dropKeepingNetAdmin } from '../transparent/sockets.js'
 import { hydrateService, type ServiceData } from '../config/resolve.js'
-import type { ProgramContext } from '../session/session.js'
+import type { ProgramContext } from '../session/context.js'
 
 export interface WorkerInit {
   type: 'init'

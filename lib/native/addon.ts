@@ -16,6 +16,7 @@ import type { Server, Socket } from 'node:net'
 import { basename, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TcpproxyError, errorText } from '../errors.js'
+import type { CloseReason } from '../relay/close-reasons.js'
 
 /** A destination as the kernel reports it. */
 export interface Destination {
@@ -23,9 +24,6 @@ export interface Destination {
   port: number
   family: 4 | 6
 }
-
-/** Why a relayed connection ended; the names of lib/relay/event-loop.ts's CloseReason (test/native/close-reasons.test.ts). */
-export type NativeCloseReason = 'client' | 'server' | 'timeout' | 'client-error' | 'server-error' | 'shutdown'
 
 /** What the addon exports (lib/native/addon.c lists the C files). */
 export interface NativeAddon {
@@ -38,12 +36,12 @@ export interface NativeAddon {
   keepCapabilities(): void
   limitCapabilities(): void
   /** Start the relay thread; `onEnd` hears of every connection handed over, once, on this thread. */
-  relayInit(onEnd: (id: number, toServer: number, toClient: number, reason: NativeCloseReason, errno: number, syscall: string) => void): void
+  relayInit(onEnd: (id: number, toServer: number, toClient: number, reason: CloseReason, errno: number, syscall: string) => void): void
   /** Hand a connection over (the descriptors are duplicated); the buffers are sent first. */
   relayAdd(id: number, clientFd: number, serverFd: number, idleMs: number, toServer: Buffer | null, toClient: Buffer | null): void
   relayAbort(id: number): void
   /** The close reason names of relay_thread.c, in the order of its enum. */
-  closeReasons(): NativeCloseReason[]
+  closeReasons(): CloseReason[]
 }
 
 /**

@@ -26,9 +26,7 @@
  * socket points at its Relay, which keeps the per-connection cost small.
  */
 import type { Socket } from 'node:net'
-
-/** Who ended the session: the side that closed its output first, or why it was cut. */
-export type CloseReason = 'client' | 'server' | 'timeout' | 'client-error' | 'server-error' | 'shutdown'
+import type { CloseReason } from './close-reasons.js'
 
 export interface RelayResult {
   /** Bytes written to the client (server to client). */

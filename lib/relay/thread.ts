@@ -19,7 +19,8 @@
  */
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
-import { fdOf, nativeAddon, type NativeAddon, type NativeCloseReason } from '../native/addon.js'
+import { fdOf, nativeAddon, type NativeAddon } from '../native/addon.js'
+import type { CloseReason } from './close-reasons.js'
 import { relay, type RelayHandle, type RelayResult, type Tap } from './event-loop.js'
 
 export interface RelayRequest {
@@ -55,7 +56,7 @@ function systemError(errno: number, syscall: string): Error {
   return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall })
 }
 
-function onEnd(id: number, toServer: number, toClient: number, reason: NativeCloseReason, errno: number, syscall: string): void {
+function onEnd(id: number, toServer: number, toClient: number, reason: CloseReason, errno: number, syscall: string): void {
   const r = running.get(id) as Running
   running.delete(id)
   r.done({
@@ -92,10 +93,20 @@ function buffered(s: Socket): Buffer | null {
 }
 
 /**
+ * A relay started: its handle, and who relays. 'thread': the relay thread
+ * took the connection and Node's two sockets are already destroyed (the
+ * caller may drop them); 'event-loop': Node's sockets relay it.
+ */
+export interface StartedRelay {
+  handle: RelayHandle
+  by: 'thread' | 'event-loop'
+}
+
+/**
  * Relay `req.client` and `req.server` until both directions have ended (see
  * lib/relay/event-loop.ts for the semantics either relay keeps).
  */
-export function startRelay(req: RelayRequest): RelayHandle {
+export function startRelay(req: RelayRequest): StartedRelay {
   const { client, server } = req
   const lib = req.thread && req.tap === null ? nativeAddon() : undefined
   const toServer = [...req.first]
@@ -114,7 +125,7 @@ export function startRelay(req: RelayRequest): RelayHandle {
       running.set(id, { done: req.done, sent: server.bytesWritten, received: client.bytesWritten })
       client.destroy()
       server.destroy()
-      return new ThreadRelay(lib, id)
+      return { handle: new ThreadRelay(lib, id), by: 'thread' }
     } catch {
       // Out of descriptors or memory for the duplicates: the JS relay
       // serves it, with the bytes already taken from Node.
@@ -122,5 +133,5 @@ export function startRelay(req: RelayRequest): RelayHandle {
   }
   for (const b of toServer) server.write(b)
   if (reply !== null) client.write(reply)
-  return relay(client, server, req.idleMs, req.done, req.tap)
+  return { handle: relay(client, server, req.idleMs, req.done, req.tap), by: 'event-loop' }
 }

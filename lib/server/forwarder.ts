@@ -12,7 +12,8 @@ import { Redirects } from '../transparent/redirect.js'
 import type { Logger } from '../log/logger.js'
 import type { ResolvedService } from '../config/resolve.js'
 import { buildSelector, planListeners } from './selector.js'
-import { DEFAULT_MAX_PROGRAMS, Session, type ProgramContext, type ProgramSlots } from '../session/session.js'
+import { DEFAULT_MAX_PROGRAMS, type ProgramContext, type ProgramSlots } from '../session/context.js'
+import { Session } from '../session/session.js'
 
 export interface ForwarderOptions {
   logger: Logger
@@ -64,7 +65,8 @@ export class Forwarder {
   #specs: ListenSpec[]
   /** Listeners by specKey. */
   readonly #servers = new Map<string, Server>()
-  readonly #sessions = new Set<Session>()
+  /** Open sessions, each with the promise that settles when it ends. */
+  readonly #sessions = new Map<Session, Promise<void>>()
   /** Open sessions per service, for the services' max-connections. */
   readonly #perService = new Map<ResolvedService, number>()
   readonly #maxConnections: number | null
@@ -226,9 +228,10 @@ export class Forwarder {
       listener,
       redirects: this.#redirects,
     })
-    this.#sessions.add(session)
     this.#perService.set(service, inService + 1)
-    return session.run().finally(() => this.#ended(session, service))
+    const ended = session.run().finally(() => this.#ended(session, service))
+    this.#sessions.set(session, ended)
+    return ended
   }
 
   #ended(session: Session, service: ResolvedService): void {
@@ -295,12 +298,14 @@ export class Forwarder {
   async close(graceMs: number): Promise<void> {
     this.#closing = true
     const listeners = this.#closeListeners()
-    const deadline = Date.now() + graceMs
-    while (this.#sessions.size > 0 && Date.now() < deadline) {
-      await new Promise(resolve => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))))
-    }
-    for (const s of this.#sessions) s.abort()
-    while (this.#sessions.size > 0) await new Promise(resolve => setTimeout(resolve, 5))
+    // No session starts any more (handle() refuses): these are all there will be.
+    const allEnded = Promise.allSettled(this.#sessions.values())
+    let timer: NodeJS.Timeout | undefined
+    const graceOver = new Promise<void>(resolve => (timer = setTimeout(resolve, graceMs)))
+    await Promise.race([allEnded, graceOver])
+    clearTimeout(timer)
+    for (const s of this.#sessions.keys()) s.abort()
+    await allEnded
     await listeners
   }
 }

@@ -28,7 +28,7 @@ export function parseKey(key: string): ListenSpec {
 }
 
 /**
- * How accepted sockets must be: half-open capable (relay.ts), not read
+ * How accepted sockets must be: half-open capable (lib/relay/event-loop.ts), not read
  * before a session decides (a handler gets the untouched descriptor), and
  * without Nagle delays (the relay forwards whatever arrives at once).
  * net.Server keeps these as plain properties read at each accept, so a

@@ -9,6 +9,7 @@ import type { Endpoint } from '../config/address.js'
 import type { ServiceDef } from '../config/config.js'
 import { settingError } from '../config/problem.js'
 import { errorCode } from '../errors.js'
+import { secondsText } from '../text.js'
 import { transparentConnect } from '../transparent/sockets.js'
 
 /**
@@ -20,7 +21,7 @@ export type Source = { kind: 'any' } | { kind: 'address'; address: string } | { 
 
 export const ANY_SOURCE: Source = Object.freeze({ kind: 'any' })
 
-/** A socket connecting to `host`:`port` from `from`. allowHalfOpen: the relay passes a FIN on instead of closing (see relay.ts). */
+/** A socket connecting to `host`:`port` from `from`. allowHalfOpen: the relay passes a FIN on instead of closing (see lib/relay/event-loop.ts). */
 function open(host: string, port: number, from: Source): Socket {
   if (from.kind === 'forged') {
     return transparentConnect({ family: isIP(from.address) === 6 ? 6 : 4, localAddress: from.address, localPort: from.port, host, port })
@@ -29,17 +30,11 @@ function open(host: string, port: number, from: Source): Socket {
   return connect({ host, port, allowHalfOpen: true, noDelay: true, ...localAddress })
 }
 
-export interface Connected {
-  socket: Socket
-  host: string
-  port: number
-}
+/** One connect attempt as it ended: the connected socket, or the error. */
+export type Attempt = { ok: true; socket: Socket; host: string; port: number } | { ok: false; host: string; port: number; error: Error }
 
-export interface FailedAttempt {
-  host: string
-  port: number
-  error: Error
-}
+export type Connected = Extract<Attempt, { ok: true }>
+export type FailedAttempt = Extract<Attempt, { ok: false }>
 
 /** Connect one endpoint; rejects on error or after `timeoutMs` (0 = the kernel's limit). */
 export function connectOne(host: string, port: number, timeoutMs: number, from: Source = ANY_SOURCE): Promise<Socket> {
@@ -59,7 +54,7 @@ export function connectOne(host: string, port: number, timeoutMs: number, from: 
     })
     if (timeoutMs > 0) {
       timer = setTimeout(() => {
-        fail(Object.assign(new Error(`connect timed out after ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }))
+        fail(Object.assign(new Error(`connect timed out after ${secondsText(timeoutMs)}`), { code: 'ETIMEDOUT' }))
       }, timeoutMs)
     }
   })
@@ -67,27 +62,29 @@ export function connectOne(host: string, port: number, timeoutMs: number, from: 
 
 /**
  * Try `servers` in order. `defaultPort` fills in entries written without a
- * port (the port the client connected to). Each failure is reported to
- * `onFail` before the next is tried; when all fail, the last failure rejects.
+ * port (the port the client connected to). Each attempt is yielded as it
+ * ends, so the caller hears of a failure before the next server is tried;
+ * the first that connects is the last yielded. When none connects, every
+ * attempt yielded was a failure.
  */
-export async function connectFirst(
+export async function* connectAttempts(
   servers: readonly Endpoint[],
   defaultPort: number,
   timeoutMs: number,
-  onFail: (f: FailedAttempt) => void,
   from: Source = ANY_SOURCE,
-): Promise<Connected> {
-  let last: FailedAttempt | undefined
+): AsyncGenerator<Attempt, void, undefined> {
   for (const ep of servers) {
     const port = ep.port ?? defaultPort
+    let socket: Socket
     try {
-      return { socket: await connectOne(ep.host, port, timeoutMs, from), host: ep.host, port }
+      socket = await connectOne(ep.host, port, timeoutMs, from)
     } catch (err) {
-      last = { host: ep.host, port, error: err as Error }
-      onFail(last)
+      yield { ok: false, host: ep.host, port, error: err as Error }
+      continue
     }
+    yield { ok: true, socket, host: ep.host, port }
+    return
   }
-  throw last
 }
 
 /**

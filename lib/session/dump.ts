@@ -7,6 +7,7 @@
  * as a `(0)` block (2.0 recorded only the client's).
  */
 import { constants, createWriteStream, openSync, type WriteStream } from 'node:fs'
+import { errorCode } from '../errors.js'
 
 export type Side = 'CLIENT' | 'SERVER'
 
@@ -57,5 +58,52 @@ export function openDump(base: string, id: string, n = 1): Dump {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || n === DUMP_NAMES) throw err
     return openDump(base, id, n + 1)
+  }
+}
+
+/**
+ * A disk slower than the traffic must not make a dump grow in memory without
+ * bound: past this many bytes waiting, the dump of that connection stops
+ * (the relay goes on) with a last line saying so.
+ */
+export const DUMP_BACKLOG = 16 * 1024 * 1024
+
+/** A connection's dump as its session runs it. */
+export interface SessionDump {
+  /** The relay's tap: records each chunk until the backlog is exceeded. */
+  tap: (from: Side, chunk: Buffer) => void
+  /** End the file; resolves once it is complete on disk. */
+  close(): Promise<void>
+}
+
+/**
+ * Start connection `id`'s dump at `base` (see openDump), cut short once more
+ * than `backlog` bytes wait for the disk; null when it cannot be opened.
+ * `note` gets the lines for the log: a file that cannot be opened or
+ * written, a renamed file, the cut.
+ */
+export function startDump(base: string, id: string, note: (event: string, text: string) => void, backlog = DUMP_BACKLOG): SessionDump | null {
+  let dump
+  try {
+    dump = openDump(base, id)
+  } catch (err) {
+    note('writefile-error', `can't open writefile: ${base}.${id}.log, error= ${errorCode(err)}`)
+    return null
+  }
+  const { out, path } = dump
+  // Ids start again at 1 after a restart: an older dump keeps its file.
+  if (path !== `${base}.${id}.log`) note('writefile-renamed', `writefile ${base}.${id}.log exists, writing ${path}`)
+  out.on('error', err => note('writefile-error', `can't write writefile: ${path}, error= ${errorCode(err)}`))
+  let cut = false
+  return {
+    tap: (from, chunk) => {
+      if (out.destroyed || cut) return
+      out.write(dumpRecord(from, id, performance.timeOrigin + performance.now(), chunk))
+      if (out.writableLength <= backlog) return
+      cut = true
+      out.write('--- the dump stops here: the disk did not keep up with the traffic\n')
+      note('writefile-error', `writefile cut short: ${path}, more than ${backlog} bytes waiting for the disk`)
+    },
+    close: () => new Promise<void>(resolve => out.end(() => resolve())),
   }
 }

@@ -4,76 +4,30 @@
  * relay, with the original's log lines. A session never throws: whatever
  * happens ends in its log lines and a closed client.
  */
-import { isIP, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type Endpoint, type ListenSpec } from '../config/address.js'
-import { dumpRecord, openDump, type Side } from './dump.js'
+import { startDump, type SessionDump } from './dump.js'
 import { ClientNames, connectionEnv } from './environment.js'
-import { errorCode, errorText, isOutOfDescriptors } from '../errors.js'
+import { errorText, isOutOfDescriptors } from '../errors.js'
 import type { Logger, LogEntry } from '../log/logger.js'
-import { runAcp, runHandler, type RunAs } from './programs.js'
+import { runAcp, runHandler } from './programs.js'
+import type { ProgramContext, ProgramSlots } from './context.js'
 import { readProxyHeader } from '../protocol/header-reader.js'
 import type { ProxyHeader } from '../protocol/header.js'
-import { formatProxyV1 } from '../protocol/v1.js'
-import { formatProxyV2 } from '../protocol/v2.js'
+import { outgoingHeader } from './outgoing-header.js'
 import type { RelayHandle, RelayResult } from '../relay/event-loop.js'
 import { startRelay } from '../relay/thread.js'
 import type { ResolvedService } from '../config/resolve.js'
 import type { Redirects } from '../transparent/redirect.js'
 import type { Destination } from '../native/addon.js'
-import { ANY_SOURCE, connectFirst, type Source } from '../server/upstream.js'
+import { ANY_SOURCE, connectAttempts, type Connected, type FailedAttempt, type Source } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
-
-/** Program-wide facts a session needs for handler and ACP environments. */
-export interface ProgramContext {
-  /** The environment programs inherit (tcpproxy's own). */
-  baseEnv: Record<string, string>
-  envPrefix: string
-  pid: number
-  proxyName: string
-  logName: string
-  /** Look up client host names for PROXY_CLIENTNAME (off with -n). */
-  resolveNames: boolean
-  /** Where the names come from (tests); default: the system resolver, shared by every session of the process. */
-  names?: ClientNames
-  runAs: RunAs
-  /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG). */
-  dumpBacklog?: number
-  /** Relay established connections in the addon's relay thread when it is built (lib/relay/thread.ts). */
-  relayThread?: boolean
-  /**
-   * At most this many ACP and handler processes at once (all services;
-   * divided among workers like max-connections). Default
-   * DEFAULT_MAX_PROGRAMS; null: no limit.
-   */
-  maxPrograms?: number | null
-}
-
-/**
- * Programs at once, by default: each is a process (a few MB, a slot in the
- * serving user's process limit), so a flood of connections to a handler
- * service must not fork without bound.
- */
-export const DEFAULT_MAX_PROGRAMS = 256
-
-/** Where a session gets a place for a program (ACP, handler) to run: false = none free (refuse). */
-export interface ProgramSlots {
-  take(clientIp: string): boolean
-  release(): void
-}
-
-/**
- * A disk slower than the traffic must not make a dump grow in memory without
- * bound: past this many bytes waiting, the dump of that connection stops
- * (the relay goes on) with a last line saying so.
- */
-export const DUMP_BACKLOG = 16 * 1024 * 1024
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
 
 /** The process's lookups (the thread pool they bound is the process's). */
 const SYSTEM_NAMES = new ClientNames()
-
 
 export interface SessionInit {
   id: number
@@ -85,7 +39,7 @@ export interface SessionInit {
   clientPort: number
   log: Logger
   programs: ProgramContext
-  /** Reports running out of descriptors (rate-limited by the proxy). */
+  /** Reports running out of descriptors (rate-limited by the forwarder). */
   onResourceError: (err: Error) => void
   /** The bound on programs running at once. */
   slots: ProgramSlots
@@ -177,14 +131,14 @@ export class Session {
     return true
   }
 
-  /** Too many programs running: refuse (the proxy logs it). Returns whether one may start. */
+  /** Too many programs running: refuse (the forwarder logs it). Returns whether one may start. */
   #takeSlot(): boolean {
     if (this.#s.slots.take(this.#clientIp)) return true
     this.#socket.destroy()
     return false
   }
 
-  /** A program that could not start for want of descriptors: one rate-limited line (the proxy's), not one per connection. */
+  /** A program that could not start for want of descriptors: one rate-limited line (the forwarder's), not one per connection. */
   #outOfDescriptors(rc: string): boolean {
     const err = Object.assign(new Error(`can't start a program: ${rc}`), { code: rc })
     if (!isOutOfDescriptors(err)) return false
@@ -203,7 +157,7 @@ export class Session {
     const peer = formatHostPort(s.clientIp, s.clientPort)
     let got
     try {
-      got = await readProxyHeader(this.#socket, s.service.proxyTimeout * 1000)
+      got = await readProxyHeader(this.#socket, s.service.timeouts.proxyHeaderMs)
     } catch (err) {
       this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
       // That line names the error; the session's own listener saw it too.
@@ -286,7 +240,7 @@ export class Session {
   async #access(acp: string[], env: Record<string, string>): Promise<boolean> {
     const s = this.#s
     if (!this.#takeSlot()) return false
-    const r = await runAcp(acp, env, s.service.acpTimeout * 1000, s.programs.runAs, this.#cancel.signal)
+    const r = await runAcp(acp, env, s.service.timeouts.acpMs, s.programs.runAs, this.#cancel.signal)
     s.slots.release()
     if (this.#gone() || this.#outOfDescriptors(r.rc)) return false
     if (r.output.length > 0) {
@@ -331,20 +285,15 @@ export class Session {
     const servers: readonly Endpoint[] = toOrigdst
       ? [{ host: (this.#origdst as Destination).address, port: (this.#origdst as Destination).port }]
       : (s.service.servers as Endpoint[])
-    let up
-    try {
-      up = await connectFirst(
-        servers,
-        s.localPort,
-        s.service.connectTimeout * 1000,
-        f => {
-          if (isOutOfDescriptors(f.error)) return
-          this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
-        },
-        this.#source(),
-      )
-    } catch (err) {
-      const f = err as { host: string; port: number; error: Error }
+    let up: Connected | null = null
+    let failed: FailedAttempt | null = null
+    for await (const a of connectAttempts(servers, s.localPort, s.service.timeouts.connectMs, this.#source())) {
+      if (a.ok) up = a
+      else this.#connectFailed((failed = a))
+    }
+    if (up === null) {
+      // Every attempt failed (a service that proxies has at least one server).
+      const f = failed as FailedAttempt
       this.#socket.destroy()
       if (isOutOfDescriptors(f.error)) return s.onResourceError(f.error)
       this.#log(
@@ -363,13 +312,18 @@ export class Session {
     // Tracked while the session lasts (the relay thread closes Node's socket early).
     const untrack = toOrigdst ? s.redirects.track(up.socket) : null
     this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
-    const header = this.#outgoingHeader()
+    const header = outgoingHeader(
+      s.service.sendProxy,
+      { address: this.#clientIp, port: this.#clientPort },
+      this.#origdst ?? { address: s.local, port: s.localPort },
+    )
     const first = header === null ? [] : [header]
     // Bytes that came after a PROXY header are the client's first data. They
     // are sent first, not unshift()ed: the client's EOF may already have
     // been seen, and a stream refuses unshift() after its 'end'.
     if (this.#proxied !== null && this.#proxied.rest.length > 0) first.push(this.#proxied.rest)
     const headerBytes = header?.length ?? 0
+    const dump = s.service.writefile === null ? null : this.#startDump(s.service.writefile)
     // Returned, not awaited: an idle connection holds no suspended async
     // frame, only the relay's callback.
     return new Promise<void>(resolve => {
@@ -380,21 +334,28 @@ export class Session {
           resolve()
         }
         // The dump is complete on disk before the disconnect line says the session is over.
-        if (this.#closeDump === null) finish()
-        else void this.#closeDump().then(finish)
+        if (dump === null) finish()
+        else void dump.close().then(finish)
       }
-      this.#relay = startRelay({
+      const started = startRelay({
         client: this.#socket,
         server: up.socket,
-        idleMs: s.service.timeout * 1000,
+        idleMs: s.service.timeouts.idleMs,
         first,
         done,
-        tap: this.#dumpTap(),
+        tap: dump?.tap ?? null,
         thread: s.programs.relayThread === true,
       })
-      // The relay thread took the connection and Node closed its socket.
-      if (this.#socket.destroyed) this.#client = null
+      this.#relay = started.handle
+      // The relay thread took the connection: Node's socket is closed, drop it.
+      if (started.by === 'thread') this.#client = null
     })
+  }
+
+  /** A failed connect attempt, logged before the next server is tried; out of descriptors: the forwarder's rate-limited line reports it at the end. */
+  #connectFailed(f: FailedAttempt): void {
+    if (isOutOfDescriptors(f.error)) return
+    this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
   }
 
   /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */
@@ -404,54 +365,10 @@ export class Session {
     return service.sourceAddress === null ? ANY_SOURCE : { kind: 'address', address: service.sourceAddress }
   }
 
-  /**
-   * send-proxy: the client (as received, if a header named one) and the
-   * address it connected to: the original destination when it was
-   * redirected, else the local address. Mixed families cannot be expressed;
-   * then the header says UNKNOWN (v1) / LOCAL (v2) rather than lie.
-   */
-  #outgoingHeader(): Buffer | null {
-    const version = this.#s.service.sendProxy
-    if (version === null) return null
-    const family = isIP(this.#clientIp) === 4 ? 'IPv4' : 'IPv6'
-    const destinationAddress = this.#origdst?.address ?? this.#s.local
-    const destinationPort = this.#origdst?.port ?? this.#s.localPort
-    const sameFamily = isIP(this.#clientIp) === isIP(destinationAddress)
-    const a = sameFamily ? ({ family, sourceAddress: this.#clientIp, sourcePort: this.#clientPort, destinationAddress, destinationPort } as const) : null
-    return version === 'v1' ? formatProxyV1(a) : formatProxyV2(a)
+  /** The `-w` dump (a failure to open it is logged, and the relay goes on without). */
+  #startDump(base: string): SessionDump | null {
+    return startDump(base, String(this.#s.id), (event, text) => this.#log('-INFO', event, text), this.#s.programs.dumpBacklog)
   }
-
-  /** The `-w` tap, or null; a dump that cannot be opened is logged and skipped. */
-  #dumpTap(): ((from: Side, chunk: Buffer) => void) | null {
-    const base = this.#s.service.writefile
-    if (base === null) return null
-    const id = String(this.#s.id)
-    let dump
-    try {
-      dump = openDump(base, id)
-    } catch (err) {
-      this.#log('-INFO', 'writefile-error', `can't open writefile: ${base}.${id}.log, error= ${errorCode(err)}`)
-      return null
-    }
-    const { out, path } = dump
-    // Ids start again at 1 after a restart: an older dump keeps its file.
-    if (path !== `${base}.${id}.log`) this.#log('-INFO', 'writefile-renamed', `writefile ${base}.${id}.log exists, writing ${path}`)
-    out.on('error', err => this.#log('-INFO', 'writefile-error', `can't write writefile: ${path}, error= ${errorCode(err)}`))
-    this.#closeDump = () => new Promise<void>(resolve => out.end(() => resolve()))
-    const limit = this.#s.programs.dumpBacklog ?? DUMP_BACKLOG
-    let cut = false
-    return (from, chunk) => {
-      if (out.destroyed || cut) return
-      out.write(dumpRecord(from, id, performance.timeOrigin + performance.now(), chunk))
-      if (out.writableLength <= limit) return
-      cut = true
-      out.write('--- the dump stops here: the disk did not keep up with the traffic\n')
-      this.#log('-INFO', 'writefile-error', `writefile cut short: ${path}, more than ${limit} bytes waiting for the disk`)
-    }
-  }
-
-  /** Set while a `-w` dump is open. */
-  #closeDump: (() => Promise<void>) | null = null
 
   #logEnd(serverText: string, r: RelayResult): void {
     if (r.closedBy === 'timeout') {

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { describeService } from '../../lib/cli/describe.js'
-import type { ResolvedService } from '../../lib/config/resolve.js'
+import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
 
-const base: ResolvedService = {
+const base: ResolvedService = hydrateService({
   ...DEFAULT_SETTINGS,
   port: 8025,
   iface: null,
@@ -13,8 +13,7 @@ const base: ResolvedService = {
   timeout: 60,
   connectTimeout: 10,
   source: { file: 'f', line: 1 },
-  trustsProxy: null,
-}
+})
 
 t.test('the wildcard shows as *:PORT and a missing server port is the listening port', async t => {
   t.equal(describeService(base), '*:8025 -> mail.example.org:8025,[::1]:25 (timeout 60)')

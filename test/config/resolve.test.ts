@@ -16,6 +16,9 @@ const service = (iface: string | null, line: number, file = 'test.conf'): Servic
   source: { file, line },
 })
 
+/** DEFAULT_SETTINGS' timeouts with service()'s, in milliseconds. */
+const MS = { idleMs: 60_000, connectMs: 10_000, acpMs: DEFAULT_SETTINGS.acpTimeout * 1000, proxyHeaderMs: DEFAULT_SETTINGS.proxyTimeout * 1000 }
+
 const never: AddressLookup = async host => {
   throw new Error(`unexpected lookup of ${host}`)
 }
@@ -23,9 +26,20 @@ const never: AddressLookup = async host => {
 t.test('IP interfaces need no lookup and keep every other setting', async t => {
   const r = await resolveServices([service('127.0.0.1', 2), service('::1', 5)], never)
   t.same(r, [
-    { ...service('127.0.0.1', 2), addresses: ['127.0.0.1'], trustsProxy: null },
-    { ...service('::1', 5), addresses: ['::1'], trustsProxy: null },
+    { ...service('127.0.0.1', 2), addresses: ['127.0.0.1'], trustsProxy: null, timeouts: MS },
+    { ...service('::1', 5), addresses: ['::1'], trustsProxy: null, timeouts: MS },
   ])
+})
+
+t.test('the timeouts in seconds become milliseconds once, and again after a trip through plain data (IPC)', async t => {
+  const [r] = await resolveServices([{ ...service(null, 1), timeout: 2.5, connectTimeout: 0, acpTimeout: 0.25, proxyTimeout: 3 }], never)
+  const s = r as ResolvedService
+  const ms = { idleMs: 2500, connectMs: 0, acpMs: 250, proxyHeaderMs: 3000 }
+  t.same(s.timeouts, ms)
+  t.same([s.timeout, s.connectTimeout, s.acpTimeout, s.proxyTimeout], [2.5, 0, 0.25, 3], 'the settings keep their seconds (describe, --check)')
+  const data = serviceData(s)
+  t.notOk('timeouts' in data, 'plain data carries the settings only')
+  t.same(hydrateService(JSON.parse(JSON.stringify(data))).timeouts, ms)
 })
 
 t.test('accept-proxy becomes a matcher, and survives a trip through plain data (IPC)', async t => {

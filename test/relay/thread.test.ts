@@ -29,7 +29,7 @@ async function setup(o: Options = {}) {
   await o.before?.({ outerClient, outerServer, proxyClient, proxyServer })
   let result: (r: RelayResult) => void = () => {}
   const done = new Promise<RelayResult>(r => (result = r))
-  const handle = startRelay({
+  const started = startRelay({
     client: proxyClient,
     server: proxyServer,
     idleMs: o.idleMs ?? 0,
@@ -40,7 +40,7 @@ async function setup(o: Options = {}) {
   })
   // Accepted paused, like the proxy's own sockets: the test's backend reads from now on.
   outerServer.resume()
-  return { outerClient, outerServer, proxyClient, proxyServer, handle, done }
+  return { outerClient, outerServer, proxyClient, proxyServer, handle: started.handle, by: started.by, done }
 }
 
 /** Let paused `s` read, and wait until it has `n` bytes buffered in Node (as a PROXY header reader leaves them). */
@@ -55,6 +55,7 @@ async function buffered(s: Socket, n: number): Promise<void> {
 
 t.test('the thread takes the connection: Node lets go of its sockets at once', { skip }, async t => {
   const s = await setup()
+  t.equal(s.by, 'thread', 'startRelay says the thread took it')
   t.equal(s.proxyClient.destroyed, true, 'Node closed its descriptor of the client')
   t.equal(s.proxyServer.destroyed, true, 'and of the server')
   t.same(await pingAfterFin(s.outerClient, s.outerServer), { atServer: 'ping', atClient: 'pong!' })
@@ -243,6 +244,7 @@ t.test('the JS relay serves what the thread cannot take', async t => {
   await t.test('a -w tap needs every chunk in JavaScript', async t => {
     const seen: string[] = []
     const s = await setup({ tap: (from, chunk) => seen.push(`${from}:${chunk.toString()}`) })
+    t.equal(s.by, 'event-loop', 'startRelay says Node relays it')
     t.equal(s.proxyClient.destroyed, false, 'Node relays it')
     const atServer = collect(s.outerServer)
     s.outerClient.end('dumped')
@@ -253,6 +255,7 @@ t.test('the JS relay serves what the thread cannot take', async t => {
   })
   await t.test('--no-relay-thread', async t => {
     const s = await setup({ thread: false, first: [Buffer.from('first ')] })
+    t.equal(s.by, 'event-loop', 'startRelay says Node relays it')
     t.equal(s.proxyClient.destroyed, false, 'Node relays it')
     const atServer = collect(s.outerServer)
     s.outerClient.end('then')
@@ -263,6 +266,7 @@ t.test('the JS relay serves what the thread cannot take', async t => {
   await t.test('writes still queued in Node', async t => {
     const big = randomBytes(32 * 1024 * 1024)
     const s = await setup({ before: p => void p.proxyServer.write(big) })
+    t.equal(s.by, 'event-loop', 'startRelay says Node relays it')
     t.equal(s.proxyClient.destroyed, false, 'Node relays it')
     const atServer = collect(s.outerServer)
     s.outerClient.end()
@@ -274,6 +278,7 @@ t.test('the JS relay serves what the thread cannot take', async t => {
     loadNative('/nonexistent/tcpproxy_native.node')
     t.teardown(() => void loadNative())
     const s = await setup()
+    t.equal(s.by, 'event-loop', 'startRelay says Node relays it')
     t.equal(s.proxyClient.destroyed, false, 'Node relays it')
     const atServer = collect(s.outerServer)
     s.outerClient.end('x')
@@ -294,6 +299,7 @@ t.test('the JS relay serves what the thread cannot take', async t => {
         Object.defineProperty(handle, 'fd', { value: 1_000_000 })
       },
     })
+    t.equal(s.by, 'event-loop', 'startRelay says Node relays it')
     t.equal(s.proxyClient.destroyed, false, 'Node relays it')
     const atServer = collect(s.outerServer)
     const atClient = collect(s.outerClient)

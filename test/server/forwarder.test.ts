@@ -1,11 +1,11 @@
 /** lib/server/forwarder.ts in process: lifecycle paths the end-to-end tests cannot time precisely. */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { Episodes, Forwarder } from '../../lib/server/forwarder.js'
-import type { ResolvedService } from '../../lib/config/resolve.js'
-import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/session.js'
+import { hydrateService, type ResolvedService, type ServiceData } from '../../lib/config/resolve.js'
+import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/context.js'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { backend, freePort, hangingPort } from '../fixtures/harness.js'
 import { socketPair } from '../fixtures/pair.js'
@@ -25,24 +25,24 @@ const programs: ProgramContext = {
   runAs: {},
 }
 
-function service(port: number, upPort: number, extra: Partial<ResolvedService> = {}): ResolvedService {
-  return {
+function service(port: number, upPort: number, extra: Partial<ServiceData> = {}): ResolvedService {
+  return hydrateService({
     ...DEFAULT_SETTINGS,
     port,
     iface: '127.0.0.1',
     ifaceText: '127.0.0.1',
     addresses: ['127.0.0.1'],
-    trustsProxy: null,
     servers: [{ host: '127.0.0.1', port: upPort }],
     timeout: 60,
     connectTimeout: 5,
     source: { file: 'test', line: 1 },
     ...extra,
-  }
+  })
 }
 
-t.test('close() cuts sessions still open after the grace period', async t => {
-  const up = await backend(s => s.on('error', () => {}).resume())
+/** A forwarder with one relayed session open, its upstream answering the client's EOF with its own. */
+async function oneSession(t: Test) {
+  const up = await backend(s => s.on('error', () => {}).resume().on('end', () => s.end()))
   t.teardown(() => up.close())
   const port = await freePort()
   const log = memoryLogger()
@@ -51,12 +51,37 @@ t.test('close() cuts sessions still open after the grace period', async t => {
   const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
   c.resume()
   while (!log.entries.some(e => e.event === 'connect')) await new Promise(r => setTimeout(r, 10))
+  return { proxy, log, c }
+}
+
+t.test('close() cuts sessions still open after the grace period', async t => {
+  const { proxy, log } = await oneSession(t)
   t.equal(proxy.sessions, 1)
   const start = Date.now()
   await proxy.close(300)
   t.ok(Date.now() - start >= 250, 'waited for the grace period')
   t.equal(proxy.sessions, 0)
   t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= shutdown')
+})
+
+t.test('close() lets a session that ends within the grace period end by itself, and resolves when it has', async t => {
+  const { proxy, log, c } = await oneSession(t)
+  const start = Date.now()
+  const closing = proxy.close(10_000)
+  setTimeout(() => c.end(), 200)
+  await closing
+  const took = Date.now() - start
+  t.ok(took >= 150 && took < 5000, `resolved when the session ended, not at the deadline (${took} ms)`)
+  t.equal(proxy.sessions, 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, 'closed-by= client', 'not cut')
+})
+
+t.test('close() with no session open resolves at once', async t => {
+  const proxy = new Forwarder([service(await freePort(), 9)], { logger: memoryLogger(), programs })
+  await proxy.listen()
+  const start = Date.now()
+  await proxy.close(10_000)
+  t.ok(Date.now() - start < 5000)
 })
 
 t.test('close() during an upstream connect drops the session when the connect completes', async t => {
@@ -174,4 +199,54 @@ t.test('a recurring condition is logged once per interval, with how many were no
   await new Promise(r => setTimeout(r, 150))
   e.report(more => lines.push(`hit${more}`))
   t.same(lines, ['hit', 'hit (2 more since the last report)'])
+})
+
+t.test('update() binds the new listeners and closes the old; setServices() leaves the listeners, and a connection no service takes is closed', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume().on('end', () => s.end()))
+  t.teardown(() => up.close())
+  const [a, b] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(a, up.port)], { logger: log, programs })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  await proxy.update([service(b, up.port)])
+  t.same(proxy.listening, [`127.0.0.1:${b}`])
+  t.match(log.entries.map(e => e.text), [`bound to 127.0.0.1:${a}`, `bound to 127.0.0.1:${b}`, `closed 127.0.0.1:${a}`])
+  proxy.setServices([service(a, up.port)])
+  t.same(proxy.listening, [`127.0.0.1:${b}`], 'the listeners stay as they were')
+  const c = connect({ port: b, host: '127.0.0.1' }).on('error', () => {})
+  c.resume()
+  await once(c, 'close')
+  t.match(log.entries.find(e => e.event === 'no-service'), { tag: '-ERR', text: new RegExp(`^no configuration found for interface 127\\.0\\.0\\.1:${b}, client= 127\\.0\\.0\\.1$`) })
+})
+
+t.test('a listener\'s error (accept out of descriptors) is one rate-limited line', async t => {
+  const log = memoryLogger()
+  const port = await freePort()
+  const proxy = new Forwarder([service(port, 9)], { logger: log, programs })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })
+  proxy.listener(`127.0.0.1:${port}`).emit('error', emfile)
+  proxy.listener(`127.0.0.1:${port}`).emit('error', emfile)
+  t.same(
+    log.entries.filter(e => e.event === 'resource-error').map(e => [e.tag, e.text]),
+    [['-ERR', 'accept EMFILE: new connections are refused']],
+  )
+})
+
+t.test('a TPROXY listener\'s connection is matched by the listener, not by its local address', async t => {
+  const up = await backend(s => s.on('error', () => {}).resume().on('end', () => s.end()))
+  t.teardown(() => up.close())
+  const log = memoryLogger()
+  // The service listens on the wildcard at port 7 and on 127.0.0.1 at 8; the connection's own local port is neither.
+  const proxy = new Forwarder([{ ...service(7, up.port), iface: null, ifaceText: '*', addresses: null }, service(8, up.port)], { logger: log, programs })
+  for (const [listener, event] of [[{ address: null, port: 7, transparent: true }, 'connect'], [{ address: '127.0.0.1', port: 9, transparent: true }, 'no-service']] as const) {
+    const [outer, inner] = await socketPair()
+    outer.on('error', () => {}).resume()
+    const done = proxy.handle(inner, listener)
+    outer.end()
+    await done
+    t.ok(log.entries.some(e => e.event === event), `${listener.address ?? '*'}:${listener.port}: ${event}`)
+  }
 })

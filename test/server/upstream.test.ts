@@ -1,6 +1,8 @@
 import t from 'tap'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
-import { checkSourceAddresses, connectFirst, connectOne, type FailedAttempt } from '../../lib/server/upstream.js'
+import { checkSourceAddresses, connectAttempts, connectOne, type Attempt } from '../../lib/server/upstream.js'
 import { backend, freePort, hangingPort } from '../fixtures/harness.js'
 
 t.test('connectOne gives a half-open capable socket', async t => {
@@ -11,28 +13,58 @@ t.test('connectOne gives a half-open capable socket', async t => {
   s.destroy()
 })
 
-t.test('connectFirst tries the list in order and reports each failure', async t => {
+/** Every attempt connectAttempts yields, in order. */
+async function attempts(...args: Parameters<typeof connectAttempts>): Promise<Attempt[]> {
+  const all: Attempt[] = []
+  for await (const a of connectAttempts(...args)) all.push(a)
+  return all
+}
+
+t.test('connectAttempts tries the list in order, yields each failure before the next try, stops at the first that connects', async t => {
   const dead1 = await freePort()
   const dead2 = await freePort()
   const up = await backend(s => s.on('error', () => {}).end())
   t.teardown(() => up.close())
-  const failed: FailedAttempt[] = []
-  const c = await connectFirst(
-    [{ host: '127.0.0.1', port: dead1 }, { host: '127.0.0.1', port: null }, { host: 'localhost', port: up.port }],
-    dead2,
-    1000,
-    f => failed.push(f),
-  )
-  t.same(failed.map(f => [f.port, (f.error as NodeJS.ErrnoException).code]), [[dead1, 'ECONNREFUSED'], [dead2, 'ECONNREFUSED']])
-  t.equal(c.host, 'localhost')
-  t.equal(c.port, up.port)
+  const servers = [{ host: '127.0.0.1', port: dead1 }, { host: '127.0.0.1', port: null }, { host: 'localhost', port: up.port }, { host: '127.0.0.1', port: dead1 }]
+  const seen: string[] = []
+  let c: Attempt | undefined
+  for await (const a of connectAttempts(servers, dead2, 1000)) {
+    seen.push(a.ok ? `connected ${a.host}:${a.port}` : `failed ${a.port} ${(a.error as NodeJS.ErrnoException).code}`)
+    c = a
+  }
+  t.same(seen, [`failed ${dead1} ECONNREFUSED`, `failed ${dead2} ECONNREFUSED`, `connected localhost:${up.port}`], 'nothing tried after the first that connects')
+  if (c?.ok !== true) throw new Error('not connected')
   c.socket.destroy()
 })
 
-t.test('connectFirst rejects with the last failure when none accepts', async t => {
+t.test('connectAttempts yields only failures, each an Error, when none accepts', async t => {
   const dead = await freePort()
-  const err = await connectFirst([{ host: '127.0.0.1', port: dead }], 1, 1000, () => {}).catch((e: unknown) => e)
-  t.match(err, { port: dead, error: { code: 'ECONNREFUSED' } })
+  const all = await attempts([{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: null }], dead, 1000)
+  t.same(all.map(a => a.ok), [false, false])
+  for (const a of all) t.match(a, { ok: false, port: dead, error: { code: 'ECONNREFUSED' } })
+  t.ok(all.every(a => !a.ok && a.error instanceof Error))
+})
+
+t.test('a forged source connects through a transparent socket from the client\'s address (where the privilege and the addon allow it)', async t => {
+  const up = await backend(s => s.on('error', () => {}).end())
+  t.teardown(() => up.close())
+  const got = await connectOne('127.0.0.1', up.port, 1000, { kind: 'forged', address: '127.0.0.7', port: 0 }).then(
+    s => s,
+    (err: unknown) => err as Error,
+  )
+  if (got instanceof Error) {
+    // Not root, or no addon: the transparent socket is refused, never a plain connect.
+    t.match(got.message, /transparent|not supported|native/i)
+    return
+  }
+  t.equal(got.localAddress, '127.0.0.7', 'from the forged address')
+  got.destroy()
+  const up6 = createServer(s => s.on('error', () => {}).end()).listen(0, '::1')
+  await once(up6, 'listening')
+  t.teardown(() => up6.close())
+  const six = await connectOne('::1', (up6.address() as { port: number }).port, 1000, { kind: 'forged', address: '::1', port: 0 })
+  t.equal(six.localAddress, '::1', 'an IPv6 source makes an IPv6 socket')
+  six.destroy()
 })
 
 t.test('a connect that hangs is abandoned after the timeout', async t => {

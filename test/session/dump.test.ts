@@ -1,13 +1,14 @@
 /**
- * lib/session/dump.ts: the `-w` traffic dump in tcpproxy 2.0's format, and how its
- * files are created (always new, mode 0600, never through a symbolic link).
+ * lib/session/dump.ts: the `-w` traffic dump in tcpproxy 2.0's format, how its
+ * files are created (always new, mode 0600, never through a symbolic link),
+ * and a session's dump (cut short when the disk does not keep up).
  */
 import t from 'tap'
 import { once } from 'node:events'
 import { spawnSync } from 'node:child_process'
-import { chownSync, existsSync, readFileSync, statSync, symlinkSync } from 'node:fs'
+import { chownSync, closeSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { DUMP_NAMES, dumpRecord, escapeBytes, openDump } from '../../lib/session/dump.js'
+import { DUMP_NAMES, dumpRecord, escapeBytes, openDump, startDump } from '../../lib/session/dump.js'
 
 /** Write records through openDump and wait until they are on disk; the file's path. */
 async function writeAll(base: string, id: string, records: string[]): Promise<string> {
@@ -122,4 +123,66 @@ t.test('a file of another user planted at the path is left alone', { skip: proce
   chownSync(join(dir, 'dump.1.log'), 12345, 12345)
   t.equal(await writeAll(join(dir, 'dump'), '1', ['x\n']), join(dir, 'dump.1-2.log'))
   t.equal(readFileSync(join(dir, 'dump.1.log'), 'utf8'), '', 'nothing written into it')
+})
+
+/** startDump with its notes collected. */
+function started(base: string, id: string, backlog?: number) {
+  const notes: string[] = []
+  const dump = startDump(base, id, (event, text) => void notes.push(`${event}: ${text}`), backlog)
+  return { dump, notes }
+}
+
+t.test('a session\'s dump records both sides and is complete on disk when close() resolves', async t => {
+  const base = join(t.testdir({}), 'dump')
+  const { dump, notes } = started(base, '3')
+  if (dump === null) throw new Error('not opened')
+  dump.tap('CLIENT', Buffer.from('HELO'))
+  dump.tap('SERVER', Buffer.from('250'))
+  await dump.close()
+  t.match(readFileSync(`${base}.3.log`, 'utf8'), /^--- CLIENT \[3\] [\d:.]+ \(4\):\nHELO\n--- SERVER \[3\] [\d:.]+ \(3\):\n250\n$/)
+  t.same(notes, [])
+})
+
+t.test('a dump the disk cannot keep up with is cut short, with one line', async t => {
+  const base = join(t.testdir({}), 'dump')
+  // A backlog of one byte: the first record already waits for the disk.
+  const { dump, notes } = started(base, '1', 1)
+  if (dump === null) throw new Error('not opened')
+  dump.tap('CLIENT', Buffer.from('first'))
+  dump.tap('CLIENT', Buffer.from('second'))
+  await dump.close()
+  t.match(readFileSync(`${base}.1.log`, 'utf8'), /^--- CLIENT \[1\] [\d:.]+ \(5\):\nfirst\n--- the dump stops here: the disk did not keep up with the traffic\n$/)
+  t.same(notes, [`writefile-error: writefile cut short: ${base}.1.log, more than 1 bytes waiting for the disk`])
+})
+
+t.test('a dump that cannot be opened is a line and no dump; one whose name is taken is written under the next', async t => {
+  const dir = t.testdir({ 'dump.2.log': 'an older run' })
+  const missing = started(join(dir, 'nosuch', 'dump'), '1')
+  t.equal(missing.dump, null)
+  t.same(missing.notes, [`writefile-error: can't open writefile: ${join(dir, 'nosuch', 'dump')}.1.log, error= ENOENT`])
+  const renamed = started(join(dir, 'dump'), '2')
+  await renamed.dump?.close()
+  t.same(renamed.notes, [`writefile-renamed: writefile ${join(dir, 'dump')}.2.log exists, writing ${join(dir, 'dump')}.2-2.log`])
+  t.equal(readFileSync(join(dir, 'dump.2.log'), 'utf8'), 'an older run', 'the older dump is kept')
+})
+
+t.test('a write that fails is a line; the tap then records nothing more', async t => {
+  const base = join(t.testdir({}), 'dump')
+  const { dump, notes } = started(base, '1')
+  if (dump === null) throw new Error('not opened')
+  // Take the file's descriptor away behind the stream's back: its next write fails (EBADF).
+  const fd = readdirSync('/proc/self/fd').find(n => {
+    try {
+      return readlinkSync(`/proc/self/fd/${n}`) === `${base}.1.log`
+    } catch {
+      return false
+    }
+  })
+  closeSync(Number(fd))
+  dump.tap('CLIENT', Buffer.from('lost'))
+  const deadline = Date.now() + 5000
+  while (notes.length === 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
+  dump.tap('CLIENT', Buffer.from('ignored'))
+  await dump.close()
+  t.same(notes, [`writefile-error: can't write writefile: ${base}.1.log, error= EBADF`])
 })

@@ -15,10 +15,11 @@ import type { ListenSpec } from '../../lib/config/address.js'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { ClientNames } from '../../lib/session/environment.js'
 import { Redirects } from '../../lib/transparent/redirect.js'
-import type { Destination } from '../../lib/native/addon.js'
+import { nativeAvailable, type Destination } from '../../lib/native/addon.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
-import type { ResolvedService } from '../../lib/config/resolve.js'
-import { Session, type ProgramContext, type ProgramSlots } from '../../lib/session/session.js'
+import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
+import type { ProgramContext, ProgramSlots } from '../../lib/session/context.js'
+import { Session } from '../../lib/session/session.js'
 import { hangingPort } from '../fixtures/harness.js'
 import { collect, socketPair } from '../fixtures/pair.js'
 
@@ -40,15 +41,18 @@ const PROGRAMS: ProgramContext = {
 }
 
 function service(extra: Partial<ResolvedService>): ResolvedService {
+  const { trustsProxy = null, ...settings } = extra
   return {
-    ...DEFAULT_SETTINGS,
-    port: 8025,
-    iface: '127.0.0.1',
-    ifaceText: '127.0.0.1',
-    addresses: ['127.0.0.1'],
-    trustsProxy: null,
-    source: { file: 'test', line: 1 },
-    ...extra,
+    ...hydrateService({
+      ...DEFAULT_SETTINGS,
+      port: 8025,
+      iface: '127.0.0.1',
+      ifaceText: '127.0.0.1',
+      addresses: ['127.0.0.1'],
+      source: { file: 'test', line: 1 },
+      ...settings,
+    }),
+    trustsProxy,
   }
 }
 
@@ -276,7 +280,7 @@ t.test('forward-only refuses what was not redirected; loops and unreadable desti
   }
 })
 
-t.test('a -w dump the disk cannot keep up with is cut short, the connection goes on', async t => {
+t.test('a -w dump cut short (lib/session/dump.ts) leaves the connection going on', async t => {
   const up = await recorder(t)
   const base = join(t.testdir({}), 'dump')
   const svc = service({ servers: [{ host: '127.0.0.1', port: up.port }], writefile: base })
@@ -290,11 +294,9 @@ t.test('a -w dump the disk cannot keep up with is cut short, the connection goes
   await within(done)
   t.equal((await within(received)).toString(), 'ok')
   t.same(up.got.map(g => g.data), ['firstsecond'], 'every byte relayed')
-  const dump = readFileSync(`${base}.1.log`, 'utf8')
-  t.match(dump, /^--- CLIENT \[1\] [\d:.]+ \(5\):\nfirst\n--- the dump stops here: the disk did not keep up with the traffic\n$/)
   t.same(
-    log.entries.filter(e => e.event === 'writefile-error').map(e => e.text),
-    [`writefile cut short: ${base}.1.log, more than 1 bytes waiting for the disk`],
+    log.entries.filter(e => e.event === 'writefile-error').map(e => [e.tag, e.text]),
+    [['-INFO', `writefile cut short: ${base}.1.log, more than 1 bytes waiting for the disk`]],
     'one line',
   )
 })
@@ -382,14 +384,16 @@ t.test('no place for a program: the connection is closed, no program runs', asyn
   t.same(h.log.entries.map(e => e.event), ['starting'])
 })
 
-t.test('out of descriptors when its ACP or handler starts: the client is closed and the proxy\'s rate-limited line reports it', async t => {
+t.test('out of descriptors when its ACP or handler starts, or when it connects: the client is closed and the forwarder\'s rate-limited line reports it', async t => {
   const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${fixture('unit-emfile.mjs')}" session`], { encoding: 'utf8', timeout: 20_000 })
   t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
-  t.same(JSON.parse(r.stdout), {
+  const out = JSON.parse(r.stdout) as { reported: string[] }
+  t.match(out.reported.pop(), /^connect EMFILE /, 'the connect: no line of its own')
+  t.same(out, {
     filled: true,
     reported: ["can't start a program: EMFILE", "can't start a program: EMFILE"],
     logged: ['starting'],
-    closed: [true, true],
+    closed: [true, true, true],
   })
 })
 
@@ -404,4 +408,127 @@ t.test('a PROXY header without addresses (v1 UNKNOWN, v2 LOCAL): the connection\
     await within(received)
     t.match(log.entries[0], { event: 'proxy-header', text: `PROXY v${word === 'LOCAL' ? 2 : 1} from 127.0.0.1:${port}: ${word}, the connection's own addresses apply` })
   }
+})
+
+t.test('with the relay thread, the session lets go of the client socket it handed over and logs the same end', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const up = await recorder(t)
+  const { s, outer, inner, log } = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }] }), { ...PROGRAMS, relayThread: true })
+  const received = collect(outer)
+  const done = s.run()
+  const deadline = Date.now() + 5000
+  while (!inner.destroyed && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
+  t.equal(inner.destroyed, true, 'the thread took the connection: Node\'s socket is closed')
+  outer.end('threaded')
+  await within(done)
+  t.equal((await within(received)).toString(), 'ok')
+  t.same(up.got.map(g => g.data), ['threaded'])
+  t.match(log.entries.find(e => e.event === 'disconnect'), { text: /received= 2, send= 8, .*closed-by= client$/ })
+  // abort() after the hand-over goes to the thread's handle, not the dropped socket.
+  s.abort()
+})
+
+t.test('a trusted peer whose first bytes are not a PROXY header: one line, the connection is closed', async t => {
+  const { s, outer, log } = await session(service({ servers: [{ host: '127.0.0.1', port: 9 }], trustsProxy: () => true }))
+  const received = collect(outer)
+  outer.write('GET / HTTP/1.0\r\n\r\n')
+  await within(s.run())
+  await within(received)
+  t.same(log.entries.map(e => [e.tag, e.event]), [['-ERR', 'proxy-header-error']])
+  t.match(log.entries[0]?.text, /^bad PROXY header from 127\.0\.0\.1:\d+: /)
+})
+
+t.test('the ACP grants (a debug line) or denies (its banner to the client, an error line)', async t => {
+  const up = await recorder(t)
+  const allowed = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }], acp: [fixture('acp-allow.sh')] }))
+  const fromUp = collect(allowed.outer)
+  allowed.outer.end('hi')
+  await within(allowed.s.run())
+  t.equal((await within(fromUp)).toString(), 'ok')
+  t.match(allowed.log.entries.find(e => e.event === 'access-granted'), { tag: '+DEBUG', text: /^access granted: client= 127\.0\.0\.1, rc= 0, message= welcome 127\.0\.0\.1$/ })
+  const denied = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }], acp: [fixture('acp-deny.sh')] }))
+  const banner = collect(denied.outer)
+  await within(denied.s.run())
+  t.equal((await within(banner)).toString(), '554 no service for 127.0.0.1\r\n')
+  t.same(denied.log.entries.map(e => [e.tag, e.event]), [['-ERR', 'access-denied']])
+  t.match(denied.log.entries[0]?.text, /^access denied: client= 127\.0\.0\.1, rc= 3, message= client 127\.0\.0\.1 is not on the list$/)
+})
+
+t.test('the end of a relay: an idle timeout, and a reset from the server, each with its line before the disconnect', async t => {
+  const quiet = createServer(s => s.on('error', () => {}).resume())
+  quiet.listen(0, '127.0.0.1')
+  await once(quiet, 'listening')
+  t.teardown(() => quiet.close())
+  const idle = await session(service({ servers: [{ host: '127.0.0.1', port: (quiet.address() as { port: number }).port }], timeout: 0.2 }))
+  idle.outer.on('error', () => {}).resume()
+  await within(idle.s.run())
+  t.same(idle.log.entries.map(e => [e.tag, e.event]), [['+INFO', 'connect'], ['-ERR', 'timeout'], ['+OK', 'disconnect']])
+  t.match(idle.log.entries[1]?.text, /^connection timed out: client= 127\.0\.0\.1, server= 127\.0\.0\.1:\d+$/)
+  t.match(idle.log.entries[2]?.text, /closed-by= timeout$/)
+  const resetting = createServer(s => s.on('error', () => {}).once('data', () => s.resetAndDestroy()))
+  resetting.listen(0, '127.0.0.1')
+  await once(resetting, 'listening')
+  t.teardown(() => resetting.close())
+  const reset = await session(service({ servers: [{ host: '127.0.0.1', port: (resetting.address() as { port: number }).port }] }))
+  reset.outer.on('error', () => {}).resume()
+  reset.outer.write('x')
+  await within(reset.s.run())
+  t.same(reset.log.entries.map(e => [e.tag, e.event]), [['+INFO', 'connect'], ['-INFO', 'socket-error'], ['+OK', 'disconnect']])
+  t.match(reset.log.entries[1]?.text, /^server close\(\) detected, error= (read )?ECONNRESET$/)
+  t.match(reset.log.entries[2]?.text, /closed-by= server-error$/)
+})
+
+t.test('after a PROXY header, the bytes that came with it go first: to the upstream, or to the handler', async t => {
+  const up = await recorder(t)
+  const proxied = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }], trustsProxy: () => true }))
+  const fromUp = collect(proxied.outer)
+  proxied.outer.end('PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\nEHLO')
+  await within(proxied.s.run())
+  t.equal((await within(fromUp)).toString(), 'ok')
+  t.same(up.got.map(g => g.data), ['EHLO'])
+  t.match(proxied.log.entries.find(e => e.event === 'disconnect')?.text, /^disconnect: client= 192\.0\.2\.7, .*send= 4,/)
+  const handled = await session(service({ exec: ['/bin/cat'], trustsProxy: () => true }))
+  const echoed = collect(handled.outer)
+  handled.outer.end('PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\nhello')
+  await within(handled.s.run())
+  t.equal((await within(echoed)).toString(), 'hello', 'the handler read them first')
+})
+
+t.test('a handler that cannot be executed: one line; with -n off, the client name comes from the system resolver', async t => {
+  const { s, outer, log } = await session(service({ exec: ['/nonexistent/handler'] }), { ...PROGRAMS, resolveNames: true })
+  const received = collect(outer)
+  await within(s.run())
+  await within(received)
+  t.same(log.entries.map(e => e.event), ['starting', 'handler-error'])
+  t.match(log.entries[0]?.text, /^starting `\/nonexistent\/handler', client= \S+$/)
+  t.match(log.entries[1], { tag: '-ERR', text: /^can't execute \/nonexistent\/handler, error= / })
+})
+
+t.test('forge-addr and forge-port: the upstream connection comes from the client\'s address (and port)', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  for (const forgePort of [false, true]) {
+    const up = await recorder(t)
+    const { s, outer, log } = await session(service({ servers: [{ host: '127.0.0.1', port: up.port }], forgeAddr: true, forgePort }))
+    const received = collect(outer)
+    outer.end('forged')
+    await within(s.run())
+    await within(received)
+    // Unprivileged, the transparent socket is refused: that is the connection error.
+    const failed = log.entries.find(e => e.event === 'connection-error')
+    if (failed !== undefined) t.match(failed.text, /transparent/)
+    else t.same(up.got.map(g => [g.data, g.remote]), [['forged', '127.0.0.1']], `forge-port ${forgePort}`)
+  }
+})
+
+t.test('a client that resets during the relay: its line names the client', async t => {
+  const quiet = createServer(s => s.on('error', () => {}).resume())
+  quiet.listen(0, '127.0.0.1')
+  await once(quiet, 'listening')
+  t.teardown(() => quiet.close())
+  const { s, outer, log } = await session(service({ servers: [{ host: '127.0.0.1', port: (quiet.address() as { port: number }).port }] }))
+  outer.on('error', () => {})
+  const done = s.run()
+  while (!log.entries.some(e => e.event === 'connect')) await within(new Promise(r => setTimeout(r, 10)))
+  outer.resetAndDestroy()
+  await within(done)
+  t.match(log.entries.find(e => e.event === 'socket-error')?.text, /^client close\(\) detected, error= (read )?ECONNRESET$/)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /closed-by= client-error$/)
 })

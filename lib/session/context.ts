@@ -1,0 +1,45 @@
+/**
+ * What the process gives every session: the program-wide facts for the
+ * handler and ACP environments and a few switches (ProgramContext), and the
+ * bound on programs running at once (ProgramSlots, kept by the forwarder).
+ */
+import type { ClientNames } from './environment.js'
+import type { RunAs } from './programs.js'
+
+/** Program-wide facts a session needs for handler and ACP environments. */
+export interface ProgramContext {
+  /** The environment programs inherit (tcpproxy's own). */
+  baseEnv: Record<string, string>
+  envPrefix: string
+  pid: number
+  proxyName: string
+  logName: string
+  /** Look up client host names for PROXY_CLIENTNAME (off with -n). */
+  resolveNames: boolean
+  /** Where the names come from (tests); default: the system resolver, shared by every session of the process. */
+  names?: ClientNames
+  runAs: RunAs
+  /** Bytes a `-w` dump may have waiting for the disk before it is cut short (default DUMP_BACKLOG, lib/session/dump.ts). */
+  dumpBacklog?: number
+  /** Relay established connections in the addon's relay thread when it is built (lib/relay/thread.ts). */
+  relayThread?: boolean
+  /**
+   * At most this many ACP and handler processes at once (all services;
+   * divided among workers like max-connections). Default
+   * DEFAULT_MAX_PROGRAMS; null: no limit.
+   */
+  maxPrograms?: number | null
+}
+
+/**
+ * Programs at once, by default: each is a process (a few MB, a slot in the
+ * serving user's process limit), so a flood of connections to a handler
+ * service must not fork without bound.
+ */
+export const DEFAULT_MAX_PROGRAMS = 256
+
+/** Where a session gets a place for a program (ACP, handler) to run: false = none free (refuse). */
+export interface ProgramSlots {
+  take(clientIp: string): boolean
+  release(): void
+}
