@@ -49,6 +49,8 @@ interface Record {
   /** Times of the latest failures within the window, oldest first; at most maxFails. */
   failures: number[]
   reason: string | null
+  /** The time of the last failed connect (or of the mark learnt through apply). */
+  lastFailure: number
   /** The mark's end, or null. Kept after expiry until a success: the server is on trial. */
   downUntil: number | null
 }
@@ -88,9 +90,10 @@ export class Health {
   recordFailure(server: string, reason: string, now: number): Transition | null {
     const { maxFails, failTimeoutMs } = this.#settings
     if (maxFails === 0) return null
-    const r = this.#servers.get(server) ?? { failures: [], reason: null, downUntil: null }
+    const r = this.#servers.get(server) ?? { failures: [], reason: null, lastFailure: now, downUntil: null }
     this.#servers.set(server, r)
     r.reason = reason
+    r.lastFailure = now
     if (r.downUntil !== null) {
       // Still marked, or on trial after the mark expired: marked (again) from now, no new line.
       r.downUntil = now + failTimeoutMs
@@ -120,8 +123,18 @@ export class Health {
     if (this.#settings.maxFails === 0) return null
     const r = this.#servers.get(t.server)
     const changed = r?.downUntil == null
-    this.#servers.set(t.server, { failures: r?.failures ?? [], reason: t.reason, downUntil: now + this.#settings.failTimeoutMs })
+    this.#servers.set(t.server, { failures: r?.failures ?? [], reason: t.reason, lastFailure: now, downUntil: now + this.#settings.failTimeoutMs })
     return changed ? t : null
+  }
+
+  /**
+   * `check-interval`: the servers marked down now whose last failed connect
+   * is at least `intervalMs` old, to probe with a TCP connect (its result goes
+   * to recordSuccess/recordFailure like any connect). The caller skips the
+   * ones it is probing already. A server on trial is not listed: sessions try it.
+   */
+  probeDue(now: number, intervalMs: number): string[] {
+    return [...this.#servers].filter(([server, r]) => !this.isUp(server, now) && now - r.lastFailure >= intervalMs).map(([server]) => server)
   }
 
   /** The state of each of `servers` (the service's list, healthy ones included). */

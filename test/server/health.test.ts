@@ -88,6 +88,21 @@ t.test('apply: marks learnt from another worker; the result says whether this ta
   t.equal(e.apply(down, 2000), null)
 })
 
+t.test('probeDue (check-interval): marked servers whose last failure is at least the interval old', async t => {
+  const h = new Health({ maxFails: 1, failTimeoutMs: 10_000 })
+  h.recordFailure('a:1', 'connection refused', 0)
+  h.apply({ server: 'b:1', state: 'down', reason: 'connect timed out', failures: 1, maxFails: 1 }, 1000)
+  t.same(h.probeDue(1999, 2000), [])
+  t.same(h.probeDue(2000, 2000), ['a:1'])
+  t.same(h.probeDue(3000, 2000), ['a:1', 'b:1'])
+  h.recordFailure('a:1', 'connection refused', 3000)
+  t.same(h.probeDue(4000, 2000), ['b:1'], 'a failed probe waits another interval')
+  h.recordSuccess('b:1', 4000)
+  t.same(h.probeDue(12_999, 2000), ['a:1'], 'a server that came up is not probed')
+  t.equal(h.isUp('a:1', 13_000), true)
+  t.same(h.probeDue(13_000, 2000), [], 'nor one on trial after its mark expired')
+})
+
 t.test('snapshot: every server of the list, with its state and recent failures', async t => {
   const h = new Health({ maxFails: 2, failTimeoutMs: 1000 })
   h.recordFailure('a:1', 'connection refused', 0)
