@@ -83,6 +83,11 @@ function emptyService(): ServiceStats {
   return { connections: 0, active: 0, denied: {}, duration: emptyHistogram(), servers: {} }
 }
 
+/** A record's entries sorted by key (keys are unique: never equal), so renderings compare line by line. */
+export function sortedEntries<T>(o: Record<string, T>): [string, T][] {
+  return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1))
+}
+
 /** The bucket a duration (seconds) falls in: the first bound it does not exceed, else +Inf. */
 export function bucketIndex(seconds: number): number {
   const i = DURATION_BUCKETS.findIndex(le => seconds <= le)

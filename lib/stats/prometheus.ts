@@ -9,7 +9,7 @@
  * samples, so a scraper sees the same set of families from the start.
  * Services and servers come out sorted, so two scrapes are comparable.
  */
-import { DURATION_BUCKETS, type Snapshot } from './counters.js'
+import { DURATION_BUCKETS, sortedEntries, type Snapshot } from './counters.js'
 
 /** Process figures, as the official clients name them; the caller measures them (a missing one is left out). */
 export interface ProcessMetrics {
@@ -48,15 +48,13 @@ function family(name: string, type: 'counter' | 'gauge' | 'histogram', help: str
   return out
 }
 
-/** Entries sorted by key (keys are unique: never equal). */
-const byKey = <T>(o: Record<string, T>): [string, T][] => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1))
 
 /** The exposition of `snapshot` (and the process figures); ends with a newline. */
 export function renderPrometheus(snapshot: Snapshot, proc: ProcessMetrics = {}): string {
-  const services = byKey(snapshot.services)
+  const services = sortedEntries(snapshot.services)
   const perService = (value: (s: Snapshot['services'][string]) => number): Sample[] =>
     services.map(([service, s]) => ({ labels: { service }, value: value(s) }))
-  const servers = services.flatMap(([service, s]) => byKey(s.servers).map(([server, u]) => ({ labels: { service, server }, u })))
+  const servers = services.flatMap(([service, s]) => sortedEntries(s.servers).map(([server, u]) => ({ labels: { service, server }, u })))
   const perServer = (value: (u: (typeof servers)[number]['u']) => number): Sample[] => servers.map(({ labels, u }) => ({ labels, value: value(u) }))
 
   const histogram: Sample[] = services.flatMap(([service, s]) => {
@@ -76,7 +74,7 @@ export function renderPrometheus(snapshot: Snapshot, proc: ProcessMetrics = {}):
       'tcpproxy_denied_total',
       'counter',
       'Client connections refused before relaying, by reason.',
-      services.flatMap(([service, s]) => byKey(s.denied).map(([reason, n]) => ({ labels: { service, reason }, value: n }))),
+      services.flatMap(([service, s]) => sortedEntries(s.denied).map(([reason, n]) => ({ labels: { service, reason }, value: n }))),
     ),
     family('tcpproxy_connection_duration_seconds', 'histogram', 'How long client connections lasted.', histogram),
     family('tcpproxy_upstream_connections_active', 'gauge', 'Sessions relayed to the server open now.', perServer(u => u.active)),

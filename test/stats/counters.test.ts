@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { Aggregator, Counters, DURATION_BUCKETS, bucketIndex, continues, emptyHistogram, mergeSnapshots, type Snapshot } from '../../lib/stats/counters.js'
+import { Aggregator, Counters, DURATION_BUCKETS, bucketIndex, continues, emptyHistogram, mergeSnapshots, sortedEntries, type Snapshot } from '../../lib/stats/counters.js'
 
 const SVC = '127.0.0.1:8080'
 const SRV = 'db.example:5432'
@@ -38,6 +38,10 @@ t.test('a snapshot is a copy: later events do not change it', async t => {
   c.accepted(SVC)
   t.equal(before.services[SVC]!.connections, 1)
   t.same(JSON.parse(JSON.stringify(before)), before, 'plain JSON')
+})
+
+t.test('entries sorted by key, whatever the insertion order', async t => {
+  t.same(sortedEntries({ b: 2, c: 3, a: 1 }), [['a', 1], ['b', 2], ['c', 3]])
 })
 
 t.test('durations fall in the first bucket whose bound they do not exceed', async t => {
