@@ -201,28 +201,28 @@ export function mergeSnapshots(snapshots: readonly Snapshot[]): Snapshot {
   return total
 }
 
-/** Every counter of `s` (not the gauges), each with its path, for comparisons. */
-function counterValues(s: Snapshot): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const [name, svc] of Object.entries(s.services)) {
-    out.set(`${name} c`, svc.connections)
-    for (const [reason, n] of Object.entries(svc.denied)) out.set(`${name} d ${reason}`, n)
-    svc.duration.counts.forEach((n, i) => out.set(`${name} h ${i}`, n))
-    out.set(`${name} hs`, svc.duration.sumMicros)
-    for (const [key, srv] of Object.entries(svc.servers)) {
-      out.set(`${name} ${key} c`, srv.connections)
-      out.set(`${name} ${key} r`, srv.received)
-      out.set(`${name} ${key} s`, srv.sent)
-      out.set(`${name} ${key} f`, srv.connectFailures)
-    }
-  }
-  return out
-}
-
-/** Whether no counter of `next` is below (or missing from) `prev`: `next` continues `prev`. */
+/**
+ * Whether no counter of `next` is below (or missing from) `prev`: `next`
+ * continues `prev`. Walked side by side, without building keys: the
+ * supervisor runs it on every snapshot a worker ships.
+ */
 export function continues(prev: Snapshot, next: Snapshot): boolean {
-  const later = counterValues(next)
-  for (const [key, n] of counterValues(prev)) if ((later.get(key) ?? -1) < n) return false
+  for (const [name, p] of Object.entries(prev.services)) {
+    const n = next.services[name]
+    if (n === undefined) return false
+    const pairs: [number, number | undefined][] = [
+      [p.connections, n.connections],
+      [p.duration.sumMicros, n.duration.sumMicros],
+      ...p.duration.counts.map((c, i): [number, number | undefined] => [c, n.duration.counts[i]]),
+      ...Object.entries(p.denied).map(([reason, c]): [number, number | undefined] => [c, n.denied[reason]]),
+    ]
+    for (const [key, ps] of Object.entries(p.servers)) {
+      const ns = n.servers[key]
+      if (ns === undefined) return false
+      pairs.push([ps.connections, ns.connections], [ps.received, ns.received], [ps.sent, ns.sent], [ps.connectFailures, ns.connectFailures])
+    }
+    if (pairs.some(([was, now]) => now === undefined || now < was)) return false
+  }
   return true
 }
 

@@ -101,6 +101,17 @@ t.test('a worker restarted under the same id: the old counts are kept, not repla
   t.equal(continues(old.snapshot(), fresh.snapshot()), false)
 })
 
+t.test('a service or server that disappears does not continue the snapshot', async t => {
+  const c = new Counters()
+  c.connectFailed(SVC, SRV, 1)
+  const other = new Counters()
+  other.connectFailed(SVC, 'x:1', 1)
+  other.connectFailed(SVC, SRV, 1)
+  t.equal(continues(c.snapshot(), new Counters().snapshot()), false)
+  t.equal(continues(c.snapshot(), other.snapshot()), true)
+  t.equal(continues(other.snapshot(), c.snapshot()), false)
+})
+
 t.test('a denied reason that disappears does not continue the snapshot', async t => {
   const c = new Counters()
   c.denied(SVC, 'acp')
