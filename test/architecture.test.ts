@@ -108,3 +108,10 @@ t.test('lib/README.md names every folder of lib/', async t => {
   const folders = [...new Set(LIB.map(f => dirname(f)).filter(d => d !== 'lib'))]
   for (const d of folders) t.match(readme, `${d.slice(4)}/`, `${d} is described`)
 })
+
+// The configuration language stands alone: it can be read, tested and
+// reused without the daemon, the sockets or the logger.
+t.test('config/ imports nothing outside itself but errors.ts and text.ts', async t => {
+  const bad = [...graph].flatMap(([f, deps]) => f.startsWith('lib/config/') ? deps.filter(d => !d.startsWith('lib/config/') && d !== 'lib/errors.ts' && d !== 'lib/text.ts').map(d => `${f} -> ${d}`) : [])
+  t.same(bad, [])
+})

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { connectFields, connectionFields, disconnectFields, syslogPriority, SEVERITIES } from '../../lib/log/fields.js'
-import { jsonLine } from '../../lib/log/syslog.js'
+import { jsonLine } from '../../lib/log/record.js'
 
 const c = { client: '192.0.2.10', clientPort: 51234, service: '0.0.0.0:8080', pid: 4711 }
 
