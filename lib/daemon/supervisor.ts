@@ -22,14 +22,15 @@
  * (#keys, #held) stays what is bound.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { createServer, type Server, type Socket } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import { closeSync } from 'node:fs'
 import type { ListenSpec } from '../config/address.js'
 import { TcpproxyError, errorText } from '../errors.js'
-import { bindListener, closeListener, configureServer, parseKey, reconcileListeners } from '../server/listeners.js'
+import { bindListener, closeListener, listenerOnFd, parseKey, reconcileListeners } from '../server/listeners.js'
 import type { Logger } from '../log/logger.js'
 import { fdOf, nativeAddon } from '../native/addon.js'
 import { relayExecArgv } from './node-flags.js'
+import { Restarts } from './restarts.js'
 import { secondsText } from '../text.js'
 import { serviceData, type ResolvedService } from '../config/resolve.js'
 import { planListeners } from '../server/selector.js'
@@ -45,14 +46,14 @@ export interface SupervisorOptions {
   workers: number
   /** How long to wait before replacing a worker that died; doubled for each quick death in a row. */
   restartDelayMs?: number
-  /** A worker that lived this long was fine: its slot's back-off starts again (STABLE_MS). */
+  /** A worker that lived this long was fine: its slot's back-off starts again (restarts.ts STABLE_MS). */
   stableMs?: number
+  /** What a serving worker says beyond the hand-over (counters, marks, rows): for the features that need every worker's view. */
+  onMessage?: (slot: number, m: FromWorker) => void
+  /** The worker in `slot` is gone (before its replacement starts). */
+  onWorkerExit?: (slot: number) => void
 }
 
-/** A worker that lived this long was fine: its slot's back-off starts again. */
-const STABLE_MS = 10_000
-/** The longest wait before a replacement: 2^MAX_BACKOFF_STEPS × restartDelayMs. */
-const MAX_BACKOFF_STEPS = 5
 /** A worker that fails (exits with a status) this soon after a reload is taken to have failed on the new configuration. */
 const PROBATION_MS = 10_000
 
@@ -61,12 +62,6 @@ class WorkerGone extends TcpproxyError {
   constructor() {
     super('ERR_RUNTIME', 'the worker process exited')
   }
-}
-
-/** A net.Server listening on (a duplicate of) `fd`, for handing over. */
-function listenerOnFd(fd: number): Promise<Server> {
-  const server = configureServer(createServer())
-  return new Promise(resolve => server.listen({ fd }, () => resolve(server)))
 }
 
 export class Supervisor {
@@ -79,9 +74,7 @@ export class Supervisor {
   readonly #workers: (ChildProcess | null)[]
   /** Exit status per slot of the process last started in it. */
   readonly #exited: Promise<number | string>[]
-  /** When the process in each slot was started, and how many in a row died young. */
-  readonly #startedAt: number[]
-  readonly #quickDeaths: number[]
+  readonly #restarts: Restarts
   /** Listener keys every serving worker has. */
   #keys: string[] = []
   /**
@@ -100,8 +93,7 @@ export class Supervisor {
     this.#count = options.workers
     this.#workers = Array.from({ length: this.#count }, () => null)
     this.#exited = this.#workers.map(() => Promise.resolve(0))
-    this.#startedAt = this.#workers.map(() => 0)
-    this.#quickDeaths = this.#workers.map(() => 0)
+    this.#restarts = new Restarts(this.#count, options.restartDelayMs, options.stableMs)
   }
 
   #serial<T>(op: () => Promise<T>): Promise<T> {
@@ -177,7 +169,7 @@ export class Supervisor {
       detached: true,
       execArgv: relayExecArgv(process.execArgv),
     })
-    this.#startedAt[i] = Date.now()
+    this.#restarts.started(i, Date.now())
     // Sends report their failures to their callbacks (#send); the exit is
     // what counts, and its handler takes over.
     worker.on('error', () => {})
@@ -204,7 +196,13 @@ export class Supervisor {
     /* c8 ignore next */
     if (this.#stopping) worker.kill('SIGKILL')
     this.#workers[i] = worker
+    worker.on('message', (m: FromWorker) => this.#o.onMessage?.(i, m))
     worker.once('exit', (code, signal) => void this.#onWorkerExit(i, code ?? signal))
+  }
+
+  /** Send `m` to every serving worker (one that is gone gets its replacement's start state instead). */
+  broadcast(m: ToWorker): void {
+    for (const worker of this.#live()) this.#send(worker, m)
   }
 
   /**
@@ -339,11 +337,11 @@ export class Supervisor {
    */
   async #onWorkerExit(i: number, status: number | string | null): Promise<void> {
     this.#workers[i] = null
+    this.#o.onWorkerExit?.(i)
     if (this.#stopping) return
     const log = this.#o.logger
     const now = Date.now()
-    this.#quickDeaths[i] = now - (this.#startedAt[i] as number) < (this.#o.stableMs ?? STABLE_MS) ? (this.#quickDeaths[i] as number) + 1 : 0
-    const delay = (this.#o.restartDelayMs ?? 1000) * 2 ** Math.min(Math.max((this.#quickDeaths[i] as number) - 1, 0), MAX_BACKOFF_STEPS)
+    const delay = this.#restarts.died(i, now)
     log.log({ tag: '-ERR', event: 'worker-exit', text: `worker process ended (${status}), starting a new one in ${secondsText(delay)}` })
     // A crash (an exit status, not a signal: a kill says nothing about the configuration).
     const previous = this.#previous

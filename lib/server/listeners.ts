@@ -125,3 +125,9 @@ export async function reconcileListeners(current: readonly string[], wanted: rea
   }
   for (const k of removed) if (!early.includes(k)) await ops.unbind(k)
 }
+
+/** A net.Server listening on (a duplicate of) `fd`, for handing over. */
+export function listenerOnFd(fd: number): Promise<Server> {
+  const server = configureServer(createServer())
+  return new Promise(resolve => server.listen({ fd }, () => resolve(server)))
+}

@@ -15,7 +15,7 @@ import { loadNative } from '../../lib/native/addon.js'
 import { resolveServices, type ResolvedService } from '../../lib/config/resolve.js'
 import { loadServices } from '../../lib/config/port-names.js'
 import { buildConfig } from '../../lib/cli/settings.js'
-import { Supervisor } from '../../lib/daemon/supervisor.js'
+import { Supervisor, type SupervisorOptions } from '../../lib/daemon/supervisor.js'
 import { backend, children, exchange, freePort } from '../fixtures/harness.js'
 
 const WORKER = fileURLToPath(new URL('../../dist/worker-main.js', import.meta.url))
@@ -67,7 +67,7 @@ async function until(cond: () => boolean, ms = 30_000): Promise<boolean> {
   return cond()
 }
 
-function supervisor(count: number): { sup: Supervisor; lines: string[] } {
+function supervisor(count: number, hooks: Pick<SupervisorOptions, 'onMessage' | 'onWorkerExit'> = {}): { sup: Supervisor; lines: string[] } {
   const lines: string[] = []
   const logger: Logger = { debug: false, log: e => lines.push(formatText(e)) }
   const sup = new Supervisor({
@@ -83,6 +83,7 @@ function supervisor(count: number): { sup: Supervisor; lines: string[] } {
     workers: count,
     restartDelayMs: 100,
     stableMs: 5000,
+    ...hooks,
   })
   return { sup, lines }
 }
@@ -156,4 +157,25 @@ for (const count of [2, 1]) t.test(`without the addon: a new worker ${count === 
   t.ok(await until(() => workers().every(w => holdsListener(w, port))), 'the new worker was handed the listener')
   t.equal(await reply(port), 'A\n')
   t.same(lines, ['-ERR: worker process ended (SIGKILL), starting a new one in 0.1 s'])
+})
+
+t.test('the hooks for features that need every worker: broadcast, what workers say, a worker gone', async t => {
+  const a = await backend(s => s.end('A\n'))
+  t.teardown(() => a.close())
+  const dir = t.testdir({})
+  const port = await freePort()
+  const heard: string[] = []
+  const gone: number[] = []
+  const { sup } = supervisor(2, { onMessage: (slot, m) => heard.push(`${slot} ${m.type}`), onWorkerExit: slot => gone.push(slot) })
+  await sup.start(await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\n`))
+  // Gracefully: a worker killed writes no coverage data.
+  t.teardown(() => sup.stop(2000))
+  t.same(heard, [], 'the start-up protocol is the supervisor\'s own')
+  sup.broadcast({ type: 'unlisten', key: `127.0.0.1:${port}` })
+  t.ok(await until(() => heard.length === 2), heard.join(', '))
+  t.same(heard.sort(), ['0 unlistened', '1 unlistened'], 'each worker\'s answer, with its slot')
+  t.ok(await until(() => workers().length === 2))
+  process.kill(workers()[0] as number, 'SIGKILL')
+  t.ok(await until(() => gone.length === 1))
+  t.ok([0, 1].includes(gone[0] as number), 'the slot of the worker that died')
 })
