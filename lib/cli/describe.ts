@@ -1,5 +1,6 @@
 /** One-line descriptions of services, for `--check` and diagnostics. */
 import { formatHostPort } from '../config/address.js'
+import { DEFAULT_SETTINGS } from '../config/config.js'
 import type { ResolvedService } from '../config/resolve.js'
 
 /**
@@ -9,7 +10,9 @@ import type { ResolvedService } from '../config/resolve.js'
  * a server. The idle timeout is always shown; acp, accept-proxy,
  * send-proxy, writefile, redirect-mode, transparent, srcip and forge-addr
  * (with forge-port) only when set; the other timeouts and max-connections
- * not at all.
+ * not at all. The upstream and client policy (balance, max-fails and
+ * fail-timeout, allow, deny, max-per-client) only where it differs from
+ * the defaults, so a service without it reads as before.
  */
 export function describeService(s: ResolvedService): string {
   const where = s.addresses === null ? `*:${s.port}` : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')
@@ -29,6 +32,11 @@ export function describeService(s: ResolvedService): string {
     ...(s.transparent ? ['transparent'] : []),
     ...(s.sourceAddress === null ? [] : [`srcip ${s.sourceAddress}`]),
     ...(s.forgeAddr ? [s.forgePort ? 'forge-addr, forge-port' : 'forge-addr'] : []),
+    ...(s.balance === DEFAULT_SETTINGS.balance ? [] : [`balance ${s.balance}`]),
+    ...(s.maxFails === DEFAULT_SETTINGS.maxFails && s.failTimeout === DEFAULT_SETTINGS.failTimeout ? [] : [`max-fails ${s.maxFails}`, `fail-timeout ${s.failTimeout}`]),
+    ...(s.allow.length === 0 ? [] : [`allow ${s.allow.join(',')}`]),
+    ...(s.deny.length === 0 ? [] : [`deny ${s.deny.join(',')}`]),
+    ...(s.maxPerClient === 0 ? [] : [`max-per-client ${s.maxPerClient}`]),
   ]
   return `${where} -> ${target} (${extra.join(', ')})`
 }

@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { TcpproxyError } from '../errors.js'
 import { DEFAULT_GLOBALS, DEFAULT_PIDFILE, DEFAULT_SETTINGS } from '../config/config.js'
-import { isProgram, parseCount, parseSeconds } from '../config/values.js'
+import { isProgram, parseCount, parseSeconds, parseWhole } from '../config/values.js'
 
 export interface CliOptions {
   /** `-b [interface:]port` as written. */
@@ -59,6 +59,14 @@ export interface CliOptions {
   transparent: boolean
   /** `--workers N`: worker processes sharing the listeners (null = 1). */
   workers: number | null
+  /** `--balance MODE`, checked with the other settings. */
+  balance: string | null
+  maxFails: number | null
+  failTimeout: number | null
+  /** `--allow LIST` and `--deny LIST`, each as often as given. */
+  allow: string[]
+  deny: string[]
+  maxPerClient: number | null
   /** `--no-relay-thread`: relay every connection in the event loop (lib/relay/thread.ts). */
   noRelayThread: boolean
   /** The server argument: host list, or a handler program and its arguments. */
@@ -99,6 +107,12 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   forgePort: false,
   transparent: false,
   workers: null,
+  balance: null,
+  maxFails: null,
+  failTimeout: null,
+  allow: [],
+  deny: [],
+  maxPerClient: null,
   noRelayThread: false,
   server: [],
 })
@@ -117,6 +131,9 @@ function via(parse: (text: string) => number, option: string) {
 }
 const seconds = (option: string) => via(parseSeconds, option)
 const count = (option: string) => via(parseCount, option)
+const whole = (option: string) => via(parseWhole, option)
+/** A repeatable option's values, in order. */
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
 
 function program(): Command {
   return new Command('tcpproxy')
@@ -156,6 +173,12 @@ function program(): Command {
     .option('--forge-addr', "connect upstream from the client's address (needs CAP_NET_ADMIN)")
     .option('--forge-port', "...and from the client's port (with --forge-addr)")
     .option('--transparent', "accept TPROXY'd connections on the listener (needs CAP_NET_ADMIN)")
+    .addOption(new Option('--balance <mode>', 'how sessions pick a server: first (default), roundrobin, leastconn, source'))
+    .addOption(new Option('--max-fails <n>', `failed connects that mark a server down, 0 = never (default ${DEFAULT_SETTINGS.maxFails})`).argParser(whole('--max-fails')))
+    .addOption(new Option('--fail-timeout <seconds>', `window of --max-fails and how long a server stays down (default ${DEFAULT_SETTINGS.failTimeout})`).argParser(seconds('--fail-timeout')))
+    .addOption(new Option('--allow <cidrs>', 'only clients in these networks (address[/bits],...) may connect; repeatable').argParser(collect))
+    .addOption(new Option('--deny <cidrs>', 'refuse clients in these networks; repeatable').argParser(collect))
+    .addOption(new Option('--max-per-client <n>', 'sessions at once per client address, 0 = no limit').argParser(whole('--max-per-client')))
     .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
     .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
@@ -231,6 +254,12 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       forgePort: o['forgePort'] === true,
       transparent: o['transparent'] === true,
       workers: (o['workers'] as number | undefined) ?? null,
+      balance: (o['balance'] as string | undefined) ?? null,
+      maxFails: (o['maxFails'] as number | undefined) ?? null,
+      failTimeout: (o['failTimeout'] as number | undefined) ?? null,
+      allow: (o['allow'] as string[] | undefined) ?? [],
+      deny: (o['deny'] as string[] | undefined) ?? [],
+      maxPerClient: (o['maxPerClient'] as number | undefined) ?? null,
       noRelayThread: o['relayThread'] === false,
       server,
     },

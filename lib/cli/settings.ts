@@ -11,7 +11,7 @@ import { DEFAULT_GLOBALS, DEFAULT_SETTINGS, type Config, type GlobalSettings, ty
 import { parseConfig } from '../config/parse.js'
 import { problemError } from '../config/problem.js'
 import { serviceProblem } from '../config/rules.js'
-import { isProgram, parseEnvPrefix, parseProxyVersion, parseRedirectMode, parseSourceAddress, splitCommand } from '../config/values.js'
+import { addCidrs, isProgram, parseBalance, parseEnvPrefix, parseProxyVersion, parseRedirectMode, parseSourceAddress, splitCommand } from '../config/values.js'
 import { ConfigError, TcpproxyError, errnoText, errorCode, errorText } from '../errors.js'
 import { parseCidrList } from '../config/cidr.js'
 import type { PortLookup } from '../config/port-names.js'
@@ -44,6 +44,12 @@ function cliDefaults(o: CliOptions): ServiceSettings {
     ...(o.forgeAddr ? { forgeAddr: true } : {}),
     ...(o.forgePort ? { forgePort: true } : {}),
     ...(o.transparent ? { transparent: true } : {}),
+    ...(o.balance === null ? {} : { balance: fromOption('option --balance', () => parseBalance(o.balance as string)) }),
+    ...(o.maxFails === null ? {} : { maxFails: o.maxFails }),
+    ...(o.failTimeout === null ? {} : { failTimeout: o.failTimeout }),
+    allow: fromOption('option --allow', () => o.allow.reduce(addCidrs, DEFAULT_SETTINGS.allow)),
+    deny: fromOption('option --deny', () => o.deny.reduce(addCidrs, DEFAULT_SETTINGS.deny)),
+    ...(o.maxPerClient === null ? {} : { maxPerClient: o.maxPerClient }),
   }
 }
 

@@ -42,7 +42,22 @@ export interface ServiceSettings {
   forgePort: boolean
   /** The listener takes TPROXY'd connections (IP_TRANSPARENT); needs CAP_NET_ADMIN. */
   transparent: boolean
+  /** How a session picks its first server (`balance`); the rest of the list is the failover. */
+  balance: BalanceMode
+  /** Failed connects within failTimeout that mark a server down (`max-fails`); 0 = no marks. */
+  maxFails: number
+  /** Seconds: the window of max-fails, and how long a mark lasts (`fail-timeout`). */
+  failTimeout: number
+  /** Clients (`address/prefix`) that may connect (`allow`); empty = every client not denied. */
+  allow: readonly string[]
+  /** Clients refused (`deny`); a service's lines add to the defaults, as allow's. */
+  deny: readonly string[]
+  /** Sessions at once per client address (`max-per-client`); 0 = no limit. */
+  maxPerClient: number
 }
+
+/** `balance`: the list's order, rotation, fewest sessions, or a hash of the client address. */
+export type BalanceMode = 'first' | 'roundrobin' | 'leastconn' | 'source'
 
 /**
  * `redirect-mode` (tcpproxy 2.0's `-r`): `none` ignores the original
@@ -107,6 +122,13 @@ export const DEFAULT_SETTINGS: ServiceSettings = Object.freeze({
   forgeAddr: false,
   forgePort: false,
   transparent: false,
+  balance: 'first',
+  // nginx's max_fails=1 fail_timeout=10s.
+  maxFails: 1,
+  failTimeout: 10,
+  allow: [],
+  deny: [],
+  maxPerClient: 0,
 })
 
 export const DEFAULT_GLOBALS: GlobalSettings = Object.freeze({

@@ -10,7 +10,9 @@ import { parseCidrList } from './cidr.js'
 import { DEFAULT_PIDFILE, type GlobalSettings, type ServiceSettings } from './config.js'
 import type { PortLookup } from './port-names.js'
 import {
+  addCidrs,
   isProgram,
+  parseBalance,
   parseCount,
   parseEnvPrefix,
   parseNumericId,
@@ -18,6 +20,7 @@ import {
   parseRedirectMode,
   parseSeconds,
   parseSourceAddress,
+  parseWhole,
   parseYesNo,
   splitCommand,
   yesOrNo,
@@ -92,6 +95,13 @@ export const KEYWORDS: ReadonlyMap<string, Keyword> = new Map<string, Keyword>(O
   'forge-addr': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.forgeAddr = parseYesNo(v)) },
   'forge-port': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.forgePort = parseYesNo(v)) },
   transparent: { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.transparent = parseYesNo(v)) },
+  balance: { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.balance = parseBalance(v)) },
+  'max-fails': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.maxFails = parseWhole(v)) },
+  'fail-timeout': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.failTimeout = parseSeconds(v)) },
+  // Repeatable; a service starts from the defaults' lists and its lines add to them.
+  allow: { value: 'rest', scope: 'service', apply: (s, _g, v) => void (s.allow = addCidrs(s.allow, v)) },
+  deny: { value: 'rest', scope: 'service', apply: (s, _g, v) => void (s.deny = addCidrs(s.deny, v)) },
+  'max-per-client': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.maxPerClient = parseWhole(v)) },
   user: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = v === '' ? null : v) },
   // 1.x spelled the user as numeric uid/gid lines; they become a `user` spec.
   uid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${parseNumericId(v)}${groupPart(g.user)}`) },

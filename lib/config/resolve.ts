@@ -23,6 +23,8 @@ export interface Timeouts {
   acpMs: number
   /** proxy-timeout: for a trusted peer's PROXY header to arrive. */
   proxyHeaderMs: number
+  /** fail-timeout: the window of max-fails, and how long a server stays marked down. */
+  failMs: number
 }
 
 export interface ResolvedService extends ServiceDef {
@@ -48,7 +50,7 @@ export function hydrateService(d: ServiceData): ResolvedService {
   return {
     ...d,
     trustsProxy: d.acceptProxy === null ? null : cidrMatcher(d.acceptProxy),
-    timeouts: { idleMs: d.timeout * 1000, connectMs: d.connectTimeout * 1000, acpMs: d.acpTimeout * 1000, proxyHeaderMs: d.proxyTimeout * 1000 },
+    timeouts: { idleMs: d.timeout * 1000, connectMs: d.connectTimeout * 1000, acpMs: d.acpTimeout * 1000, proxyHeaderMs: d.proxyTimeout * 1000, failMs: d.failTimeout * 1000 },
   }
 }
 

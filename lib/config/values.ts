@@ -8,7 +8,8 @@ import { isIP } from 'node:net'
 import { TcpproxyError } from '../errors.js'
 import { hasControl } from '../text.js'
 import { canonicalIp } from './address.js'
-import { DEFAULT_GLOBALS, type RedirectMode } from './config.js'
+import { parseCidrList } from './cidr.js'
+import { DEFAULT_GLOBALS, type BalanceMode, type RedirectMode } from './config.js'
 
 function bad(reason: string): never {
   throw new TcpproxyError('ERR_CONFIG', reason)
@@ -34,6 +35,25 @@ export function parseSeconds(text: string): number {
 export function parseCount(text: string): number {
   if (!/^[1-9]\d*$/.test(text)) bad(`not a positive whole number: ${JSON.stringify(text)}`)
   return Number(text)
+}
+
+/** A whole number, 0 included (0 turns a limit off). */
+export function parseWhole(text: string): number {
+  if (!/^(0|[1-9]\d*)$/.test(text)) bad(`not a whole number: ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+const BALANCE_MODES: Record<BalanceMode, true> = { first: true, roundrobin: true, leastconn: true, source: true }
+
+/** `balance first|roundrobin|leastconn|source` (an empty value, `-`, is first). */
+export function parseBalance(text: string): BalanceMode {
+  if (text === '') return 'first'
+  return Object.hasOwn(BALANCE_MODES, text) ? (text as BalanceMode) : bad(`balance must be first, roundrobin, leastconn or source, not ${JSON.stringify(text)}`)
+}
+
+/** One more `allow` or `deny` line: its addresses and networks added to `list`, each once. */
+export function addCidrs(list: readonly string[], text: string): string[] {
+  return [...new Set([...list, ...parseCidrList(text)])]
 }
 
 /** A numeric user or group id (the 1.x `uid` and `gid` lines). */

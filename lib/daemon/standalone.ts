@@ -24,6 +24,7 @@ import { writePidfile, type Pidfile } from './pidfile.js'
 import type { Identity } from './privileges.js'
 import { daemonSignals } from './signals.js'
 import { Supervisor } from './supervisor.js'
+import { SharedMarks } from './marks.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -84,11 +85,14 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
   // The addon was checked in run(); the privilege test is the workers': as
   // root this process would pass it, a worker tests once it has given root up.
   const netAdmin = needsNetAdmin(s.services)
-  const supervisor = new Supervisor({
+  const marks = new SharedMarks(logger, m => supervisor.broadcast(m))
+  marks.setServices(s.services)
+  const supervisor: Supervisor = new Supervisor({
     init: { identity, log, programs: s.programs, maxConnections: s.config.globals.maxConnections, netAdmin },
     logger,
     workerPath: fileURLToPath(new URL('../worker-main.js', import.meta.url)),
     workers: s.config.globals.workers ?? 1,
+    onMessage: (_slot, m) => marks.onMessage(m),
   })
   await supervisor.start(s.services)
   return {
@@ -97,7 +101,7 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
       if (needsNetAdmin(next) && !netAdmin) {
         throw new TcpproxyError('ERR_PRIVILEGES', 'forge-addr needs a restart: the worker was started without CAP_NET_ADMIN')
       }
-      return supervisor.reload(next)
+      return supervisor.reload(next).then(() => marks.setServices(next))
     },
     stop: async graceMs => {
       const status = await supervisor.stop(graceMs)

@@ -15,6 +15,7 @@ import { Forwarder } from '../server/forwarder.js'
 import { checkTransparentSupport, dropKeepingNetAdmin } from '../transparent/sockets.js'
 import { hydrateService, type ServiceData } from '../config/resolve.js'
 import type { ProgramContext } from '../session/context.js'
+import type { Transition } from '../server/health.js'
 
 export interface WorkerInit {
   type: 'init'
@@ -41,6 +42,8 @@ export type ToWorker =
   | { type: 'lend'; key: string }
   | { type: 'services'; services: ServiceData[] }
   | { type: 'stop'; graceMs: number }
+  /** A server mark another worker saw (lib/daemon/marks.ts): applied silently. */
+  | { type: 'server-mark'; service: string; transition: Transition }
 
 /** Worker to supervisor. */
 export type FromWorker =
@@ -49,6 +52,8 @@ export type FromWorker =
   | { type: 'unlistened'; key: string }
   | { type: 'lent'; key: string }
   | { type: 'error'; message: string }
+  /** A server of `service` changed state here: the supervisor logs it once and shares it (lib/daemon/marks.ts). */
+  | { type: 'server-mark'; service: string; transition: Transition }
 
 type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
 
@@ -91,7 +96,15 @@ export function runWorker(proc: Channel): void {
         const logger = openLogger(m.log, proc.pid, proc.stderr)
         closeLog = () => logger.close()
         flushLog = logger.flush
-        proxy = new Forwarder(m.services.map(hydrateService), { logger, programs: m.programs, maxConnections: m.maxConnections, workers: m.workers, workerIndex: m.index })
+        proxy = new Forwarder(m.services.map(hydrateService), {
+          logger,
+          programs: m.programs,
+          maxConnections: m.maxConnections,
+          workers: m.workers,
+          workerIndex: m.index,
+          // Marks are logged once, by the supervisor, and shared with the other workers.
+          onMark: (service, transition) => send({ type: 'server-mark', service, transition }),
+        })
         send({ type: 'ready' })
         return
       }
@@ -120,6 +133,9 @@ export function runWorker(proc: Channel): void {
         return
       case 'services':
         ;(proxy as Forwarder).setServices(m.services.map(hydrateService))
+        return
+      case 'server-mark':
+        ;(proxy as Forwarder).applyMark(m.service, m.transition)
         return
       case 'stop':
         void (proxy as Forwarder)

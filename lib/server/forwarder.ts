@@ -12,6 +12,8 @@ import { Redirects } from '../transparent/redirect.js'
 import type { Logger } from '../log/logger.js'
 import type { ResolvedService } from '../config/resolve.js'
 import { buildSelector, planListeners } from './selector.js'
+import { Policies, type DenyReason, type ServerState } from './policy.js'
+import { transitionLog, type Transition } from './health.js'
 import { DEFAULT_MAX_PROGRAMS, type ProgramContext, type ProgramSlots } from '../session/context.js'
 import { Session } from '../session/session.js'
 
@@ -29,6 +31,13 @@ export interface ForwarderOptions {
   workers?: number
   /** This worker's number, 0 to workers - 1: connection ids are index + 1 + k × workers, unique across workers (log lines, -w files). */
   workerIndex?: number
+  /** A client refused by allow/deny or max-per-client (service: `interface:port`), for the counters. */
+  onDenied?: (service: string, reason: DenyReason) => void
+  /**
+   * A server changed state in this process. Given (a worker): the
+   * supervisor logs it once and tells the other workers; not given: logged here.
+   */
+  onMark?: (service: string, t: Transition) => void
 }
 
 /** What handle() returns for a connection closed at once. */
@@ -81,6 +90,8 @@ export class Forwarder {
   readonly #programLimit = new Episodes()
   /** ACP and handler processes running now (ProgramContext.maxPrograms). */
   #programsRunning = 0
+  /** Per service: access lists, client limits, balancing and health marks (carried over a reload). */
+  readonly #policies: Policies
 
   constructor(services: readonly ResolvedService[], options: ForwarderOptions) {
     this.#log = options.logger
@@ -90,6 +101,13 @@ export class Forwarder {
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
+    const logMark = (_service: string, t: Transition): void => this.#log.log(transitionLog(t))
+    this.#policies = new Policies(services, {
+      log: e => this.#log.log(e),
+      transition: options.onMark ?? logMark,
+      denied: options.onDenied,
+      episodes: () => new Episodes(),
+    })
   }
 
   /** Number of sessions open now. */
@@ -144,6 +162,7 @@ export class Forwarder {
   setServices(services: readonly ResolvedService[]): void {
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
+    this.#policies.set(services)
   }
 
   /**
@@ -156,6 +175,32 @@ export class Forwarder {
     await reconcileListeners(this.listening, specs, this.#listenerOps)
     this.#select = select
     this.#specs = specs
+    this.#policies.set(services)
+  }
+
+  /** Skip `server` (`host:port`) in new sessions of every service; false if it was disabled already. */
+  disableServer(server: string): boolean {
+    return this.#policies.disable(server)
+  }
+
+  /** Let new sessions use `server` again; false if it was not disabled. */
+  enableServer(server: string): boolean {
+    return this.#policies.enable(server)
+  }
+
+  /** Every service's servers: up, down (marked) or disabled, with failures and active sessions. */
+  serverStates(): ServerState[] {
+    return this.#policies.states()
+  }
+
+  /** The servers disabled now (`host:port`). */
+  get disabledServers(): ReadonlySet<string> {
+    return this.#policies.disabled
+  }
+
+  /** A mark another worker saw, from the supervisor (service: `interface:port`). */
+  applyMark(service: string, t: Transition): void {
+    this.#policies.apply(service, t)
   }
 
   readonly #listenerOps = {
@@ -213,6 +258,7 @@ export class Forwarder {
       client.destroy()
       return DONE
     }
+    const ticket = this.#policies.of(service).ticket(id, localPort)
     const session = new Session({
       id,
       client,
@@ -227,9 +273,13 @@ export class Forwarder {
       slots: this.#slots,
       listener,
       redirects: this.#redirects,
+      policy: ticket,
     })
     this.#perService.set(service, inService + 1)
-    const ended = session.run().finally(() => this.#ended(session, service))
+    const ended = session.run().finally(() => {
+      ticket.release()
+      this.#ended(session, service)
+    })
     this.#sessions.set(session, ended)
     return ended
   }

@@ -3,6 +3,8 @@
  * handler and ACP environments and a few switches (ProgramContext), and the
  * bound on programs running at once (ProgramSlots, kept by the forwarder).
  */
+import type { Endpoint } from '../config/address.js'
+import type { Attempt } from '../server/upstream.js'
 import type { ClientNames } from './environment.js'
 import type { RunAs } from './programs.js'
 
@@ -43,3 +45,22 @@ export interface ProgramSlots {
   take(clientIp: string): boolean
   release(): void
 }
+
+/**
+ * The service's client and upstream policy as one session sees it (a
+ * Ticket of lib/server/policy.ts): whether the real client may be served,
+ * the order to try the servers in, and each connect attempt as it ends.
+ */
+export interface SessionPolicy {
+  /** False: refused (logged and counted already); the session closes the client. */
+  admit(client: string, port: number): boolean
+  order(servers: readonly Endpoint[]): readonly Endpoint[]
+  attempted(a: Attempt): void
+}
+
+/** No policy: every client admitted, the servers in their order (tests, tools). */
+export const OPEN_POLICY: SessionPolicy = Object.freeze({
+  admit: () => true,
+  order: (servers: readonly Endpoint[]) => servers,
+  attempted: () => {},
+})

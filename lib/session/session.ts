@@ -11,7 +11,7 @@ import { ClientNames, connectionEnv } from './environment.js'
 import { errorText, isOutOfDescriptors } from '../errors.js'
 import type { Logger, LogEntry } from '../log/logger.js'
 import { runAcp, runHandler } from './programs.js'
-import type { ProgramContext, ProgramSlots } from './context.js'
+import type { ProgramContext, ProgramSlots, SessionPolicy } from './context.js'
 import { readProxyHeader } from '../protocol/header-reader.js'
 import type { ProxyHeader } from '../protocol/header.js'
 import { outgoingHeader } from './outgoing-header.js'
@@ -46,6 +46,8 @@ export interface SessionInit {
   /** The listener that accepted the connection; null for inetd's. */
   listener: ListenSpec | null
   redirects: Redirects
+  /** allow/deny and max-per-client for the real client, the servers' order and health (lib/server/policy.ts). */
+  policy: SessionPolicy
 }
 
 export class Session {
@@ -109,6 +111,8 @@ export class Session {
     const { service } = this.#s
     if (service.redirectMode !== 'none' && !(await this.#redirect())) return
     if (service.trustsProxy?.(this.#s.clientIp) === true && !(await this.#readProxyHeader())) return
+    // The real client (a PROXY header's) is checked, before any program or connect.
+    if (!this.#s.policy.admit(this.#clientIp, this.#clientPort)) return void this.#socket.destroy()
     const needsEnv = service.acp !== null || service.exec !== null
     const env = needsEnv ? await this.#environment() : null
     if (this.#gone()) return
@@ -284,10 +288,11 @@ export class Session {
     const toOrigdst = this.#origdst !== null && s.service.redirectMode !== 'accept'
     const servers: readonly Endpoint[] = toOrigdst
       ? [{ host: (this.#origdst as Destination).address, port: (this.#origdst as Destination).port }]
-      : (s.service.servers as Endpoint[])
+      : s.policy.order(s.service.servers as Endpoint[])
     let up: Connected | null = null
     let failed: FailedAttempt | null = null
     for await (const a of connectAttempts(servers, s.localPort, s.service.timeouts.connectMs, this.#source())) {
+      if (!toOrigdst) s.policy.attempted(a)
       if (a.ok) up = a
       else this.#connectFailed((failed = a))
     }

@@ -365,3 +365,18 @@ t.test('--workers is the starting value of the file\'s "workers"', async t => {
   t.equal(buildConfig(opts({ config: 'my.conf', workers: 2 }), deps({ 'my.conf': conf })).globals.workers, 3, 'the file wins')
   t.equal(buildConfig(opts({ config: 'my.conf', workers: 2 }), deps({ 'my.conf': CONF })).globals.workers, 2)
 })
+
+t.test('--balance, --max-fails, --fail-timeout, --allow, --deny and --max-per-client are defaults of every service', async t => {
+  const o = { balance: 'roundrobin', maxFails: 2, failTimeout: 0.5, allow: ['127.0.0.0/8', '::1'], deny: ['127.0.0.2'], maxPerClient: 3 }
+  const cli = buildConfig(opts({ ...o, bind: '8025', server: ['a.example'] }), deps())
+  t.match(cli.services[0], { balance: 'roundrobin', maxFails: 2, failTimeout: 0.5, allow: ['127.0.0.0/8', '::1/128'], deny: ['127.0.0.2/32'], maxPerClient: 3 })
+  const file = buildConfig(opts({ ...o, config: 'my.conf' }), deps({ 'my.conf': `${CONF}allow 192.0.2.0/24\nbalance source\n` }))
+  t.match(file.services[0], { balance: 'source', allow: ['127.0.0.0/8', '::1/128', '192.0.2.0/24'], deny: ['127.0.0.2/32'] }, 'the file adds to them')
+  t.match(buildConfig(opts({ bind: '8025', server: ['a.example'] }), deps()).services[0], { balance: 'first', maxFails: 1, failTimeout: 10, allow: [], deny: [], maxPerClient: 0 })
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], balance: 'random' }), deps()), {
+    code: 'ERR_CONFIG',
+    message: 'option --balance: balance must be first, roundrobin, leastconn or source, not "random"',
+  })
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], deny: ['10.0.0.1', 'nonsense'] }), deps()), { code: 'ERR_CONFIG', message: /^option --deny: / })
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], allow: ['10.0.0.1/40'] }), deps()), { code: 'ERR_CONFIG', message: /^option --allow: / })
+})

@@ -239,3 +239,20 @@ t.test('"workers" is program-wide, a positive count, "-" for the default', async
   t.equal(parse(['port 8025', 'interface *', 'server a.example', 'workers 4', 'workers -']).globals.workers, null)
   fails(t, ['workers 0'], 1, 'not a positive whole number: "0"')
 })
+
+t.test('balance, max-fails, fail-timeout and max-per-client: per service or as defaults, errors at their line', async t => {
+  const c = parse(['balance leastconn', 'max-fails 3', 'port 25', 'interface 127.0.0.1', 'server h', 'interface *', 'server h', 'balance source', 'max-fails 0', 'fail-timeout 2.5', 'max-per-client 4', 'balance -'])
+  t.match(c.services[0], { balance: 'leastconn', maxFails: 3, failTimeout: 10, maxPerClient: 0 })
+  t.match(c.services[1], { balance: 'first', maxFails: 0, failTimeout: 2.5, maxPerClient: 4 })
+  fails(t, ['balance random'], 1, 'balance must be first, roundrobin, leastconn or source, not "random"')
+  fails(t, ['port 25', 'interface *', 'server h', 'max-fails -1'], 4, 'not a whole number: "-1"')
+  fails(t, ['max-per-client 01'], 1, 'not a whole number: "01"')
+  fails(t, ['fail-timeout soon'], 1, 'not a number of seconds: "soon"')
+})
+
+t.test('allow and deny lines accumulate; a service\'s own lines add to the defaults', async t => {
+  const c = parse(['allow 10.0.0.0/8', 'deny 10.0.0.66', 'port 25', 'interface 127.0.0.1', 'server h', 'interface *', 'server h', 'allow 192.0.2.0/24, 10.0.0.0/8', 'deny ::ffff:192.0.2.66', 'deny 2001:db8::/32'])
+  t.match(c.services[0], { allow: ['10.0.0.0/8'], deny: ['10.0.0.66/32'] })
+  t.match(c.services[1], { allow: ['10.0.0.0/8', '192.0.2.0/24'], deny: ['10.0.0.66/32', '192.0.2.66/32', '2001:db8::/32'] })
+  fails(t, ['port 25', 'interface *', 'server h', 'deny 10.0.0.0/33'], 4, 'bad prefix length in "10.0.0.0/33" (0-32)')
+})

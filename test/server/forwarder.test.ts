@@ -250,3 +250,55 @@ t.test('a TPROXY listener\'s connection is matched by the listener, not by its l
     t.ok(log.entries.some(e => e.event === event), `${listener.address ?? '*'}:${listener.port}: ${event}`)
   }
 })
+
+t.test('server marks are logged here, or handed to onMark (a worker); refusals to onDenied; disable/enable/serverStates', async t => {
+  const dead = await freePort()
+  const up = await backend(s => s.on('error', () => {}).end('up'))
+  t.teardown(() => up.close())
+  const port = await freePort()
+  const log = memoryLogger()
+  const denied: string[] = []
+  const svc = service(port, dead, { servers: [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: up.port }], deny: ['127.0.0.2/32'] })
+  const proxy = new Forwarder([svc], { logger: log, programs, onDenied: (s, r) => void denied.push(`${s} ${r}`) })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  const ask = async (from = '127.0.0.1'): Promise<string> => {
+    const c = connect({ port, host: '127.0.0.1', localAddress: from }).on('error', () => {})
+    let got = ''
+    c.on('data', d => (got += d))
+    await once(c, 'close')
+    return got
+  }
+  t.equal(await ask(), 'up')
+  t.match(log.entries.find(e => e.event === 'server-down'), { tag: '-INFO', text: `server 127.0.0.1:${dead} down (connection refused, 1 of 1 failures)` })
+  t.same(proxy.serverStates().map(s => [s.service, s.state]), [[`127.0.0.1:${port}`, 'down'], [`127.0.0.1:${port}`, 'up']])
+  t.equal(await ask('127.0.0.2'), '')
+  t.same(denied, [`127.0.0.1:${port} acl`])
+  t.ok(proxy.disableServer(`127.0.0.1:${up.port}`))
+  t.notOk(proxy.disableServer(`127.0.0.1:${up.port}`))
+  t.same([...proxy.disabledServers], [`127.0.0.1:${up.port}`])
+  t.equal(proxy.serverStates()[1]?.state, 'disabled')
+  proxy.applyMark(`127.0.0.1:${port}`, { server: `127.0.0.1:${dead}`, state: 'up' })
+  t.equal(await ask(), '', 'the disabled server is skipped: only the dead one is tried')
+  t.ok(proxy.enableServer(`127.0.0.1:${up.port}`))
+  t.notOk(proxy.enableServer(`127.0.0.1:${up.port}`))
+  t.equal(await ask(), 'up')
+  // A worker: the mark goes to the supervisor instead of the log.
+  const marks: string[] = []
+  const wlog = memoryLogger()
+  const wport = await freePort()
+  const worker = new Forwarder([service(wport, dead, { servers: [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: up.port }] })], {
+    logger: wlog,
+    programs,
+    onMark: (s, m) => void marks.push(`${s} ${m.server} ${m.state}`),
+  })
+  await worker.listen()
+  t.teardown(() => worker.close(0))
+  const c = connect({ port: wport, host: '127.0.0.1' }).on('error', () => {})
+  c.resume()
+  await once(c, 'close')
+  t.same(marks, [`127.0.0.1:${wport} 127.0.0.1:${dead} down`])
+  t.notOk(wlog.entries.some(e => e.event === 'server-down'), 'not logged by the worker')
+  worker.setServices([service(wport, up.port)])
+  t.same(worker.serverStates().map(s => s.state), ['up'], 'setServices carries the policy over to the new list')
+})

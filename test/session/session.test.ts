@@ -18,7 +18,7 @@ import { Redirects } from '../../lib/transparent/redirect.js'
 import { nativeAvailable, type Destination } from '../../lib/native/addon.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
-import type { ProgramContext, ProgramSlots } from '../../lib/session/context.js'
+import { OPEN_POLICY, type ProgramContext, type ProgramSlots } from '../../lib/session/context.js'
 import { Session } from '../../lib/session/session.js'
 import { hangingPort } from '../fixtures/harness.js'
 import { collect, socketPair } from '../fixtures/pair.js'
@@ -79,6 +79,7 @@ async function session(
     slots,
     listener: null,
     redirects,
+    policy: OPEN_POLICY,
   })
   return { s, outer, inner, log }
 }
