@@ -14,6 +14,10 @@ import type { ResolvedService } from '../config/resolve.js'
 import { buildSelector, planListeners } from './selector.js'
 import { DEFAULT_MAX_PROGRAMS, type ProgramContext, type ProgramSlots } from '../session/context.js'
 import { Session } from '../session/session.js'
+import { Counters } from '../stats/counters.js'
+import { LiveSession, serviceKey } from '../stats/live.js'
+import type { SessionRow } from '../control/render.js'
+import { DisabledServers } from './disabled.js'
 
 export interface ForwarderOptions {
   logger: Logger
@@ -29,6 +33,8 @@ export interface ForwarderOptions {
   workers?: number
   /** This worker's number, 0 to workers - 1: connection ids are index + 1 + k × workers, unique across workers (log lines, -w files). */
   workerIndex?: number
+  /** The process's counters (lib/stats/counters.ts); default: the forwarder's own. */
+  counters?: Counters
 }
 
 /** What handle() returns for a connection closed at once. */
@@ -81,15 +87,24 @@ export class Forwarder {
   readonly #programLimit = new Episodes()
   /** ACP and handler processes running now (ProgramContext.maxPrograms). */
   #programsRunning = 0
+  readonly counters: Counters
+  /** Open sessions by id, as the statistics see them (`show sessions`, `kill session`). */
+  readonly #live = new Map<number, LiveSession>()
+  /** Upstreams new sessions skip (`disable server`). */
+  readonly #disabled = new DisabledServers()
+  /** The services new connections get (`disable server` names one of their servers). */
+  #services: readonly ResolvedService[]
 
   constructor(services: readonly ResolvedService[], options: ForwarderOptions) {
     this.#log = options.logger
     this.#programs = options.programs
     this.#maxConnections = options.maxConnections ?? null
     this.#workers = options.workers ?? 1
+    this.counters = options.counters ?? new Counters()
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
+    this.#services = services
   }
 
   /** Number of sessions open now. */
@@ -144,6 +159,7 @@ export class Forwarder {
   setServices(services: readonly ResolvedService[]): void {
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
+    this.#services = services
   }
 
   /**
@@ -156,6 +172,7 @@ export class Forwarder {
     await reconcileListeners(this.listening, specs, this.#listenerOps)
     this.#select = select
     this.#specs = specs
+    this.#services = services
   }
 
   readonly #listenerOps = {
@@ -196,9 +213,9 @@ export class Forwarder {
         id,
         text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
       })
-      client.destroy()
-      return DONE
+      return this.#refused(client, formatHostPort(local, localPort), 'no-service')
     }
+    const key = serviceKey(service)
     const inService = this.#perService.get(service) ?? 0
     const all = this.#share(this.#maxConnections)
     const per = this.#share(service.maxConnections)
@@ -210,31 +227,55 @@ export class Forwarder {
           : null
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
-      client.destroy()
-      return DONE
+      return this.#refused(client, key, 'max-connections')
     }
+    const servers = this.#disabled.usable(service)
+    if (servers === null) {
+      this.#log.log({ tag: '-ERR', event: 'no-server', id, text: `every server is disabled, client= ${clientIp}` })
+      return this.#refused(client, key, 'disabled')
+    }
+    this.counters.accepted(key)
+    const state = service.acp !== null ? 'acp' : service.exec !== null ? 'handler' : 'relaying'
+    const live = new LiveSession(this.counters, { id, service: key, client: clientIp, clientPort, startedMs: performance.now(), state })
     const session = new Session({
       id,
       client,
-      service,
+      service: servers === service.servers ? service : { ...service, servers },
       local,
       localPort,
       clientIp,
       clientPort,
       log: this.#log,
       programs: this.#programs,
-      onResourceError: this.#onResourceError,
+      onResourceError: err => {
+        this.counters.denied(key, 'resources')
+        this.#onResourceError(err)
+      },
       slots: this.#slots,
       listener,
       redirects: this.#redirects,
+      observer: live,
     })
+    live.abort = () => session.abort()
+    this.#live.set(id, live)
     this.#perService.set(service, inService + 1)
-    const ended = session.run().finally(() => this.#ended(session, service))
+    const ended = session.run().finally(() => this.#ended(session, service, live))
     this.#sessions.set(session, ended)
     return ended
   }
 
-  #ended(session: Session, service: ResolvedService): void {
+  /** A connection refused before any session: counted as accepted, denied and closed. */
+  #refused(client: Socket, key: string, reason: string): Promise<void> {
+    client.destroy()
+    this.counters.accepted(key)
+    this.counters.denied(key, reason)
+    this.counters.closed(key, 0)
+    return DONE
+  }
+
+  #ended(session: Session, service: ResolvedService, live: LiveSession): void {
+    this.#live.delete(live.start.id)
+    this.counters.closed(live.start.service, (performance.now() - live.start.startedMs) / 1000)
     this.#sessions.delete(session)
     const left = (this.#perService.get(service) as number) - 1
     if (left === 0) this.#perService.delete(service)
@@ -269,13 +310,14 @@ export class Forwarder {
    * per episode.
    */
   readonly #slots: ProgramSlots = {
-    take: clientIp => {
+    take: (clientIp, service) => {
       const max = this.#programs.maxPrograms === undefined ? DEFAULT_MAX_PROGRAMS : this.#programs.maxPrograms
       const share = this.#share(max)
       if (share === null || this.#programsRunning < share) {
         this.#programsRunning++
         return true
       }
+      this.counters.denied(serviceKey(service), 'max-programs')
       this.#programLimit.report(more => {
         const limit = this.#limitText(`${max}`, share)
         this.#log.log({ tag: '-ERR', event: 'limit', text: `too many programs running (max-programs ${limit}): connection refused, client= ${clientIp}${more}` })
@@ -283,6 +325,28 @@ export class Forwarder {
       return false
     },
     release: () => void this.#programsRunning--,
+  }
+
+  /** `show sessions`: this process's open sessions at `nowMs` (performance.now()). */
+  sessionRows(nowMs: number): SessionRow[] {
+    return [...this.#live.values()].map(l => l.row(nowMs))
+  }
+
+  /** `kill session ID`: false when no open session has that id. */
+  killSession(id: number): boolean {
+    const live = this.#live.get(id)
+    live?.kill()
+    return live !== undefined
+  }
+
+  /** `disable server HOST:PORT`: false when no service has it. */
+  disableServer(server: string): boolean {
+    return this.#disabled.disable(server, this.#services)
+  }
+
+  /** `enable server HOST:PORT`: false when it was not disabled. */
+  enableServer(server: string): boolean {
+    return this.#disabled.enable(server)
   }
 
   #closeListeners(): Promise<void> {

@@ -3,6 +3,7 @@
  * handler and ACP environments and a few switches (ProgramContext), and the
  * bound on programs running at once (ProgramSlots, kept by the forwarder).
  */
+import type { ResolvedService } from '../config/resolve.js'
 import type { ClientNames } from './environment.js'
 import type { RunAs } from './programs.js'
 
@@ -40,6 +41,7 @@ export const DEFAULT_MAX_PROGRAMS = 256
 
 /** Where a session gets a place for a program (ACP, handler) to run: false = none free (refuse). */
 export interface ProgramSlots {
-  take(clientIp: string): boolean
+  /** `service`: the session's, for counting a refusal against it. */
+  take(clientIp: string, service: ResolvedService): boolean
   release(): void
 }

@@ -22,6 +22,7 @@ import type { Redirects } from '../transparent/redirect.js'
 import type { Destination } from '../native/addon.js'
 import { ANY_SOURCE, connectAttempts, type Connected, type FailedAttempt, type Source } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
+import type { EndResult, SessionObserver } from './observer.js'
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -46,6 +47,7 @@ export interface SessionInit {
   /** The listener that accepted the connection; null for inetd's. */
   listener: ListenSpec | null
   redirects: Redirects
+  observer: SessionObserver
 }
 
 export class Session {
@@ -133,7 +135,7 @@ export class Session {
 
   /** Too many programs running: refuse (the forwarder logs it). Returns whether one may start. */
   #takeSlot(): boolean {
-    if (this.#s.slots.take(this.#clientIp)) return true
+    if (this.#s.slots.take(this.#clientIp, this.#s.service)) return true
     this.#socket.destroy()
     return false
   }
@@ -160,6 +162,7 @@ export class Session {
       got = await readProxyHeader(this.#socket, s.service.timeouts.proxyHeaderMs)
     } catch (err) {
       this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
+      s.observer.denied('proxy-header')
       // That line names the error; the session's own listener saw it too.
       this.#clientError = null
       this.#socket.destroy()
@@ -187,6 +190,7 @@ export class Session {
     const mode = s.service.redirectMode
     const refuse = (event: string, text: string): false => {
       this.#log('-ERR', event, text)
+      s.observer.denied('redirect')
       this.#socket.destroy()
       return false
     }
@@ -254,6 +258,7 @@ export class Session {
       return true
     }
     this.#log('-ERR', 'access-denied', `access denied: ${text}`)
+    s.observer.denied('acp')
     this.#socket.destroy()
     return false
   }
@@ -264,6 +269,7 @@ export class Session {
     this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
     const preread = this.#proxied === null ? null : this.#proxied.rest
     if (!this.#takeSlot()) return
+    s.observer.handler(this.#clientIp, this.#clientPort)
     const stderr = (line: string): void =>
       // A tcpproxy the handler exec'd logs as itself (lib/log/nested.ts).
       isOwnLogLine(line, h.pid) && s.log.passThrough !== undefined ? s.log.passThrough(line) : this.#log('-INFO', 'handler-stderr', `handler: ${line}`)
@@ -330,7 +336,7 @@ export class Session {
       const done = (result: RelayResult): void => {
         untrack?.()
         const finish = (): void => {
-          this.#logEnd(serverText, { ...result, sent: result.sent - headerBytes })
+          this.#logEnd(serverText, s.observer.ended({ ...result, sent: result.sent - headerBytes }))
           resolve()
         }
         // The dump is complete on disk before the disconnect line says the session is over.
@@ -347,6 +353,7 @@ export class Session {
         thread: s.programs.relayThread === true,
       })
       this.#relay = started.handle
+      s.observer.relaying(serverText, started.handle, this.#clientIp, this.#clientPort)
       // The relay thread took the connection: Node's socket is closed, drop it.
       if (started.by === 'thread') this.#client = null
     })
@@ -354,6 +361,7 @@ export class Session {
 
   /** A failed connect attempt, logged before the next server is tried; out of descriptors: the forwarder's rate-limited line reports it at the end. */
   #connectFailed(f: FailedAttempt): void {
+    this.#s.observer.connectFailed(formatHostPort(f.host, f.port))
     if (isOutOfDescriptors(f.error)) return
     this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
   }
@@ -370,7 +378,7 @@ export class Session {
     return startDump(base, String(this.#s.id), (event, text) => this.#log('-INFO', event, text), this.#s.programs.dumpBacklog)
   }
 
-  #logEnd(serverText: string, r: RelayResult): void {
+  #logEnd(serverText: string, r: EndResult): void {
     if (r.closedBy === 'timeout') {
       this.#log('-ERR', 'timeout', `connection timed out: client= ${this.#clientIp}, server= ${serverText}`)
     } else if (r.error !== null) {

@@ -164,6 +164,8 @@ t.test('max-programs: a connection that would start a program beyond the bound i
   const limits = log.entries.filter(e => e.event === 'limit')
   t.equal(limits.length, 1, 'one line for the episode')
   t.match(limits[0]?.text, /^too many programs running \(max-programs 2, 1 in this worker\): connection refused, client= 127\.0\.0\.1$/)
+  t.same(proxy.sessionRows(performance.now()).map(r => r.state), ['handler'], 'the running handler\'s row')
+  t.same(proxy.counters.snapshot().services[`127.0.0.1:${port}`]?.denied, { 'max-programs': 2 })
   first.end('echo')
   const [echo] = (await once(first, 'data')) as [Buffer]
   t.equal(echo.toString(), 'echo', 'the running handler is served')
@@ -249,4 +251,73 @@ t.test('a TPROXY listener\'s connection is matched by the listener, not by its l
     await done
     t.ok(log.entries.some(e => e.event === event), `${listener.address ?? '*'}:${listener.port}: ${event}`)
   }
+})
+
+t.test('counters: a relayed session is counted; sessionRows shows it live; killSession ends it with closed-by= killed', async t => {
+  const { proxy, log, c } = await oneSession(t)
+  const key = proxy.listening[0] as string
+  c.write('hello')
+  let rows = proxy.sessionRows(performance.now())
+  for (let i = 0; i < 200 && rows[0]?.sent !== 5; i++) {
+    await new Promise(r => setTimeout(r, 10))
+    rows = proxy.sessionRows(performance.now())
+  }
+  t.match(rows, [{ id: 1, service: key, client: '127.0.0.1', client_port: c.localPort, received: 0, sent: 5, age: 0, state: 'relaying' }])
+  t.match(proxy.counters.snapshot().services[key], { connections: 1, active: 1 })
+  t.equal(proxy.killSession(99), false, 'no such session')
+  t.equal(proxy.killSession(1), true)
+  await once(c, 'close')
+  while (proxy.sessions > 0) await new Promise(r => setTimeout(r, 10))
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /send= 5, .*closed-by= killed$/)
+  t.same(proxy.sessionRows(performance.now()), [])
+  const svc = proxy.counters.snapshot().services[key]
+  t.match(svc, { connections: 1, active: 0 })
+  t.equal(svc?.duration.counts.reduce((x, y) => x + y, 0), 1, 'its duration is in the histogram')
+  t.match(Object.values(svc?.servers ?? {}), [{ connections: 1, active: 0, sent: 5, received: 0, connectFailures: 0 }])
+  await proxy.close(0)
+})
+
+t.test('counters: refusals by reason (no-service, max-connections, disabled) and connect failures; disable/enable server', async t => {
+  const dead = await freePort()
+  const [a, b] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(a, dead), service(b, dead, { maxConnections: 0 })], { logger: log, programs })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  const closed = async (port: number): Promise<void> => {
+    const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+    c.resume()
+    await once(c, 'close')
+    while (proxy.sessions > 0) await new Promise(r => setTimeout(r, 10))
+  }
+  await closed(a)
+  await closed(b)
+  t.equal(proxy.disableServer('127.0.0.1:1'), false, 'no service has that server')
+  t.equal(proxy.disableServer(`127.0.0.1:${dead}`), true)
+  await closed(a)
+  t.match(log.entries.find(e => e.event === 'no-server')?.text, /^every server is disabled, client= 127\.0\.0\.1$/)
+  t.equal(proxy.enableServer(`127.0.0.1:${dead}`), true)
+  t.equal(proxy.enableServer(`127.0.0.1:${dead}`), false)
+  proxy.setServices([service(b, dead)])
+  await closed(a)
+  const services = proxy.counters.snapshot().services
+  t.match(services[`127.0.0.1:${a}`], { connections: 3, active: 0, denied: { disabled: 1, 'no-service': 1 } })
+  t.match(services[`127.0.0.1:${a}`]?.servers[`127.0.0.1:${dead}`], { connectFailures: 1, connections: 0, up: { up: false } })
+  t.match(services[`127.0.0.1:${b}`], { connections: 1, active: 0, denied: { 'max-connections': 1 } })
+})
+
+t.test('disable server: new sessions skip it and go to the next', async t => {
+  const up = await backend(s => s.on('error', () => {}).end('up'))
+  t.teardown(() => up.close())
+  const port = await freePort()
+  const log = memoryLogger()
+  const first = await freePort()
+  const proxy = new Forwarder([service(port, up.port, { servers: [{ host: '127.0.0.1', port: first }, { host: '127.0.0.1', port: up.port }] })], { logger: log, programs })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  t.equal(proxy.disableServer(`127.0.0.1:${first}`), true)
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  const [reply] = (await once(c, 'data')) as [Buffer]
+  t.equal(reply.toString(), 'up')
+  t.notOk(log.entries.some(e => e.event === 'connect-failed'), 'the disabled server was not tried')
 })

@@ -19,6 +19,7 @@ import { nativeAvailable, type Destination } from '../../lib/native/addon.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
 import type { ProgramContext, ProgramSlots } from '../../lib/session/context.js'
+import { NO_OBSERVER } from '../../lib/session/observer.js'
 import { Session } from '../../lib/session/session.js'
 import { hangingPort } from '../fixtures/harness.js'
 import { collect, socketPair } from '../fixtures/pair.js'
@@ -79,6 +80,7 @@ async function session(
     slots,
     listener: null,
     redirects,
+    observer: NO_OBSERVER,
   })
   return { s, outer, inner, log }
 }
