@@ -59,6 +59,8 @@ export interface CliOptions {
   transparent: boolean
   /** `--workers N`: worker processes sharing the listeners (null = 1). */
   workers: number | null
+  /** `--metrics [ADDR:]PORT` as written: serve GET /metrics there. */
+  metrics: string | null
   /** `--no-relay-thread`: relay every connection in the event loop (lib/relay/thread.ts). */
   noRelayThread: boolean
   /** The server argument: host list, or a handler program and its arguments. */
@@ -99,6 +101,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   forgePort: false,
   transparent: false,
   workers: null,
+  metrics: null,
   noRelayThread: false,
   server: [],
 })
@@ -157,6 +160,7 @@ function program(): Command {
     .option('--forge-port', "...and from the client's port (with --forge-addr)")
     .option('--transparent', "accept TPROXY'd connections on the listener (needs CAP_NET_ADMIN)")
     .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
+    .addOption(new Option('--metrics <[addr:]port>', 'serve Prometheus metrics (GET /metrics) on this address'))
     .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
@@ -231,6 +235,7 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       forgePort: o['forgePort'] === true,
       transparent: o['transparent'] === true,
       workers: (o['workers'] as number | undefined) ?? null,
+      metrics: (o['metrics'] as string | undefined) ?? null,
       noRelayThread: o['relayThread'] === false,
       server,
     },

@@ -24,6 +24,8 @@ import { writePidfile, type Pidfile } from './pidfile.js'
 import type { Identity } from './privileges.js'
 import { daemonSignals } from './signals.js'
 import { Supervisor } from './supervisor.js'
+import { localStats, SupervisedStats, type Stats } from '../stats/collector.js'
+import { serveMetrics } from '../stats/http.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -60,6 +62,8 @@ interface Running {
   reload(services: readonly ResolvedService[]): Promise<void>
   /** Drain for up to graceMs (0: cut now); resolves with the exit status. */
   stop(graceMs: number): Promise<number>
+  /** Counters and sessions of every process, kept across reloads (control socket, metrics). */
+  stats: Stats
 }
 
 /** One process serving everything (not root, or root told to stay root). */
@@ -68,6 +72,7 @@ async function single(s: StandaloneOptions, logger: Logger): Promise<Running> {
   const proxy = new Forwarder(s.services, { logger, programs: s.programs, maxConnections: s.config.globals.maxConnections })
   await proxy.listen()
   return {
+    stats: localStats(proxy),
     reload: next => {
       checkTransparentSupport(next)
       return proxy.update(next)
@@ -84,14 +89,18 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
   // The addon was checked in run(); the privilege test is the workers': as
   // root this process would pass it, a worker tests once it has given root up.
   const netAdmin = needsNetAdmin(s.services)
-  const supervisor = new Supervisor({
+  const stats = new SupervisedStats(m => supervisor.broadcast(m))
+  const supervisor: Supervisor = new Supervisor({
     init: { identity, log, programs: s.programs, maxConnections: s.config.globals.maxConnections, netAdmin },
     logger,
     workerPath: fileURLToPath(new URL('../worker-main.js', import.meta.url)),
     workers: s.config.globals.workers ?? 1,
+    onMessage: (slot, m) => stats.onMessage(slot, m),
+    onWorkerExit: slot => stats.retire(slot),
   })
   await supervisor.start(s.services)
   return {
+    stats,
     reload: next => {
       checkTransparentSupport(next, false)
       if (needsNetAdmin(next) && !netAdmin) {
@@ -135,6 +144,15 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   } catch (err) {
     pidfile?.remove()
     throw err
+  }
+  const metricsAt = s.config.globals.metrics
+  if (metricsAt !== null) {
+    const stats = running.stats
+    await serveMetrics(metricsAt, () => stats.metrics()).catch(async err => {
+      await running.stop(0)
+      pidfile?.remove()
+      throw err
+    })
   }
   logger.log({ tag: '', event: 'ready', text: 'ready' })
   if (status !== null && !isSocket(settings.syslogSocket)) {

@@ -15,6 +15,8 @@ import { Forwarder } from '../server/forwarder.js'
 import { checkTransparentSupport, dropKeepingNetAdmin } from '../transparent/sockets.js'
 import { hydrateService, type ServiceData } from '../config/resolve.js'
 import type { ProgramContext } from '../session/context.js'
+import type { AnswerMessage, AskMessage, StatsMessage } from '../stats/ipc.js'
+import { answer, Reporter } from '../stats/reporter.js'
 
 export interface WorkerInit {
   type: 'init'
@@ -41,6 +43,7 @@ export type ToWorker =
   | { type: 'lend'; key: string }
   | { type: 'services'; services: ServiceData[] }
   | { type: 'stop'; graceMs: number }
+  | AskMessage
 
 /** Worker to supervisor. */
 export type FromWorker =
@@ -49,6 +52,8 @@ export type FromWorker =
   | { type: 'unlistened'; key: string }
   | { type: 'lent'; key: string }
   | { type: 'error'; message: string }
+  | StatsMessage
+  | AnswerMessage
 
 type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
 
@@ -62,6 +67,7 @@ export function runWorker(proc: Channel): void {
   // every tcpproxy process.)
   ignoreSignals(proc, ['SIGHUP', 'SIGINT', 'SIGTERM'])
   let proxy: Forwarder | null = null
+  let reporter!: Reporter
   let closeLog!: () => Promise<void>
   let flushLog!: () => void
   const send = (m: FromWorker, handle?: Server): void => void (proc.send as (m: FromWorker, h?: Server) => boolean)(m, handle)
@@ -92,6 +98,7 @@ export function runWorker(proc: Channel): void {
         closeLog = () => logger.close()
         flushLog = logger.flush
         proxy = new Forwarder(m.services.map(hydrateService), { logger, programs: m.programs, maxConnections: m.maxConnections, workers: m.workers, workerIndex: m.index })
+        reporter = new Reporter(proxy, send)
         send({ type: 'ready' })
         return
       }
@@ -121,9 +128,13 @@ export function runWorker(proc: Channel): void {
       case 'services':
         ;(proxy as Forwarder).setServices(m.services.map(hydrateService))
         return
+      case 'ask':
+        send({ type: 'answer', id: m.id, ...answer(proxy as Forwarder, m, performance.now()) })
+        return
       case 'stop':
         void (proxy as Forwarder)
           .close(m.graceMs)
+          .then(() => reporter.stop())
           .then(closeLog)
           .then(() => proc.exit(0))
         return
