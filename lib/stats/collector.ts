@@ -100,18 +100,18 @@ export class SupervisedStats implements Stats {
   /** Ask every worker that reported; answers from those that answer within waitMs. */
   async #ask(q: Question): Promise<AnswerMessage[]> {
     const id = ++this.#lastAsk
-    const p: Pending = { answers: [], waiting: new Set(this.#figures.keys()), done: () => {} }
-    if (p.waiting.size === 0) return []
+    const waiting = new Set(this.#figures.keys())
+    if (waiting.size === 0) return []
+    const answers: AnswerMessage[] = []
     let timer: NodeJS.Timeout | undefined
     await new Promise<void>(resolve => {
-      p.done = resolve
       timer = setTimeout(resolve, this.waitMs)
-      this.#pending.set(id, p)
+      this.#pending.set(id, { answers, waiting, done: resolve })
       this.broadcast({ type: 'ask', id, ...q })
     })
     clearTimeout(timer)
     this.#pending.delete(id)
-    return p.answers
+    return answers
   }
 
   readonly backend: ControlBackend = {

@@ -365,3 +365,9 @@ t.test('--workers is the starting value of the file\'s "workers"', async t => {
   t.equal(buildConfig(opts({ config: 'my.conf', workers: 2 }), deps({ 'my.conf': conf })).globals.workers, 3, 'the file wins')
   t.equal(buildConfig(opts({ config: 'my.conf', workers: 2 }), deps({ 'my.conf': CONF })).globals.workers, 2)
 })
+
+t.test('--metrics [addr:]port is the starting value of the file\'s "metrics"; a bad one names the option', async t => {
+  t.same(buildConfig(opts({ bind: '8025', server: ['a.example'], metrics: '127.0.0.1:9100' }), deps()).globals.metrics, { address: '127.0.0.1', port: 9100 })
+  t.equal(buildConfig(opts({ bind: '8025', server: ['a.example'] }), deps()).globals.metrics, null)
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], metrics: '127.0.0.1:x' }), deps()), { message: /^option --metrics: / })
+})

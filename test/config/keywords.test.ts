@@ -239,3 +239,9 @@ t.test('"workers" is program-wide, a positive count, "-" for the default', async
   t.equal(parse(['port 8025', 'interface *', 'server a.example', 'workers 4', 'workers -']).globals.workers, null)
   fails(t, ['workers 0'], 1, 'not a positive whole number: "0"')
 })
+
+t.test('"metrics" is program-wide, [addr:]port, "-" for none', async t => {
+  t.same(parse(['metrics 127.0.0.1:9100', 'port 8025', 'interface *', 'server a.example']).globals.metrics, { address: '127.0.0.1', port: 9100 })
+  t.same(parse(['metrics 9100', 'port 8025', 'interface *', 'server a.example']).globals.metrics, { address: null, port: 9100 })
+  t.equal(parse(['port 8025', 'interface *', 'server a.example', 'metrics 9100', 'metrics -']).globals.metrics, null)
+})
