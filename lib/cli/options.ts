@@ -67,6 +67,8 @@ export interface CliOptions {
   allow: string[]
   deny: string[]
   maxPerClient: number | null
+  /** `--metrics [ADDR:]PORT` as written: serve GET /metrics there. */
+  metrics: string | null
   /** `--no-relay-thread`: relay every connection in the event loop (lib/relay/thread.ts). */
   noRelayThread: boolean
   /** The server argument: host list, or a handler program and its arguments. */
@@ -113,6 +115,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   allow: [],
   deny: [],
   maxPerClient: null,
+  metrics: null,
   noRelayThread: false,
   server: [],
 })
@@ -180,6 +183,7 @@ function program(): Command {
     .addOption(new Option('--deny <cidrs>', 'refuse clients in these networks; repeatable').argParser(collect))
     .addOption(new Option('--max-per-client <n>', 'sessions at once per client address, 0 = no limit').argParser(whole('--max-per-client')))
     .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
+    .addOption(new Option('--metrics <[addr:]port>', 'serve Prometheus metrics (GET /metrics) on this address'))
     .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
@@ -260,6 +264,7 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       allow: (o['allow'] as string[] | undefined) ?? [],
       deny: (o['deny'] as string[] | undefined) ?? [],
       maxPerClient: (o['maxPerClient'] as number | undefined) ?? null,
+      metrics: (o['metrics'] as string | undefined) ?? null,
       noRelayThread: o['relayThread'] === false,
       server,
     },

@@ -54,7 +54,7 @@ function cliDefaults(o: CliOptions): ServiceSettings {
 }
 
 /** Command-line values of program-wide settings. */
-function cliGlobals(o: CliOptions): GlobalSettings {
+function cliGlobals(o: CliOptions, lookup: PortLookup): GlobalSettings {
   return {
     ...DEFAULT_GLOBALS,
     ...(o.envPrefix === null ? {} : { envPrefix: fromOption('option -v', () => parseEnvPrefix(o.envPrefix as string)) }),
@@ -63,6 +63,7 @@ function cliGlobals(o: CliOptions): GlobalSettings {
     ...(o.user === null ? {} : { user: o.user }),
     ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
     ...(o.workers === null ? {} : { workers: o.workers }),
+    ...(o.metrics === null ? {} : { metrics: fromOption('option --metrics', () => parseListenSpec(o.metrics as string, lookup)) }),
   }
 }
 
@@ -92,7 +93,7 @@ export function chooseMode(o: CliOptions, config: Config, stdinIsSocket: boolean
 /** The configuration the options describe. Throws TcpproxyError with a one-line message. */
 export function buildConfig(o: CliOptions, deps: SettingsDeps): Config {
   const defaults = cliDefaults(o)
-  const globals = cliGlobals(o)
+  const globals = cliGlobals(o, deps.lookup)
   if (o.config !== null || (o.bind === null && o.server.length === 0)) {
     if (o.server.length > 0) throw new TcpproxyError('ERR_USAGE', 'a server argument and a configuration file exclude each other')
     if (o.bind !== null) throw new TcpproxyError('ERR_USAGE', '-b and a configuration file exclude each other')

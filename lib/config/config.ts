@@ -3,7 +3,7 @@
  * program, and their defaults. Only data: the file is read by parse.ts, its
  * values by values.ts, so runtime code can use these types without the parser.
  */
-import type { Endpoint } from './address.js'
+import type { Endpoint, ListenSpec } from './address.js'
 
 /** Where `-p` and a `pidfile -` line write the pid. */
 export const DEFAULT_PIDFILE = '/var/run/tcpproxy.pid'
@@ -84,6 +84,8 @@ export interface GlobalSettings {
   maxConnections: number | null
   /** Worker processes sharing the listeners (`workers`, `--workers`); null = 1. Read at start-up. */
   workers: number | null
+  /** Where to serve GET /metrics (`metrics`, `--metrics`); null = nowhere. Read at start-up. */
+  metrics: ListenSpec | null
 }
 
 /** One (port, interface) service. */
@@ -139,4 +141,5 @@ export const DEFAULT_GLOBALS: GlobalSettings = Object.freeze({
   user: null,
   maxConnections: null,
   workers: null,
+  metrics: null,
 })

@@ -5,7 +5,7 @@
  * shape the file into services and are handled by the parser (parse.ts).
  */
 import { TcpproxyError } from '../errors.js'
-import { parseServerList } from './address.js'
+import { parseListenSpec, parseServerList } from './address.js'
 import { parseCidrList } from './cidr.js'
 import { DEFAULT_PIDFILE, type GlobalSettings, type ServiceSettings } from './config.js'
 import type { PortLookup } from './port-names.js'
@@ -107,6 +107,7 @@ export const KEYWORDS: ReadonlyMap<string, Keyword> = new Map<string, Keyword>(O
   uid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${parseNumericId(v)}${groupPart(g.user)}`) },
   gid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${userPart(g.user)}.${parseNumericId(v)}`) },
   workers: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.workers = v === '' ? null : parseCount(v)) },
+  metrics: { value: 'word', scope: 'global', apply: (_s, g, v, lookup) => void (g.metrics = v === '' ? null : parseListenSpec(v, lookup)) },
   pidfile: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.pidfile = v === '' ? DEFAULT_PIDFILE : v) },
   // 2.0's debug keyword: parsed so that such a file fails loudly, never half-works.
   debug: { value: 'word', scope: 'global', unsupported: 'the debug keyword (use -d)' },

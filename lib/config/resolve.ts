@@ -4,7 +4,7 @@
  */
 import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { canonicalIp } from './address.js'
+import { canonicalIp, formatHostPort } from './address.js'
 import { cidrMatcher } from './cidr.js'
 import type { ServiceDef } from './config.js'
 import { ConfigError, errorText } from '../errors.js'
@@ -77,4 +77,12 @@ export async function resolveServices(services: readonly ServiceDef[], lookup: A
       }
     }),
   )
+}
+
+/**
+ * A service's identity in log marks, counters, `show` tables and across a
+ * reload: its canonical `interface:port` (`*:25` for every address).
+ */
+export function serviceKey(s: Pick<ServiceDef, 'iface' | 'port'>): string {
+  return formatHostPort(s.iface ?? '*', s.port)
 }

@@ -11,7 +11,7 @@
 import type { ResolvedService } from '../config/resolve.js'
 import type { Logger } from '../log/logger.js'
 import { Health, transitionLog } from '../server/health.js'
-import { serviceKey } from '../server/policy.js'
+import { serviceKey } from '../config/resolve.js'
 import type { FromWorker, ToWorker } from './worker.js'
 
 export class SharedMarks {

@@ -25,6 +25,8 @@ import type { Identity } from './privileges.js'
 import { daemonSignals } from './signals.js'
 import { Supervisor } from './supervisor.js'
 import { SharedMarks } from './marks.js'
+import { localStats, SupervisedStats, type Stats } from '../stats/collector.js'
+import { serveMetrics } from '../stats/http.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -61,6 +63,8 @@ interface Running {
   reload(services: readonly ResolvedService[]): Promise<void>
   /** Drain for up to graceMs (0: cut now); resolves with the exit status. */
   stop(graceMs: number): Promise<number>
+  /** Counters and sessions of every process, kept across reloads (control socket, metrics). */
+  stats: Stats
 }
 
 /** One process serving everything (not root, or root told to stay root). */
@@ -69,6 +73,7 @@ async function single(s: StandaloneOptions, logger: Logger): Promise<Running> {
   const proxy = new Forwarder(s.services, { logger, programs: s.programs, maxConnections: s.config.globals.maxConnections })
   await proxy.listen()
   return {
+    stats: localStats(proxy),
     reload: next => {
       checkTransparentSupport(next)
       return proxy.update(next)
@@ -87,15 +92,21 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
   const netAdmin = needsNetAdmin(s.services)
   const marks = new SharedMarks(logger, m => supervisor.broadcast(m))
   marks.setServices(s.services)
+  const stats = new SupervisedStats(m => supervisor.broadcast(m))
   const supervisor: Supervisor = new Supervisor({
     init: { identity, log, programs: s.programs, maxConnections: s.config.globals.maxConnections, netAdmin },
     logger,
     workerPath: fileURLToPath(new URL('../worker-main.js', import.meta.url)),
     workers: s.config.globals.workers ?? 1,
-    onMessage: (_slot, m) => marks.onMessage(m),
+    onMessage: (slot, m) => {
+      marks.onMessage(m)
+      stats.onMessage(slot, m)
+    },
+    onWorkerExit: slot => stats.retire(slot),
   })
   await supervisor.start(s.services)
   return {
+    stats,
     reload: next => {
       checkTransparentSupport(next, false)
       if (needsNetAdmin(next) && !netAdmin) {
@@ -139,6 +150,15 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   } catch (err) {
     pidfile?.remove()
     throw err
+  }
+  const metricsAt = s.config.globals.metrics
+  if (metricsAt !== null) {
+    const stats = running.stats
+    await serveMetrics(metricsAt, () => stats.metrics()).catch(async err => {
+      await running.stop(0)
+      pidfile?.remove()
+      throw err
+    })
   }
   logger.log({ tag: '', event: 'ready', text: 'ready' })
   if (status !== null && !isSocket(settings.syslogSocket)) {

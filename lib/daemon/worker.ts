@@ -16,6 +16,8 @@ import { checkTransparentSupport, dropKeepingNetAdmin } from '../transparent/soc
 import { hydrateService, type ServiceData } from '../config/resolve.js'
 import type { ProgramContext } from '../session/context.js'
 import type { Transition } from '../server/health.js'
+import type { AnswerMessage, AskMessage, StatsMessage } from '../stats/ipc.js'
+import { answer, Reporter } from '../stats/reporter.js'
 
 export interface WorkerInit {
   type: 'init'
@@ -44,6 +46,7 @@ export type ToWorker =
   | { type: 'stop'; graceMs: number }
   /** A server mark another worker saw (lib/daemon/marks.ts): applied silently. */
   | { type: 'server-mark'; service: string; transition: Transition }
+  | AskMessage
 
 /** Worker to supervisor. */
 export type FromWorker =
@@ -54,6 +57,8 @@ export type FromWorker =
   | { type: 'error'; message: string }
   /** A server of `service` changed state here: the supervisor logs it once and shares it (lib/daemon/marks.ts). */
   | { type: 'server-mark'; service: string; transition: Transition }
+  | StatsMessage
+  | AnswerMessage
 
 type Channel = Pick<NodeJS.Process, 'on' | 'send' | 'exit' | 'pid' | 'stderr'>
 
@@ -67,6 +72,7 @@ export function runWorker(proc: Channel): void {
   // every tcpproxy process.)
   ignoreSignals(proc, ['SIGHUP', 'SIGINT', 'SIGTERM'])
   let proxy: Forwarder | null = null
+  let reporter!: Reporter
   let closeLog!: () => Promise<void>
   let flushLog!: () => void
   const send = (m: FromWorker, handle?: Server): void => void (proc.send as (m: FromWorker, h?: Server) => boolean)(m, handle)
@@ -105,6 +111,7 @@ export function runWorker(proc: Channel): void {
           // Marks are logged once, by the supervisor, and shared with the other workers.
           onMark: (service, transition) => send({ type: 'server-mark', service, transition }),
         })
+        reporter = new Reporter(proxy, send)
         send({ type: 'ready' })
         return
       }
@@ -137,9 +144,13 @@ export function runWorker(proc: Channel): void {
       case 'server-mark':
         ;(proxy as Forwarder).applyMark(m.service, m.transition)
         return
+      case 'ask':
+        send({ type: 'answer', id: m.id, ...answer(proxy as Forwarder, m, performance.now()) })
+        return
       case 'stop':
         void (proxy as Forwarder)
           .close(m.graceMs)
+          .then(() => reporter.stop())
           .then(closeLog)
           .then(() => proc.exit(0))
         return

@@ -99,6 +99,11 @@ class Relay {
     }
   }
 
+  counts(): RelayCounts {
+    // A half-close sets closedBy without cutting.
+    return { received: this.client.bytesWritten, sent: this.server.bytesWritten, halfClosed: this.closedBy !== null && !this.cut }
+  }
+
   stopProbe(): void {
     if (this.probe !== null) clearInterval(this.probe)
     this.probe = null
@@ -169,9 +174,17 @@ function onClose(this: RelaySocket): void {
   })
 }
 
-/** A running relay; `abort` ends it at once (graceful shutdown, reload). */
+/** Bytes moved so far, and whether one direction has ended (`show sessions`). */
+export interface RelayCounts {
+  received: number
+  sent: number
+  halfClosed: boolean
+}
+
+/** A running relay; `abort` ends it at once (graceful shutdown, reload); `counts` for `show sessions`. */
 export interface RelayHandle {
   abort(): void
+  counts(): RelayCounts
 }
 
 /**

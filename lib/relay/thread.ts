@@ -21,7 +21,7 @@ import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
 import { fdOf, nativeAddon, type NativeAddon } from '../native/addon.js'
 import type { CloseReason } from './close-reasons.js'
-import { relay, type RelayHandle, type RelayResult, type Tap } from './event-loop.js'
+import { relay, type RelayCounts, type RelayHandle, type RelayResult, type Tap } from './event-loop.js'
 
 export interface RelayRequest {
   client: Socket
@@ -75,15 +75,24 @@ function canHandOver(client: Socket, server: Socket): boolean {
   return true
 }
 
-/** A connection the thread relays; abort() cuts it (shutdown). */
+/**
+ * A connection the thread relays; abort() cuts it (shutdown). The thread
+ * reports its byte counts only at the end: counts() gives Node's, from
+ * before the hand-over.
+ */
 class ThreadRelay implements RelayHandle {
   constructor(
     readonly lib: NativeAddon,
     readonly id: number,
+    readonly before: RelayCounts,
   ) {}
 
   abort(): void {
     this.lib.relayAbort(this.id)
+  }
+
+  counts(): RelayCounts {
+    return this.before
   }
 }
 
@@ -122,10 +131,11 @@ export function startRelay(req: RelayRequest): StartedRelay {
     const id = ++lastId
     try {
       lib.relayAdd(id, fdOf(client), fdOf(server), req.idleMs, toServer.length > 0 ? Buffer.concat(toServer) : null, reply)
-      running.set(id, { done: req.done, sent: server.bytesWritten, received: client.bytesWritten })
+      const before = { sent: server.bytesWritten, received: client.bytesWritten }
+      running.set(id, { done: req.done, ...before })
       client.destroy()
       server.destroy()
-      return { handle: new ThreadRelay(lib, id), by: 'thread' }
+      return { handle: new ThreadRelay(lib, id, { ...before, halfClosed: false }), by: 'thread' }
     } catch {
       // Out of descriptors or memory for the duplicates: the JS relay
       // serves it, with the bytes already taken from Node.

@@ -10,12 +10,16 @@ import { errorText } from '../errors.js'
 import { boundAddress, bindListener, closeListener, configureServer, parseKey, reconcileListeners } from './listeners.js'
 import { Redirects } from '../transparent/redirect.js'
 import type { Logger } from '../log/logger.js'
-import type { ResolvedService } from '../config/resolve.js'
+import { serviceKey, type ResolvedService } from '../config/resolve.js'
 import { buildSelector, planListeners } from './selector.js'
-import { Policies, type DenyReason, type ServerState } from './policy.js'
+import { Episodes } from './episodes.js'
+import { Policies, type ServerState } from './policy.js'
 import { transitionLog, type Transition } from './health.js'
 import { DEFAULT_MAX_PROGRAMS, type ProgramContext, type ProgramSlots } from '../session/context.js'
 import { Session } from '../session/session.js'
+import { Counters } from '../stats/counters.js'
+import { LiveSession } from '../stats/live.js'
+import type { SessionRow } from '../control/render.js'
 
 export interface ForwarderOptions {
   logger: Logger
@@ -31,41 +35,17 @@ export interface ForwarderOptions {
   workers?: number
   /** This worker's number, 0 to workers - 1: connection ids are index + 1 + k × workers, unique across workers (log lines, -w files). */
   workerIndex?: number
-  /** A client refused by allow/deny or max-per-client (service: `interface:port`), for the counters. */
-  onDenied?: (service: string, reason: DenyReason) => void
   /**
    * A server changed state in this process. Given (a worker): the
    * supervisor logs it once and tells the other workers; not given: logged here.
    */
   onMark?: (service: string, t: Transition) => void
+  /** The process's counters (lib/stats/counters.ts); default: the forwarder's own. */
+  counters?: Counters
 }
 
 /** What handle() returns for a connection closed at once. */
 const DONE = Promise.resolve()
-
-/** A limit that is hit (descriptors, programs) is logged at most this often, not once per refused connection. */
-const EPISODE_LOG_MS = 10_000
-
-/** One log line per episode of a recurring condition, with how many were not logged since the last. */
-export class Episodes {
-  #logged = -Infinity
-  #suppressed = 0
-
-  constructor(readonly intervalMs = EPISODE_LOG_MS) {}
-
-  /** Call `log` with the "(N more ...)" suffix now, or count this one if the last line is recent. */
-  report(log: (more: string) => void): void {
-    const now = performance.now()
-    if (now - this.#logged < this.intervalMs) {
-      this.#suppressed++
-      return
-    }
-    const more = this.#suppressed > 0 ? ` (${this.#suppressed} more since the last report)` : ''
-    this.#logged = now
-    this.#suppressed = 0
-    log(more)
-  }
-}
 
 export class Forwarder {
   readonly #log: Logger
@@ -92,12 +72,16 @@ export class Forwarder {
   #programsRunning = 0
   /** Per service: access lists, client limits, balancing and health marks (carried over a reload). */
   readonly #policies: Policies
+  readonly counters: Counters
+  /** Open sessions by id, as the statistics see them (`show sessions`, `kill session`). */
+  readonly #live = new Map<number, LiveSession>()
 
   constructor(services: readonly ResolvedService[], options: ForwarderOptions) {
     this.#log = options.logger
     this.#programs = options.programs
     this.#maxConnections = options.maxConnections ?? null
     this.#workers = options.workers ?? 1
+    this.counters = options.counters ?? new Counters()
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
@@ -105,7 +89,7 @@ export class Forwarder {
     this.#policies = new Policies(services, {
       log: e => this.#log.log(e),
       transition: options.onMark ?? logMark,
-      denied: options.onDenied,
+      denied: (service, reason) => this.counters.denied(service, reason),
       episodes: () => new Episodes(),
     })
   }
@@ -178,7 +162,7 @@ export class Forwarder {
     this.#policies.set(services)
   }
 
-  /** Skip `server` (`host:port`) in new sessions of every service; false if it was disabled already. */
+  /** Skip `server` (`host:port`) in new sessions of every service; false if no service has it or it was disabled already. */
   disableServer(server: string): boolean {
     return this.#policies.disable(server)
   }
@@ -241,9 +225,9 @@ export class Forwarder {
         id,
         text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
       })
-      client.destroy()
-      return DONE
+      return this.#refused(client, formatHostPort(local, localPort), 'no-service')
     }
+    const key = serviceKey(service)
     const inService = this.#perService.get(service) ?? 0
     const all = this.#share(this.#maxConnections)
     const per = this.#share(service.maxConnections)
@@ -255,10 +239,12 @@ export class Forwarder {
           : null
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
-      client.destroy()
-      return DONE
+      return this.#refused(client, key, 'max-connections')
     }
     const ticket = this.#policies.of(service).ticket(id, localPort)
+    this.counters.accepted(key)
+    const state = service.acp !== null ? 'acp' : service.exec !== null ? 'handler' : 'relaying'
+    const live = new LiveSession(this.counters, { id, service: key, client: clientIp, clientPort, startedMs: performance.now(), state })
     const session = new Session({
       id,
       client,
@@ -269,22 +255,39 @@ export class Forwarder {
       clientPort,
       log: this.#log,
       programs: this.#programs,
-      onResourceError: this.#onResourceError,
+      onResourceError: err => {
+        this.counters.denied(key, 'resources')
+        this.#onResourceError(err)
+      },
       slots: this.#slots,
       listener,
       redirects: this.#redirects,
       policy: ticket,
+      observer: live,
     })
+    live.abort = () => session.abort()
+    this.#live.set(id, live)
     this.#perService.set(service, inService + 1)
     const ended = session.run().finally(() => {
       ticket.release()
-      this.#ended(session, service)
+      this.#ended(session, service, live)
     })
     this.#sessions.set(session, ended)
     return ended
   }
 
-  #ended(session: Session, service: ResolvedService): void {
+  /** A connection refused before any session: counted as accepted, denied and closed. */
+  #refused(client: Socket, key: string, reason: string): Promise<void> {
+    client.destroy()
+    this.counters.accepted(key)
+    this.counters.denied(key, reason)
+    this.counters.closed(key, 0)
+    return DONE
+  }
+
+  #ended(session: Session, service: ResolvedService, live: LiveSession): void {
+    this.#live.delete(live.start.id)
+    this.counters.closed(live.start.service, (performance.now() - live.start.startedMs) / 1000)
     this.#sessions.delete(session)
     const left = (this.#perService.get(service) as number) - 1
     if (left === 0) this.#perService.delete(service)
@@ -319,13 +322,14 @@ export class Forwarder {
    * per episode.
    */
   readonly #slots: ProgramSlots = {
-    take: clientIp => {
+    take: (clientIp, service) => {
       const max = this.#programs.maxPrograms === undefined ? DEFAULT_MAX_PROGRAMS : this.#programs.maxPrograms
       const share = this.#share(max)
       if (share === null || this.#programsRunning < share) {
         this.#programsRunning++
         return true
       }
+      this.counters.denied(serviceKey(service), 'max-programs')
       this.#programLimit.report(more => {
         const limit = this.#limitText(`${max}`, share)
         this.#log.log({ tag: '-ERR', event: 'limit', text: `too many programs running (max-programs ${limit}): connection refused, client= ${clientIp}${more}` })
@@ -333,6 +337,18 @@ export class Forwarder {
       return false
     },
     release: () => void this.#programsRunning--,
+  }
+
+  /** `show sessions`: this process's open sessions at `nowMs` (performance.now()). */
+  sessionRows(nowMs: number): SessionRow[] {
+    return [...this.#live.values()].map(l => l.row(nowMs))
+  }
+
+  /** `kill session ID`: false when no open session has that id. */
+  killSession(id: number): boolean {
+    const live = this.#live.get(id)
+    live?.kill()
+    return live !== undefined
   }
 
   #closeListeners(): Promise<void> {

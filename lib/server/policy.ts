@@ -9,7 +9,7 @@
  * SessionPolicy).
  */
 import { formatHostPort, type Endpoint } from '../config/address.js'
-import type { ResolvedService } from '../config/resolve.js'
+import { serviceKey, type ResolvedService } from '../config/resolve.js'
 import { errorCode } from '../errors.js'
 import type { LogEntry } from '../log/logger.js'
 import type { SessionPolicy } from '../session/context.js'
@@ -22,7 +22,7 @@ import type { Attempt } from './upstream.js'
 /** Why a client was closed at once: an access list, or max-per-client. */
 export type DenyReason = 'acl' | 'max-per-client'
 
-/** A rate-limited log line (the forwarder's Episodes). */
+/** A rate-limited log line (lib/server/episodes.ts). */
 export interface Reporter {
   report(log: (more: string) => void): void
 }
@@ -37,11 +37,6 @@ export interface PolicyHooks {
   episodes: () => Reporter
   /** Servers (`host:port`) taken out of rotation by `disable server`, shared by every service. */
   disabled: ReadonlySet<string>
-}
-
-/** The service's identity in marks, counters and across a reload: `interface:port` (`*:25`). */
-export function serviceKey(s: Pick<ResolvedService, 'iface' | 'port'>): string {
-  return formatHostPort(s.iface ?? '*', s.port)
 }
 
 /** The connect errors that say something of the server; the others (EMFILE, EADDRNOTAVAIL: ours) are not counted. */
@@ -249,9 +244,9 @@ export class Policies {
     this.#byKey.get(service)?.apply(t)
   }
 
-  /** Take `server` (`host:port`) out of rotation for new sessions; false when it is disabled already. */
+  /** Take `server` (`host:port`) out of rotation for new sessions; false when no service has it, or it is disabled already. */
   disable(server: string): boolean {
-    if (this.#disabled.has(server)) return false
+    if (this.#disabled.has(server) || !this.states().some(s => s.server === server)) return false
     this.#disabled.add(server)
     return true
   }

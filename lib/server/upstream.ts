@@ -21,6 +21,12 @@ export type Source = { kind: 'any' } | { kind: 'address'; address: string } | { 
 
 export const ANY_SOURCE: Source = Object.freeze({ kind: 'any' })
 
+/** Where a session's upstream connections come from: the client's address (forge-addr, with its port for forge-port), `srcip`, or any. */
+export function sourceFor(service: Pick<ServiceDef, 'forgeAddr' | 'forgePort' | 'sourceAddress'>, clientIp: string, clientPort: number): Source {
+  if (service.forgeAddr) return { kind: 'forged', address: clientIp, port: service.forgePort ? clientPort : 0 }
+  return service.sourceAddress === null ? ANY_SOURCE : { kind: 'address', address: service.sourceAddress }
+}
+
 /** A socket connecting to `host`:`port` from `from`. allowHalfOpen: the relay passes a FIN on instead of closing (see lib/relay/event-loop.ts). */
 function open(host: string, port: number, from: Source): Socket {
   if (from.kind === 'forged') {

@@ -5,6 +5,7 @@
  */
 import type { Endpoint } from '../config/address.js'
 import type { Attempt } from '../server/upstream.js'
+import type { ResolvedService } from '../config/resolve.js'
 import type { ClientNames } from './environment.js'
 import type { RunAs } from './programs.js'
 
@@ -42,7 +43,8 @@ export const DEFAULT_MAX_PROGRAMS = 256
 
 /** Where a session gets a place for a program (ACP, handler) to run: false = none free (refuse). */
 export interface ProgramSlots {
-  take(clientIp: string): boolean
+  /** `service`: the session's, for counting a refusal against it. */
+  take(clientIp: string, service: ResolvedService): boolean
   release(): void
 }
 

@@ -20,8 +20,9 @@ import { startRelay } from '../relay/thread.js'
 import type { ResolvedService } from '../config/resolve.js'
 import type { Redirects } from '../transparent/redirect.js'
 import type { Destination } from '../native/addon.js'
-import { ANY_SOURCE, connectAttempts, type Connected, type FailedAttempt, type Source } from '../server/upstream.js'
+import { connectAttempts, sourceFor, type Connected, type FailedAttempt } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
+import type { EndResult, SessionObserver } from './observer.js'
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -48,6 +49,7 @@ export interface SessionInit {
   redirects: Redirects
   /** allow/deny and max-per-client for the real client, the servers' order and health (lib/server/policy.ts). */
   policy: SessionPolicy
+  observer: SessionObserver
 }
 
 export class Session {
@@ -137,7 +139,7 @@ export class Session {
 
   /** Too many programs running: refuse (the forwarder logs it). Returns whether one may start. */
   #takeSlot(): boolean {
-    if (this.#s.slots.take(this.#clientIp)) return true
+    if (this.#s.slots.take(this.#clientIp, this.#s.service)) return true
     this.#socket.destroy()
     return false
   }
@@ -164,6 +166,7 @@ export class Session {
       got = await readProxyHeader(this.#socket, s.service.timeouts.proxyHeaderMs)
     } catch (err) {
       this.#log('-ERR', 'proxy-header-error', `bad PROXY header from ${peer}: ${errorText(err)}`)
+      s.observer.denied('proxy-header')
       // That line names the error; the session's own listener saw it too.
       this.#clientError = null
       this.#socket.destroy()
@@ -191,6 +194,7 @@ export class Session {
     const mode = s.service.redirectMode
     const refuse = (event: string, text: string): false => {
       this.#log('-ERR', event, text)
+      s.observer.denied('redirect')
       this.#socket.destroy()
       return false
     }
@@ -258,6 +262,7 @@ export class Session {
       return true
     }
     this.#log('-ERR', 'access-denied', `access denied: ${text}`)
+    s.observer.denied('acp')
     this.#socket.destroy()
     return false
   }
@@ -268,6 +273,7 @@ export class Session {
     this.#log('', 'starting', `starting \`${cmd.join(' ')}', client= ${name}`)
     const preread = this.#proxied === null ? null : this.#proxied.rest
     if (!this.#takeSlot()) return
+    s.observer.handler(this.#clientIp, this.#clientPort)
     const stderr = (line: string): void =>
       // A tcpproxy the handler exec'd logs as itself (lib/log/nested.ts).
       isOwnLogLine(line, h.pid) && s.log.passThrough !== undefined ? s.log.passThrough(line) : this.#log('-INFO', 'handler-stderr', `handler: ${line}`)
@@ -291,7 +297,7 @@ export class Session {
       : s.policy.order(s.service.servers as Endpoint[])
     let up: Connected | null = null
     let failed: FailedAttempt | null = null
-    for await (const a of connectAttempts(servers, s.localPort, s.service.timeouts.connectMs, this.#source())) {
+    for await (const a of connectAttempts(servers, s.localPort, s.service.timeouts.connectMs, sourceFor(s.service, this.#clientIp, this.#clientPort))) {
       if (!toOrigdst) s.policy.attempted(a)
       if (a.ok) up = a
       else this.#connectFailed((failed = a))
@@ -335,7 +341,7 @@ export class Session {
       const done = (result: RelayResult): void => {
         untrack?.()
         const finish = (): void => {
-          this.#logEnd(serverText, { ...result, sent: result.sent - headerBytes })
+          this.#logEnd(serverText, s.observer.ended({ ...result, sent: result.sent - headerBytes }))
           resolve()
         }
         // The dump is complete on disk before the disconnect line says the session is over.
@@ -352,6 +358,7 @@ export class Session {
         thread: s.programs.relayThread === true,
       })
       this.#relay = started.handle
+      s.observer.relaying(serverText, started.handle, this.#clientIp, this.#clientPort)
       // The relay thread took the connection: Node's socket is closed, drop it.
       if (started.by === 'thread') this.#client = null
     })
@@ -359,23 +366,18 @@ export class Session {
 
   /** A failed connect attempt, logged before the next server is tried; out of descriptors: the forwarder's rate-limited line reports it at the end. */
   #connectFailed(f: FailedAttempt): void {
+    this.#s.observer.connectFailed(formatHostPort(f.host, f.port))
     if (isOutOfDescriptors(f.error)) return
     this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
   }
 
   /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */
-  #source(): Source {
-    const service = this.#s.service
-    if (service.forgeAddr) return { kind: 'forged', address: this.#clientIp, port: service.forgePort ? this.#clientPort : 0 }
-    return service.sourceAddress === null ? ANY_SOURCE : { kind: 'address', address: service.sourceAddress }
-  }
-
   /** The `-w` dump (a failure to open it is logged, and the relay goes on without). */
   #startDump(base: string): SessionDump | null {
     return startDump(base, String(this.#s.id), (event, text) => this.#log('-INFO', event, text), this.#s.programs.dumpBacklog)
   }
 
-  #logEnd(serverText: string, r: RelayResult): void {
+  #logEnd(serverText: string, r: EndResult): void {
     if (r.closedBy === 'timeout') {
       this.#log('-ERR', 'timeout', `connection timed out: client= ${this.#clientIp}, server= ${serverText}`)
     } else if (r.error !== null) {

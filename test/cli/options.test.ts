@@ -148,6 +148,8 @@ t.test('-p means the default pidfile, --pidfile another; daemon options are type
   t.throws(() => parseArgs(['--log-format', 'xml'], '1'), { code: 'ERR_USAGE', message: /--log-format.*xml/ })
   t.match(parseArgs(['--workers', '4', '-b', '1', 'h'], '1'), { options: { workers: 4 } })
   t.match(parseArgs(['-b', '1', 'h'], '1'), { options: { workers: null } })
+  t.match(parseArgs(['--metrics', '127.0.0.1:9100', '-b', '1', 'h'], '1'), { options: { metrics: '127.0.0.1:9100' } })
+  t.match(parseArgs(['-b', '1', 'h'], '1'), { options: { metrics: null } })
   t.throws(() => parseArgs(['--workers', '0'], '1'), { code: 'ERR_USAGE', message: 'option --workers: not a positive whole number: "0"' })
 })
 

@@ -380,3 +380,9 @@ t.test('--balance, --max-fails, --fail-timeout, --allow, --deny and --max-per-cl
   t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], deny: ['10.0.0.1', 'nonsense'] }), deps()), { code: 'ERR_CONFIG', message: /^option --deny: / })
   t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], allow: ['10.0.0.1/40'] }), deps()), { code: 'ERR_CONFIG', message: /^option --allow: / })
 })
+
+t.test('--metrics [addr:]port is the starting value of the file\'s "metrics"; a bad one names the option', async t => {
+  t.same(buildConfig(opts({ bind: '8025', server: ['a.example'], metrics: '127.0.0.1:9100' }), deps()).globals.metrics, { address: '127.0.0.1', port: 9100 })
+  t.equal(buildConfig(opts({ bind: '8025', server: ['a.example'] }), deps()).globals.metrics, null)
+  t.throws(() => buildConfig(opts({ bind: '8025', server: ['a.example'], metrics: '127.0.0.1:x' }), deps()), { message: /^option --metrics: / })
+})

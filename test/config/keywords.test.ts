@@ -256,3 +256,9 @@ t.test('allow and deny lines accumulate; a service\'s own lines add to the defau
   t.match(c.services[1], { allow: ['10.0.0.0/8', '192.0.2.0/24'], deny: ['10.0.0.66/32', '192.0.2.66/32', '2001:db8::/32'] })
   fails(t, ['port 25', 'interface *', 'server h', 'deny 10.0.0.0/33'], 4, 'bad prefix length in "10.0.0.0/33" (0-32)')
 })
+
+t.test('"metrics" is program-wide, [addr:]port, "-" for none', async t => {
+  t.same(parse(['metrics 127.0.0.1:9100', 'port 8025', 'interface *', 'server a.example']).globals.metrics, { address: '127.0.0.1', port: 9100 })
+  t.same(parse(['metrics 9100', 'port 8025', 'interface *', 'server a.example']).globals.metrics, { address: null, port: 9100 })
+  t.equal(parse(['port 8025', 'interface *', 'server a.example', 'metrics 9100', 'metrics -']).globals.metrics, null)
+})

@@ -3,7 +3,7 @@
  */
 import t from 'tap'
 import { DEFAULT_SETTINGS, type ServiceDef } from '../../lib/config/config.js'
-import { hydrateService, resolveServices, serviceData, systemLookup, type AddressLookup, type ResolvedService } from '../../lib/config/resolve.js'
+import { hydrateService, resolveServices, serviceData, serviceKey, systemLookup, type AddressLookup, type ResolvedService } from '../../lib/config/resolve.js'
 
 const service = (iface: string | null, line: number, file = 'test.conf'): ServiceDef => ({
   ...DEFAULT_SETTINGS,
@@ -104,4 +104,10 @@ t.test('the system lookup resolves localhost to loopback addresses', async t => 
   t.ok(addresses.length > 0, 'at least one address')
   for (const a of addresses) t.match(a, /^(127\.\d+\.\d+\.\d+|::1)$/, `${a} is loopback`)
   t.same(await systemLookup('127.0.0.1'), ['127.0.0.1'], 'an address looks up to itself')
+})
+
+t.test('serviceKey: a service is known by its canonical interface and port, the same across a reload', async t => {
+  t.equal(serviceKey({ iface: null, port: 25 }), '*:25')
+  t.equal(serviceKey({ iface: '::1', port: 25 }), '[::1]:25')
+  t.equal(serviceKey({ iface: '127.0.0.1', port: 8025 }), '127.0.0.1:8025')
 })

@@ -112,11 +112,16 @@ t.test('the idle timeout cuts a silent session', async t => {
 
 t.test('abort() cuts the session with closedBy shutdown, even after a half-close', async t => {
   const s = await setup()
+  t.same(s.handle.counts(), { received: 0, sent: 0, halfClosed: false }, 'counts: nothing moved yet')
+  s.outerClient.write('abc')
+  await once(s.outerServer, 'data')
   s.outerClient.end()
   await once(s.outerServer, 'end')
+  t.same(s.handle.counts(), { received: 0, sent: 3, halfClosed: true }, 'counts: live, and half-closed once one side ended')
   s.handle.abort()
   const r = await s.done
   t.equal(r.closedBy, 'shutdown')
+  t.equal(s.handle.counts().halfClosed, false, 'a cut is not a half-close')
 })
 
 t.test('the tap sees every chunk and an empty chunk at each EOF, in order, with side names', async t => {

@@ -152,6 +152,7 @@ t.test('abort() ends the session at once (shutdown)', { skip }, async t => {
   const s = await setup()
   const a = collect(s.outerClient)
   const b = collect(s.outerServer)
+  t.same(s.handle.counts(), { received: 0, sent: 0, halfClosed: false }, 'counts: what Node moved before the hand-over')
   s.handle.abort()
   await Promise.all([a, b])
   const r = await s.done

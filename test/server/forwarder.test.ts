@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
-import { Episodes, Forwarder } from '../../lib/server/forwarder.js'
+import { Forwarder } from '../../lib/server/forwarder.js'
 import { hydrateService, type ResolvedService, type ServiceData } from '../../lib/config/resolve.js'
 import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/context.js'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
@@ -164,6 +164,8 @@ t.test('max-programs: a connection that would start a program beyond the bound i
   const limits = log.entries.filter(e => e.event === 'limit')
   t.equal(limits.length, 1, 'one line for the episode')
   t.match(limits[0]?.text, /^too many programs running \(max-programs 2, 1 in this worker\): connection refused, client= 127\.0\.0\.1$/)
+  t.same(proxy.sessionRows(performance.now()).map(r => r.state), ['handler'], 'the running handler\'s row')
+  t.same(proxy.counters.snapshot().services[`127.0.0.1:${port}`]?.denied, { 'max-programs': 2 })
   first.end('echo')
   const [echo] = (await once(first, 'data')) as [Buffer]
   t.equal(echo.toString(), 'echo', 'the running handler is served')
@@ -189,16 +191,6 @@ t.test('max-programs null: no bound', async t => {
 
 t.test('the default bound on programs is DEFAULT_MAX_PROGRAMS', async t => {
   t.equal(DEFAULT_MAX_PROGRAMS, 256)
-})
-
-t.test('a recurring condition is logged once per interval, with how many were not', async t => {
-  const lines: string[] = []
-  const e = new Episodes(100)
-  for (let i = 0; i < 3; i++) e.report(more => lines.push(`hit${more}`))
-  t.same(lines, ['hit'], 'the first at once, then quiet')
-  await new Promise(r => setTimeout(r, 150))
-  e.report(more => lines.push(`hit${more}`))
-  t.same(lines, ['hit', 'hit (2 more since the last report)'])
 })
 
 t.test('update() binds the new listeners and closes the old; setServices() leaves the listeners, and a connection no service takes is closed', async t => {
@@ -251,15 +243,61 @@ t.test('a TPROXY listener\'s connection is matched by the listener, not by its l
   }
 })
 
-t.test('server marks are logged here, or handed to onMark (a worker); refusals to onDenied; disable/enable/serverStates', async t => {
+t.test('counters: a relayed session is counted; sessionRows shows it live; killSession ends it with closed-by= killed', async t => {
+  const { proxy, log, c } = await oneSession(t)
+  const key = proxy.listening[0] as string
+  c.write('hello')
+  let rows = proxy.sessionRows(performance.now())
+  for (let i = 0; i < 200 && rows[0]?.sent !== 5; i++) {
+    await new Promise(r => setTimeout(r, 10))
+    rows = proxy.sessionRows(performance.now())
+  }
+  t.match(rows, [{ id: 1, service: key, client: '127.0.0.1', client_port: c.localPort, received: 0, sent: 5, age: 0, state: 'relaying' }])
+  t.match(proxy.counters.snapshot().services[key], { connections: 1, active: 1 })
+  t.equal(proxy.killSession(99), false, 'no such session')
+  t.equal(proxy.killSession(1), true)
+  await once(c, 'close')
+  while (proxy.sessions > 0) await new Promise(r => setTimeout(r, 10))
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /send= 5, .*closed-by= killed$/)
+  t.same(proxy.sessionRows(performance.now()), [])
+  const svc = proxy.counters.snapshot().services[key]
+  t.match(svc, { connections: 1, active: 0 })
+  t.equal(svc?.duration.counts.reduce((x, y) => x + y, 0), 1, 'its duration is in the histogram')
+  t.match(Object.values(svc?.servers ?? {}), [{ connections: 1, active: 0, sent: 5, received: 0, connectFailures: 0 }])
+  await proxy.close(0)
+})
+
+t.test('counters: refusals by reason (no-service, max-connections) and connect failures', async t => {
+  const dead = await freePort()
+  const [a, b] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(a, dead), service(b, dead, { maxConnections: 0 })], { logger: log, programs })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  const closed = async (port: number): Promise<void> => {
+    const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+    c.resume()
+    await once(c, 'close')
+    while (proxy.sessions > 0) await new Promise(r => setTimeout(r, 10))
+  }
+  await closed(a)
+  await closed(b)
+  proxy.setServices([service(b, dead)])
+  await closed(a)
+  const services = proxy.counters.snapshot().services
+  t.match(services[`127.0.0.1:${a}`], { connections: 2, active: 0, denied: { 'no-service': 1 } })
+  t.match(services[`127.0.0.1:${a}`]?.servers[`127.0.0.1:${dead}`], { connectFailures: 1, connections: 0, up: { up: false } })
+  t.match(services[`127.0.0.1:${b}`], { connections: 1, active: 0, denied: { 'max-connections': 1 } })
+})
+
+t.test('server marks are logged here, or handed to onMark (a worker); refusals counted; disable/enable/serverStates', async t => {
   const dead = await freePort()
   const up = await backend(s => s.on('error', () => {}).end('up'))
   t.teardown(() => up.close())
   const port = await freePort()
   const log = memoryLogger()
-  const denied: string[] = []
   const svc = service(port, dead, { servers: [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: up.port }], deny: ['127.0.0.2/32'] })
-  const proxy = new Forwarder([svc], { logger: log, programs, onDenied: (s, r) => void denied.push(`${s} ${r}`) })
+  const proxy = new Forwarder([svc], { logger: log, programs })
   await proxy.listen()
   t.teardown(() => proxy.close(0))
   const ask = async (from = '127.0.0.1'): Promise<string> => {
@@ -273,7 +311,8 @@ t.test('server marks are logged here, or handed to onMark (a worker); refusals t
   t.match(log.entries.find(e => e.event === 'server-down'), { tag: '-INFO', text: `server 127.0.0.1:${dead} down (connection refused, 1 of 1 failures)` })
   t.same(proxy.serverStates().map(s => [s.service, s.state]), [[`127.0.0.1:${port}`, 'down'], [`127.0.0.1:${port}`, 'up']])
   t.equal(await ask('127.0.0.2'), '')
-  t.same(denied, [`127.0.0.1:${port} acl`])
+  t.same(proxy.counters.snapshot().services[`127.0.0.1:${port}`]?.denied, { acl: 1 })
+  t.notOk(proxy.disableServer('127.0.0.1:1'), 'no service has that server')
   t.ok(proxy.disableServer(`127.0.0.1:${up.port}`))
   t.notOk(proxy.disableServer(`127.0.0.1:${up.port}`))
   t.same([...proxy.disabledServers], [`127.0.0.1:${up.port}`])

@@ -4,9 +4,9 @@ import type { Socket } from 'node:net'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { hydrateService, type ResolvedService, type ServiceData } from '../../lib/config/resolve.js'
 import type { LogEntry } from '../../lib/log/logger.js'
-import { Episodes } from '../../lib/server/forwarder.js'
+import { Episodes } from '../../lib/server/episodes.js'
 import type { Transition } from '../../lib/server/health.js'
-import { Policies, ServicePolicy, failureReason, serviceKey, type DenyReason, type PolicyHooks } from '../../lib/server/policy.js'
+import { Policies, ServicePolicy, failureReason, type DenyReason, type PolicyHooks } from '../../lib/server/policy.js'
 import type { Attempt } from '../../lib/server/upstream.js'
 
 const SERVERS = [
@@ -37,9 +37,7 @@ const fail = (host: string, port: number, code: string): Attempt => ({ ok: false
 const ok = (host: string, port: number): Attempt => ({ ok: true, host, port, socket: null as unknown as Socket })
 const hosts = (eps: ReadonlyArray<{ host: string }>): string[] => eps.map(e => e.host)
 
-t.test('a service is known by interface and port; only the server\'s failures count', async t => {
-  t.equal(serviceKey({ iface: null, port: 25 }), '*:25')
-  t.equal(serviceKey({ iface: '::1', port: 25 }), '[::1]:25')
+t.test('only the server\'s failures count', async t => {
   const reason = (code: string): string | null => failureReason(Object.assign(new Error(code), { code }))
   t.same(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'].map(reason), ['connection refused', 'connect timed out', 'unreachable', 'unreachable', 'unreachable'])
   t.same(['EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'EACCES'].map(reason), [null, null, null, null], 'ours, not the server\'s')

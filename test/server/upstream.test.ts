@@ -2,7 +2,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
-import { checkSourceAddresses, connectAttempts, connectOne, type Attempt } from '../../lib/server/upstream.js'
+import { ANY_SOURCE, checkSourceAddresses, connectAttempts, connectOne, sourceFor, type Attempt } from '../../lib/server/upstream.js'
 import { backend, freePort, hangingPort } from '../fixtures/harness.js'
 
 t.test('connectOne gives a half-open capable socket', async t => {
@@ -107,4 +107,12 @@ t.test('connectOne from a fixed source address', async t => {
   s.destroy()
   await new Promise(r => setTimeout(r, 50))
   t.equal(remote, '127.0.0.9', 'the server sees it')
+})
+
+t.test('sourceFor: forge-addr (with the client\'s port for forge-port), srcip, or any', async t => {
+  const svc = { forgeAddr: false, forgePort: false, sourceAddress: null }
+  t.same(sourceFor(svc, '192.0.2.7', 4000), ANY_SOURCE)
+  t.same(sourceFor({ ...svc, sourceAddress: '127.0.0.2' }, '192.0.2.7', 4000), { kind: 'address', address: '127.0.0.2' })
+  t.same(sourceFor({ ...svc, forgeAddr: true }, '192.0.2.7', 4000), { kind: 'forged', address: '192.0.2.7', port: 0 })
+  t.same(sourceFor({ ...svc, forgeAddr: true, forgePort: true }, '192.0.2.7', 4000), { kind: 'forged', address: '192.0.2.7', port: 4000 })
 })

@@ -19,6 +19,7 @@ import { nativeAvailable, type Destination } from '../../lib/native/addon.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
 import { OPEN_POLICY, type ProgramContext, type ProgramSlots } from '../../lib/session/context.js'
+import { NO_OBSERVER } from '../../lib/session/observer.js'
 import { Session } from '../../lib/session/session.js'
 import { hangingPort } from '../fixtures/harness.js'
 import { collect, socketPair } from '../fixtures/pair.js'
@@ -80,6 +81,7 @@ async function session(
     listener: null,
     redirects,
     policy: OPEN_POLICY,
+    observer: NO_OBSERVER,
   })
   return { s, outer, inner, log }
 }
