@@ -68,7 +68,9 @@ for (const mode of [
     t.teardown(() => up.close())
     const dead = await freePort()
     const mport = await freePort()
-    const p = await startProxy(port => ['--foreground', '--metrics', `127.0.0.1:${mport}`, ...mode.args, '-b', `127.0.0.1:${port}`, `127.0.0.1:${dead},127.0.0.1:${up.port}`])
+    // --max-fails 0: every connection tries the dead server first, so each failure is counted (with
+    // the default, the first marks it down and the others skip it: test/e2e/upstreams.test.ts).
+    const p = await startProxy(port => ['--foreground', '--metrics', `127.0.0.1:${mport}`, '--max-fails', '0', ...mode.args, '-b', `127.0.0.1:${port}`, `127.0.0.1:${dead},127.0.0.1:${up.port}`])
     t.teardown(p.stop)
     for (let i = 0; i < 4; i++) t.equal((await exchange(p.port, 'hi')).data.toString(), 'hello\n')
     const service = `127.0.0.1:${p.port}`
