@@ -24,6 +24,9 @@ import { writePidfile, type Pidfile } from './pidfile.js'
 import type { Identity } from './privileges.js'
 import { daemonSignals } from './signals.js'
 import { Supervisor } from './supervisor.js'
+import { activate, lifecycle, type SystemdEnv } from './systemd.js'
+import { planListeners } from '../server/selector.js'
+import { sessionsStatus } from '../systemd/notify.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -44,6 +47,8 @@ export interface StandaloneOptions {
   reread: () => Promise<readonly ResolvedService[]>
   /** The status pipe of the background daemon (lib/daemon/background.ts); null in the foreground or before detaching. */
   status: StatusChannel | null
+  /** NOTIFY_SOCKET and socket activation's variables (lib/daemon/systemd.ts). */
+  systemd: SystemdEnv
 }
 
 /** Whether `path` is a unix socket (a syslog daemon listening on it). */
@@ -60,6 +65,8 @@ interface Running {
   reload(services: readonly ResolvedService[]): Promise<void>
   /** Drain for up to graceMs (0: cut now); resolves with the exit status. */
   stop(graceMs: number): Promise<number>
+  /** What `systemctl status` shows (STATUS=). */
+  status(): string
 }
 
 /** One process serving everything (not root, or root told to stay root). */
@@ -76,6 +83,7 @@ async function single(s: StandaloneOptions, logger: Logger): Promise<Running> {
       await proxy.close(graceMs)
       return 0
     },
+    status: () => sessionsStatus(proxy.sessions, 1),
   }
 }
 
@@ -103,6 +111,8 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
       const status = await supervisor.stop(graceMs)
       return status === 0 ? 0 : 1
     },
+    // The sessions are the workers' (counted once workers report counters).
+    status: () => `${s.config.globals.workers ?? 1} worker(s)`,
   }
 }
 
@@ -123,6 +133,8 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   // started, the caller's terminal (through the status pipe), then nothing.
   const stderr = status?.stderr ?? process.stderr
   const logger = openLogger(settings, process.pid, stderr)
+  const systemd = lifecycle(s.systemd, process.pid, logger, process.hrtime.bigint)
+  activate(s.systemd, process.pid, planListeners(s.services), logger)
   // Written before anything is bound (a live tcpproxy in it refuses the start)
   // and, started as root, before any process gives up root.
   const pidfile: Pidfile | null = s.config.globals.pidfile === null ? null : writePidfile(s.config.globals.pidfile, process.pid)
@@ -137,6 +149,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
     throw err
   }
   logger.log({ tag: '', event: 'ready', text: 'ready' })
+  systemd.ready(running.status())
   if (status !== null && !isSocket(settings.syslogSocket)) {
     stderr.write(`tcpproxy: no syslog socket at ${settings.syslogSocket}: the daemon's log is discarded once it has started (use --foreground to log to standard error, or --syslog-socket)\n`)
   }
@@ -147,6 +160,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   daemonSignals(process, {
     stop: signal => {
       logger.log({ tag: '+INFO', event: 'signal', text: `caught ${signal}, stopping` })
+      systemd.stopping(`stopping, ${running.status()}`)
       void running.stop(graceMs).then(async code => {
         pidfile?.remove()
         await logger.close()
@@ -161,6 +175,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
     reload: () => {
       // One reload at a time; a HUP during a reload is served after it.
       reloading = reloading.then(async () => {
+        systemd.reloading()
         try {
           const next = await s.reread()
           await running.reload(next)
@@ -168,6 +183,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
         } catch (err) {
           logger.log({ tag: '-ERR', event: 'reload-failed', text: `reload failed, keeping the old configuration: ${errorText(err)}` })
         }
+        systemd.ready(running.status())
       })
     },
   })
