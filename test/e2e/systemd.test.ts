@@ -59,6 +59,11 @@ t.test('NOTIFY_SOCKET that is no socket address: the start fails naming it', asy
 
 const activator = spawnSync('systemd-socket-activate', ['--help']).error ? 'systemd-socket-activate is not installed (apt-get install systemd)' : false
 
+// systemd-socket-activate passes a minimal environment: the coverage hooks of tap's processinfo by name.
+const coverageEnv = Object.keys(process.env)
+  .filter(k => /^(NODE_OPTIONS|_TAPJS_)/.test(k))
+  .flatMap(k => ['-E', k])
+
 for (const [model, args] of models) {
   t.test(`socket activation, ${model}: relays on the passed socket, keeps it over a reload, closes one no address wants`, { skip: activator }, async t => {
     const up = await backend(s => s.end('hello from upstream\n'))
@@ -66,7 +71,7 @@ for (const [model, args] of models) {
     const port = await freePort()
     const spare = await freePort()
     const run = tcpproxy(['--foreground', ...args, '-b', `127.0.0.1:${port}`, `127.0.0.1:${up.port}`], {
-      prefix: ['systemd-socket-activate', '-l', `127.0.0.1:${port}`, '-l', `127.0.0.1:${spare}`, '--fdname=web:spare', '--'],
+      prefix: ['systemd-socket-activate', ...coverageEnv, '-l', `127.0.0.1:${port}`, '-l', `127.0.0.1:${spare}`, '--fdname=web:spare', '--'],
     })
     t.teardown(() => run.proc.kill('SIGTERM'))
     await run.waitFor(/Listening on 127\.0\.0\.1:\d+ as 4/)
