@@ -21,6 +21,7 @@ export function describeService(s: ResolvedService): string {
         : s.servers.map(e => formatHostPort(e.host, e.port ?? s.port)).join(',')
   const extra = [
     `timeout ${s.timeout}`,
+    ...(s.keepalive === 0 ? [] : [`keepalive ${s.keepalive}`]),
     ...(s.acp === null ? [] : [`acp ${s.acp.join(' ')}`]),
     ...(s.acceptProxy === null ? [] : [`accept-proxy ${s.acceptProxy.join(',')}`]),
     ...(s.sendProxy === null ? [] : [`send-proxy ${s.sendProxy}`]),

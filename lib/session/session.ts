@@ -22,6 +22,7 @@ import type { Redirects } from '../transparent/redirect.js'
 import type { Destination } from '../native/addon.js'
 import { ANY_SOURCE, connectAttempts, type Connected, type FailedAttempt, type Source } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
+import { setKeepalive } from './keepalive.js'
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -324,6 +325,7 @@ export class Session {
     if (this.#proxied !== null && this.#proxied.rest.length > 0) first.push(this.#proxied.rest)
     const headerBytes = header?.length ?? 0
     const dump = s.service.writefile === null ? null : this.#startDump(s.service.writefile)
+    setKeepalive([this.#socket, up.socket], s.service.keepalive)
     // Returned, not awaited: an idle connection holds no suspended async
     // frame, only the relay's callback.
     return new Promise<void>(resolve => {
