@@ -1,6 +1,6 @@
 /** One-line descriptions of services, for `--check` and diagnostics. */
 import { formatHostPort } from '../config/address.js'
-import type { ResolvedService } from '../config/resolve.js'
+import { serviceName, type ResolvedService } from '../config/resolve.js'
 
 /**
  * `LISTEN -> TARGETS (timeout T[, more settings])`: `*:PORT` for the
@@ -12,7 +12,7 @@ import type { ResolvedService } from '../config/resolve.js'
  * not at all.
  */
 export function describeService(s: ResolvedService): string {
-  const where = s.addresses === null ? `*:${s.port}` : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')
+  const where = serviceName(s)
   const target =
     s.exec !== null
       ? `exec ${s.exec.join(' ')}`

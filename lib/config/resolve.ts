@@ -4,7 +4,7 @@
  */
 import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { canonicalIp } from './address.js'
+import { canonicalIp, formatHostPort } from './address.js'
 import { cidrMatcher } from './cidr.js'
 import type { ServiceDef } from './config.js'
 import { ConfigError, errorText } from '../errors.js'
@@ -32,6 +32,11 @@ export interface ResolvedService extends ServiceDef {
   trustsProxy: ((ip: string) => boolean) | null
   /** The timeouts in milliseconds (built once from the settings in seconds). */
   timeouts: Timeouts
+}
+
+/** Where a service listens, as --check and the JSON log's `service` field show it: `*:PORT`, or its addresses with the port. */
+export function serviceName(s: Pick<ResolvedService, 'addresses' | 'port'>): string {
+  return s.addresses === null ? `*:${s.port}` : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')
 }
 
 /** A service as it crosses a process boundary (IPC): plain data only, nothing derived. */

@@ -23,6 +23,8 @@ import type { Destination } from '../native/addon.js'
 import { ANY_SOURCE, connectAttempts, type Connected, type FailedAttempt, type Source } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
 import { setKeepalive } from './keepalive.js'
+import { connectFields, connectionFields, disconnectFields, type ConnectionFacts, type Fields } from '../log/fields.js'
+import { connectionFacts } from './log-fields.js'
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -101,8 +103,10 @@ export class Session {
     return this.#client as Socket
   }
 
-  #log(tag: LogEntry['tag'], event: string, text: string): void {
-    this.#s.log.log({ tag, event, id: this.#s.id, text })
+  /** One line of this session; `more`: its JSON fields beyond who (lib/log/fields.ts). */
+  #log(tag: LogEntry['tag'], event: string, text: string, more: (c: ConnectionFacts) => Fields = connectionFields): void {
+    const s = this.#s
+    s.log.log({ tag, event, id: s.id, text, fields: more(connectionFacts(s.service, s.programs.pid, this.#clientIp, this.#clientPort)) })
   }
 
   /** Serve the connection; resolves when it is over. */
@@ -254,7 +258,7 @@ export class Session {
       if (s.log.debug) this.#log('+DEBUG', 'access-granted', `access granted: ${text}`)
       return true
     }
-    this.#log('-ERR', 'access-denied', `access denied: ${text}`)
+    this.#log('-ERR', 'access-denied', `access denied: ${text}`, c => connectionFields(c, { rc: r.rc }))
     this.#socket.destroy()
     return false
   }
@@ -277,7 +281,7 @@ export class Session {
       return
     }
     const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
-    this.#log(r.rc === '0' ? '+OK' : '-ERR', 'handler-end', `handler end: client= ${this.#clientIp}, rc= ${r.rc}, duration= ${duration}`)
+    this.#log(r.rc === '0' ? '+OK' : '-ERR', 'handler-end', `handler end: client= ${this.#clientIp}, rc= ${r.rc}, duration= ${duration}`, c => connectionFields(c, { rc: r.rc, duration: Number(duration) }))
   }
 
   async #proxy(): Promise<void> {
@@ -301,6 +305,7 @@ export class Session {
         '-ERR',
         'connection-error',
         `connection error: client= ${this.#clientIp}, server= ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
+        c => connectFields(c, formatHostPort(f.host, f.port)),
       )
       return
     }
@@ -312,7 +317,7 @@ export class Session {
     }
     // Tracked while the session lasts (the relay thread closes Node's socket early).
     const untrack = toOrigdst ? s.redirects.track(up.socket) : null
-    this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
+    this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`, c => connectFields(c, serverText))
     const header = outgoingHeader(
       s.service.sendProxy,
       { address: this.#clientIp, port: this.#clientPort },
@@ -357,7 +362,7 @@ export class Session {
   /** A failed connect attempt, logged before the next server is tried; out of descriptors: the forwarder's rate-limited line reports it at the end. */
   #connectFailed(f: FailedAttempt): void {
     if (isOutOfDescriptors(f.error)) return
-    this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
+    this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`, c => connectFields(c, formatHostPort(f.host, f.port)))
   }
 
   /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */
@@ -374,17 +379,18 @@ export class Session {
 
   #logEnd(serverText: string, r: RelayResult): void {
     if (r.closedBy === 'timeout') {
-      this.#log('-ERR', 'timeout', `connection timed out: client= ${this.#clientIp}, server= ${serverText}`)
+      this.#log('-ERR', 'timeout', `connection timed out: client= ${this.#clientIp}, server= ${serverText}`, c => connectFields(c, serverText))
     } else if (r.error !== null) {
       const side = r.closedBy === 'client-error' ? 'client' : 'server'
       this.#log('-INFO', 'socket-error', `${side} close() detected, error= ${errorText(r.error)}`)
     }
-    const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
+    const seconds = (performance.now() - this.#started) / 1000
     this.#log(
       '+OK',
       'disconnect',
       `disconnect: client= ${this.#clientIp}, server= ${serverText}, received= ${r.received}, send= ${r.sent}, ` +
-        `duration= ${duration}, closed-by= ${r.closedBy}`,
+        `duration= ${seconds.toFixed(3)}, closed-by= ${r.closedBy}`,
+      c => disconnectFields(c, { ...r, server: serverText, seconds }),
     )
   }
 }

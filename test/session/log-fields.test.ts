@@ -1,0 +1,8 @@
+import t from 'tap'
+import { connectionFacts } from '../../lib/session/log-fields.js'
+
+t.test("a connection's facts: its service's listen address, or where it arrived when no service takes it", async t => {
+  t.same(connectionFacts({ addresses: null, port: 8080 }, 7, '192.0.2.1', 5000), { client: '192.0.2.1', clientPort: 5000, service: '*:8080', pid: 7 })
+  t.same(connectionFacts({ addresses: ['::1', '127.0.0.1'], port: 25 }, 7, '::1', 1), { client: '::1', clientPort: 1, service: '[::1]:25 127.0.0.1:25', pid: 7 })
+  t.same(connectionFacts('10.0.0.1:25', 7, '192.0.2.1', 2), { client: '192.0.2.1', clientPort: 2, service: '10.0.0.1:25', pid: 7 })
+})
