@@ -43,3 +43,31 @@ for (const [how, extra] of [['the relay thread', []], ['the event loop', ['--no-
     t.equal(timer(c.localPort as number, p.port), '', 'the test client has none (the check can fail)')
   })
 }
+
+t.test('a reload changes keepalive for new sessions; an open one keeps its sockets as they are', { skip: noSs }, async t => {
+  const up = await backend(s => void s.on('error', () => {}))
+  t.teardown(() => up.close())
+  const dir = reachableDir(t)
+  const conf = join(dir, 'keepalive.conf')
+  const write = (port: number, seconds: number): void => writeFileSync(conf, `port ${port}\n  interface 127.0.0.1\n  keepalive ${seconds}\n  server 127.0.0.1:${up.port}\n`)
+  const p = await startProxy(port => {
+    write(port, 900)
+    return ['-d', '-u', 'root', '-c', conf]
+  })
+  t.teardown(p.stop)
+  const open = async (): Promise<Socket> => {
+    const c = connect({ port: p.port, host: '127.0.0.1' })
+    await once(c, 'connect')
+    t.teardown(() => c.destroy())
+    return c
+  }
+  const before = await open()
+  await p.waitFor(/connect: client.*id= 1/)
+  write(p.port, 0)
+  p.proc.kill('SIGHUP')
+  await p.waitFor(/reloaded/)
+  const after = await open()
+  await p.waitFor(/connect: client.*id= 2/)
+  t.match(timer(p.port, before.localPort as number), /^keepalive,1[45]min/, 'the open session keeps keepalive')
+  t.equal(timer(p.port, after.localPort as number), '', 'the new one has none')
+})
