@@ -8,9 +8,9 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from '../lib/cli/options.js'
-import { versionText } from '../lib/version.js'
-import { BIN, ROOT } from './fixtures/harness.js'
+import { parseArgs } from '../../lib/cli/options.js'
+import { versionText } from '../../lib/version.js'
+import { BIN, ROOT } from '../fixtures/harness.js'
 
 const unit = (name: string): string => readFileSync(join(ROOT, 'etc', name), 'utf8')
 /** Every `Key=value` of a unit, in order (comments left out). */
