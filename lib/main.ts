@@ -30,6 +30,7 @@ import type { ProgramContext } from './session/context.js'
 import { buildSelector } from './server/selector.js'
 import { buildConfig, chooseMode, type SettingsDeps } from './cli/settings.js'
 import { ignoreSignals } from './daemon/signals.js'
+import { takeSystemdEnv } from './daemon/systemd.js'
 import { standalone } from './daemon/standalone.js'
 import { checkSourceAddresses } from './server/upstream.js'
 import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent/sockets.js'
@@ -83,6 +84,8 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
   // the process, which is HUP's default.
   ignoreSignals(process, ['SIGHUP'])
   const status = takeStatus()
+  // Meant for this process alone: workers and programs must not inherit them.
+  const systemd = takeSystemdEnv(process.env)
   try {
     const parsed = parseArgs(argv, versionText)
     if (parsed.kind === 'exit') {
@@ -162,7 +165,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       checkServices(next, servingAccount(identity))
       return next
     }
-    await standalone({ cli: o, argv, config, services, programs, identity, logSettings, reread, status })
+    await standalone({ cli: o, argv, config, services, programs, identity, logSettings, reread, status, systemd })
   } catch (err) {
     fail(err, status)
   }

@@ -1,7 +1,7 @@
 /** One-line descriptions of services, for `--check` and diagnostics. */
 import { formatHostPort } from '../config/address.js'
 import { DEFAULT_SETTINGS } from '../config/config.js'
-import type { ResolvedService } from '../config/resolve.js'
+import { serviceName, type ResolvedService } from '../config/resolve.js'
 
 /**
  * `LISTEN -> TARGETS (timeout T[, more settings])`: `*:PORT` for the
@@ -15,7 +15,7 @@ import type { ResolvedService } from '../config/resolve.js'
  * the defaults, so a service without it reads as before.
  */
 export function describeService(s: ResolvedService): string {
-  const where = s.addresses === null ? `*:${s.port}` : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')
+  const where = serviceName(s)
   const target =
     s.exec !== null
       ? `exec ${s.exec.join(' ')}`
@@ -24,6 +24,7 @@ export function describeService(s: ResolvedService): string {
         : s.servers.map(e => formatHostPort(e.host, e.port ?? s.port)).join(',')
   const extra = [
     `timeout ${s.timeout}`,
+    ...(s.keepalive === 0 ? [] : [`keepalive ${s.keepalive}`]),
     ...(s.acp === null ? [] : [`acp ${s.acp.join(' ')}`]),
     ...(s.acceptProxy === null ? [] : [`accept-proxy ${s.acceptProxy.join(',')}`]),
     ...(s.sendProxy === null ? [] : [`send-proxy ${s.sendProxy}`]),

@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { TcpproxyError } from '../errors.js'
 import { DEFAULT_GLOBALS, DEFAULT_PIDFILE, DEFAULT_SETTINGS } from '../config/config.js'
-import { isProgram, parseCount, parseSeconds, parseWhole } from '../config/values.js'
+import { isProgram, parseCount, parseKeepalive, parseSeconds, parseWhole } from '../config/values.js'
 
 export interface CliOptions {
   /** `-b [interface:]port` as written. */
@@ -34,6 +34,8 @@ export interface CliOptions {
   /** `--accept-proxy CIDR[,CIDR...]` as written. */
   acceptProxy: string | null
   proxyTimeout: number | null
+  /** `--keepalive SECONDS` (0 = off). */
+  keepalive: number | null
   /** `--send-proxy v1|v2|none` as written. */
   sendProxy: string | null
   /** `-p` (the default pidfile) or `--pidfile FILE`. */
@@ -93,6 +95,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   logname: null,
   acceptProxy: null,
   proxyTimeout: null,
+  keepalive: null,
   sendProxy: null,
   pidfile: null,
   user: null,
@@ -160,6 +163,7 @@ function program(): Command {
     .addOption(new Option('-l, --logname <name>', 'the name in log lines and PROXY_LOGNAME'))
     .addOption(new Option('--accept-proxy <cidrs>', 'peers (address[/bits],...) whose connections start with a PROXY header'))
     .addOption(new Option('--proxy-timeout <seconds>', `time a trusted peer has to send the PROXY header (default ${DEFAULT_SETTINGS.proxyTimeout})`).argParser(seconds('--proxy-timeout')))
+    .addOption(new Option('--keepalive <seconds>', 'TCP keepalive on relayed connections: first probe after this many idle seconds, 0 = off (default)').argParser(via(parseKeepalive, '--keepalive')))
     .addOption(new Option('--send-proxy <version>', 'start upstream connections with a PROXY header (v1 or v2)'))
     .option('--foreground', 'stay in the foreground, logging to stderr (systemd, containers)')
     .option('-p', `write the pid to ${DEFAULT_PIDFILE}`)
@@ -242,6 +246,7 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       logname: (o['logname'] as string | undefined) ?? null,
       acceptProxy: (o['acceptProxy'] as string | undefined) ?? null,
       proxyTimeout: (o['proxyTimeout'] as number | undefined) ?? null,
+      keepalive: (o['keepalive'] as number | undefined) ?? null,
       sendProxy: (o['sendProxy'] as string | undefined) ?? null,
       pidfile: (o['pidfile'] as string | undefined) ?? (o['p'] === true ? DEFAULT_PIDFILE : null),
       user: (o['user'] as string | undefined) ?? null,

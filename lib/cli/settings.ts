@@ -38,6 +38,7 @@ function cliDefaults(o: CliOptions): ServiceSettings {
     ...(o.writefile === null ? {} : { writefile: o.writefile }),
     ...(o.acceptProxy === null ? {} : { acceptProxy: fromOption('option --accept-proxy', () => parseCidrList(o.acceptProxy as string)) }),
     ...(o.proxyTimeout === null ? {} : { proxyTimeout: o.proxyTimeout }),
+    ...(o.keepalive === null ? {} : { keepalive: o.keepalive }),
     ...(o.sendProxy === null ? {} : { sendProxy: fromOption('option --send-proxy', () => parseProxyVersion(o.sendProxy as string)) }),
     ...(o.redirectMode === null ? {} : { redirectMode: fromOption('option -r', () => parseRedirectMode(o.redirectMode as string)) }),
     ...(o.source === null ? {} : { sourceAddress: fromOption('option -q', () => parseSourceAddress(o.source as string)) }),

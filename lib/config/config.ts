@@ -16,6 +16,8 @@ export interface ServiceSettings {
   timeout: number
   /** Seconds allowed for each upstream connect attempt. */
   connectTimeout: number
+  /** TCP keepalive on both sockets of a relayed session: idle seconds before the first probe (TCP_KEEPIDLE); 0 = off. */
+  keepalive: number
   /** A handler program's command line (words), run instead of connecting to a server. */
   exec: string[] | null
   /** The access control program's command line, or null. */
@@ -110,6 +112,7 @@ export const DEFAULT_SETTINGS: ServiceSettings = Object.freeze({
   servers: null,
   timeout: 60,
   connectTimeout: 10,
+  keepalive: 0,
   exec: null,
   acp: null,
   acpTimeout: 10,

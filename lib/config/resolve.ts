@@ -36,6 +36,11 @@ export interface ResolvedService extends ServiceDef {
   timeouts: Timeouts
 }
 
+/** Where a service listens, as --check and the JSON log's `service` field show it: `*:PORT`, or its addresses with the port. */
+export function serviceName(s: Pick<ResolvedService, 'addresses' | 'port'>): string {
+  return s.addresses === null ? `*:${s.port}` : s.addresses.map(a => formatHostPort(a, s.port)).join(' ')
+}
+
 /** A service as it crosses a process boundary (IPC): plain data only, nothing derived. */
 export type ServiceData = Omit<ResolvedService, 'trustsProxy' | 'timeouts'>
 

@@ -31,6 +31,15 @@ export function parseSeconds(text: string): number {
   return Number(text)
 }
 
+/** TCP_KEEPIDLE's range on Linux (net/ipv4/tcp.c MAX_TCP_KEEPIDLE). */
+const MAX_KEEPIDLE = 32767
+
+/** keepalive: whole seconds, 0 (off) to MAX_KEEPIDLE; the kernel counts in seconds. */
+export function parseKeepalive(text: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > MAX_KEEPIDLE) bad(`not a whole number of seconds from 0 to ${MAX_KEEPIDLE}: ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
 /** A positive whole number (connection limits). */
 export function parseCount(text: string): number {
   if (!/^[1-9]\d*$/.test(text)) bad(`not a positive whole number: ${JSON.stringify(text)}`)

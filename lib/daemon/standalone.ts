@@ -26,7 +26,11 @@ import { daemonSignals } from './signals.js'
 import { Supervisor } from './supervisor.js'
 import { SharedMarks } from './marks.js'
 import { localStats, SupervisedStats, type Stats } from '../stats/collector.js'
+import { openSessions } from '../stats/counters.js'
 import { serveMetrics } from '../stats/http.js'
+import { activate, lifecycle, type SystemdEnv } from './systemd.js'
+import { planListeners } from '../server/selector.js'
+import { sessionsStatus } from '../systemd/notify.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -47,6 +51,8 @@ export interface StandaloneOptions {
   reread: () => Promise<readonly ResolvedService[]>
   /** The status pipe of the background daemon (lib/daemon/background.ts); null in the foreground or before detaching. */
   status: StatusChannel | null
+  /** NOTIFY_SOCKET and socket activation's variables (lib/daemon/systemd.ts). */
+  systemd: SystemdEnv
 }
 
 /** Whether `path` is a unix socket (a syslog daemon listening on it). */
@@ -65,6 +71,8 @@ interface Running {
   stop(graceMs: number): Promise<number>
   /** Counters and sessions of every process, kept across reloads (control socket, metrics). */
   stats: Stats
+  /** What `systemctl status` shows (STATUS=). */
+  status(): string
 }
 
 /** One process serving everything (not root, or root told to stay root). */
@@ -82,6 +90,7 @@ async function single(s: StandaloneOptions, logger: Logger): Promise<Running> {
       await proxy.close(graceMs)
       return 0
     },
+    status: () => sessionsStatus(proxy.sessions, 1),
   }
 }
 
@@ -118,6 +127,8 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
       const status = await supervisor.stop(graceMs)
       return status === 0 ? 0 : 1
     },
+    // The workers' sessions, as their last counters (at most a second old) say.
+    status: () => sessionsStatus(openSessions(stats.backend.total()), s.config.globals.workers ?? 1),
   }
 }
 
@@ -138,6 +149,8 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   // started, the caller's terminal (through the status pipe), then nothing.
   const stderr = status?.stderr ?? process.stderr
   const logger = openLogger(settings, process.pid, stderr)
+  const systemd = lifecycle(s.systemd, process.pid, logger, process.hrtime.bigint)
+  activate(s.systemd, process.pid, planListeners(s.services), logger)
   // Written before anything is bound (a live tcpproxy in it refuses the start)
   // and, started as root, before any process gives up root.
   const pidfile: Pidfile | null = s.config.globals.pidfile === null ? null : writePidfile(s.config.globals.pidfile, process.pid)
@@ -161,6 +174,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
     })
   }
   logger.log({ tag: '', event: 'ready', text: 'ready' })
+  systemd.ready(running.status())
   if (status !== null && !isSocket(settings.syslogSocket)) {
     stderr.write(`tcpproxy: no syslog socket at ${settings.syslogSocket}: the daemon's log is discarded once it has started (use --foreground to log to standard error, or --syslog-socket)\n`)
   }
@@ -171,6 +185,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   daemonSignals(process, {
     stop: signal => {
       logger.log({ tag: '+INFO', event: 'signal', text: `caught ${signal}, stopping` })
+      systemd.stopping(`stopping, ${running.status()}`)
       void running.stop(graceMs).then(async code => {
         pidfile?.remove()
         await logger.close()
@@ -185,6 +200,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
     reload: () => {
       // One reload at a time; a HUP during a reload is served after it.
       reloading = reloading.then(async () => {
+        systemd.reloading()
         try {
           const next = await s.reread()
           await running.reload(next)
@@ -192,6 +208,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
         } catch (err) {
           logger.log({ tag: '-ERR', event: 'reload-failed', text: `reload failed, keeping the old configuration: ${errorText(err)}` })
         }
+        systemd.ready(running.status())
       })
     },
   })

@@ -41,16 +41,19 @@ export function formatText(entry: LogEntry): string {
  */
 export const MAX_MESSAGE_BYTES = 960
 
-export type Level = 'err' | 'notice' | 'info' | 'debug'
+export type Level = 'err' | 'warning' | 'notice' | 'info' | 'debug'
 
 /**
- * The JSON level of each tag: `-ERR` is an error, `-INFO` (a failed attempt
- * the program recovered from) and the untagged lifecycle lines (`bound to`,
- * `ready`) are notable, `+INFO`/`+OK` are the normal course of a session.
+ * The JSON level of each tag, syslog's severity names: `-ERR` is an error,
+ * `-INFO` (a failed attempt the program recovered from) a warning, the
+ * untagged lifecycle lines (`bound to`, `ready`) are notable, `+INFO`/`+OK`
+ * are the normal course of a session. Syslog sends the same severity
+ * (lib/log/fields.ts SEVERITIES), raised to notice where it is below, as the
+ * original sent everything (a test keeps the two in step).
  */
-const LEVELS: Record<Tag, Level> = {
+export const LEVELS: Readonly<Record<Tag, Level>> = {
   '-ERR': 'err',
-  '-INFO': 'notice',
+  '-INFO': 'warning',
   '': 'notice',
   '+INFO': 'info',
   '+OK': 'info',

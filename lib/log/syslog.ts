@@ -1,7 +1,8 @@
 /**
  * Logging to syslog, as the original did with `openlog(ident, LOG_PID,
  * LOG_MAIL)` and `syslog(LOG_NOTICE, ...)`, in either rendering of
- * lib/log/record.ts.
+ * lib/log/record.ts; the priority follows the tag (lib/log/fields.ts
+ * syslogPriority), never below notice.
  *
  * Node cannot send unix datagrams, so one persistent util-linux `logger`
  * child per process does it: each entry is one line on its stdin, which it
@@ -23,6 +24,7 @@ import { spawn } from 'node:child_process'
 import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import { errorCode } from '../errors.js'
+import { syslogPriority } from './fields.js'
 import { keepAlive, type Logger } from './logger.js'
 import { MAX_MESSAGE_BYTES, clean, clip, formatText, jsonLine, type LogEntry } from './record.js'
 
@@ -51,15 +53,6 @@ export const FACILITIES: Record<string, number> = {
   local6: 22,
   local7: 23,
 }
-
-/**
- * Every line goes out at LOG_NOTICE, whatever its tag, as the original's did:
- * existing syslog.conf rules and log watchers select `mail.notice` (`<21>`),
- * and mapping `+DEBUG` to LOG_DEBUG would make common configurations drop
- * the very lines `-d` asked for. The tag stays in the text, and the JSON
- * format carries a level for machines that want one.
- */
-const LOG_NOTICE = 5
 
 /** RFC 3164: the TAG (our ident) must not exceed 32 characters. */
 const MAX_IDENT_BYTES = 32
@@ -112,7 +105,6 @@ export function syslogLogger(o: SyslogOptions): Logger & { close(): Promise<void
   const loggerPath = o.loggerPath ?? 'logger'
   const maxPending = o.maxPending ?? MAX_PENDING
   const closeTimeoutMs = o.closeTimeoutMs ?? CLOSE_TIMEOUT_MS
-  const priority = `<${o.facility * 8 + LOG_NOTICE}>`
   const render = (entry: LogEntry): string => (o.format === 'json' ? jsonLine(entry, new Date()) : textMessage(entry))
   // The fallback writes what `-d` writes: `ident[pid]: ` lines, or bare JSON.
   const fallbackPrefix = o.format === 'json' ? '' : `${ident}[${o.pid}]: `
@@ -204,7 +196,7 @@ export function syslogLogger(o: SyslogOptions): Logger & { close(): Promise<void
       if (toSyslog && pending.length >= maxPending) fail(`not accepting messages, ${pending.length} lines waiting`)
       if (!toSyslog) return toFallback(message)
       pending.push(message)
-      child.stdin.write(priority + message + '\n')
+      child.stdin.write(`<${syslogPriority(o.facility, entry.tag)}>${message}\n`)
     },
     close() {
       if (closed === undefined) {

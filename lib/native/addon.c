@@ -5,6 +5,7 @@
  *   transparent.c     SO_ORIGINAL_DST, IP_TRANSPARENT and the capabilities
  *                     of transparent proxying (lib/transparent/sockets.ts);
  *   descriptors.c     dupFd (lib/daemon/supervisor.ts);
+ *   notify.c          notifySend, sd_notify's datagram (lib/systemd/notifier.ts);
  *   relay_thread.c    the relay thread (lib/relay/thread.ts);
  *   napi_util.c       the helpers they share.
  *
@@ -19,7 +20,7 @@
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
-  if (!transparent_init(env, exports) || !descriptors_init(env, exports) || !relay_thread_init(env, exports)) return NULL;
+  if (!transparent_init(env, exports) || !descriptors_init(env, exports) || !notify_init(env, exports) || !relay_thread_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -15,6 +15,9 @@ bool transparent_init(napi_env env, napi_value exports);
 /* dupFd (descriptors.c). */
 bool descriptors_init(napi_env env, napi_value exports);
 
+/* notifySend (notify.c). */
+bool notify_init(napi_env env, napi_value exports);
+
 /* relayInit, relayAdd, relayAbort, closeReasons and the test hooks (relay_thread.c). */
 bool relay_thread_init(napi_env env, napi_value exports);
 

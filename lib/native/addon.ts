@@ -33,6 +33,8 @@ export interface NativeAddon {
   probeTransparent(family: 4 | 6): void
   /** A close-on-exec duplicate of `fd` (the supervisor's unpolled hold on a listener). */
   dupFd(fd: number): number
+  /** One sd_notify datagram to a socket path (or, `abstract`, an abstract name); the bytes sent. */
+  notifySend(address: Buffer, abstract: boolean, message: Buffer): number
   keepCapabilities(): void
   limitCapabilities(): void
   /** Start the relay thread; `onEnd` hears of every connection handed over, once, on this thread. */

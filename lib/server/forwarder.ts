@@ -20,6 +20,8 @@ import { Session } from '../session/session.js'
 import { Counters } from '../stats/counters.js'
 import { LiveSession } from '../stats/live.js'
 import type { SessionRow } from '../control/render.js'
+import { connectionFacts } from '../session/log-fields.js'
+import { connectionFields } from '../log/fields.js'
 
 export interface ForwarderOptions {
   logger: Logger
@@ -209,21 +211,24 @@ export class Forwarder {
     const localPort = client.localPort as number
     const clientIp = canonicalIp(client.remoteAddress)
     const clientPort = client.remotePort as number
+    // A TPROXY'd connection's local address is where the client meant to
+    // go, not ours: the listener it came through picks the service.
+    const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
+    const fields = connectionFields(connectionFacts(service ?? formatHostPort(local, localPort), this.#programs.pid, clientIp, clientPort))
     this.#log.log({
       tag: '+INFO',
       event: 'connected',
       id,
       text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`,
+      fields,
     })
-    // A TPROXY'd connection's local address is where the client meant to
-    // go, not ours: the listener it came through picks the service.
-    const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
     if (service === undefined) {
       this.#log.log({
         tag: '-ERR',
         event: 'no-service',
         id,
         text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
+        fields,
       })
       return this.#refused(client, formatHostPort(local, localPort), 'no-service')
     }
@@ -238,7 +243,7 @@ export class Forwarder {
           ? this.#limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per)
           : null
     if (limit !== null) {
-      this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}` })
+      this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}`, fields })
       return this.#refused(client, key, 'max-connections')
     }
     const ticket = this.#policies.of(service).ticket(id, localPort)

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net'
 import { formatHostPort, type ListenSpec } from '../config/address.js'
 import { TcpproxyError, errorCode } from '../errors.js'
 import { setTransparent as makeTransparent } from '../transparent/sockets.js'
+import { passedListener } from './passed.js'
 
 /** A stable name for a listen spec, used to tell unchanged listeners on reload. */
 export function specKey(spec: ListenSpec): string {
@@ -55,9 +56,12 @@ function listenOn(server: Server, host: string, port: number): Promise<void> {
 
 /**
  * Bind one listener; the wildcard is `::` (dual stack), or 0.0.0.0 where
- * IPv6 is off. Throws ERR_BIND naming the address and the reason.
+ * IPv6 is off. Throws ERR_BIND naming the address and the reason. A spec
+ * a socket systemd passed serves is served from that socket (passed.ts).
  */
 export async function bindListener(spec: ListenSpec): Promise<Server> {
+  const passed = passedListener(spec)
+  if (passed !== null) return configureServer(passed)
   const server = configureServer(createServer())
   const hosts = spec.address === null ? ['::', '0.0.0.0'] : [spec.address]
   let code = ''

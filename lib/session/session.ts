@@ -22,7 +22,11 @@ import type { Redirects } from '../transparent/redirect.js'
 import type { Destination } from '../native/addon.js'
 import { connectAttempts, sourceFor, type Connected, type FailedAttempt } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
-import type { EndResult, SessionObserver } from './observer.js'
+import type { SessionObserver } from './observer.js'
+import { setKeepalive } from './keepalive.js'
+import { connectFields, connectionFields, type ConnectionFacts, type Fields } from '../log/fields.js'
+import { connectionFacts } from './log-fields.js'
+import { endLines } from './end-lines.js'
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -104,8 +108,10 @@ export class Session {
     return this.#client as Socket
   }
 
-  #log(tag: LogEntry['tag'], event: string, text: string): void {
-    this.#s.log.log({ tag, event, id: this.#s.id, text })
+  /** One line of this session; `more`: its JSON fields beyond who (lib/log/fields.ts). */
+  #log(tag: LogEntry['tag'], event: string, text: string, more: (c: ConnectionFacts) => Fields = connectionFields): void {
+    const s = this.#s
+    s.log.log({ tag, event, id: s.id, text, fields: more(connectionFacts(s.service, s.programs.pid, this.#clientIp, this.#clientPort)) })
   }
 
   /** Serve the connection; resolves when it is over. */
@@ -261,7 +267,7 @@ export class Session {
       if (s.log.debug) this.#log('+DEBUG', 'access-granted', `access granted: ${text}`)
       return true
     }
-    this.#log('-ERR', 'access-denied', `access denied: ${text}`)
+    this.#log('-ERR', 'access-denied', `access denied: ${text}`, c => connectionFields(c, { rc: r.rc }))
     s.observer.denied('acp')
     this.#socket.destroy()
     return false
@@ -286,7 +292,7 @@ export class Session {
       return
     }
     const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
-    this.#log(r.rc === '0' ? '+OK' : '-ERR', 'handler-end', `handler end: client= ${this.#clientIp}, rc= ${r.rc}, duration= ${duration}`)
+    this.#log(r.rc === '0' ? '+OK' : '-ERR', 'handler-end', `handler end: client= ${this.#clientIp}, rc= ${r.rc}, duration= ${duration}`, c => connectionFields(c, { rc: r.rc, duration: Number(duration) }))
   }
 
   async #proxy(): Promise<void> {
@@ -311,6 +317,7 @@ export class Session {
         '-ERR',
         'connection-error',
         `connection error: client= ${this.#clientIp}, server= ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
+        c => connectFields(c, formatHostPort(f.host, f.port)),
       )
       return
     }
@@ -322,7 +329,7 @@ export class Session {
     }
     // Tracked while the session lasts (the relay thread closes Node's socket early).
     const untrack = toOrigdst ? s.redirects.track(up.socket) : null
-    this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`)
+    this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`, c => connectFields(c, serverText))
     const header = outgoingHeader(
       s.service.sendProxy,
       { address: this.#clientIp, port: this.#clientPort },
@@ -335,13 +342,15 @@ export class Session {
     if (this.#proxied !== null && this.#proxied.rest.length > 0) first.push(this.#proxied.rest)
     const headerBytes = header?.length ?? 0
     const dump = s.service.writefile === null ? null : this.#startDump(s.service.writefile)
+    setKeepalive([this.#socket, up.socket], s.service.keepalive)
     // Returned, not awaited: an idle connection holds no suspended async
     // frame, only the relay's callback.
     return new Promise<void>(resolve => {
       const done = (result: RelayResult): void => {
         untrack?.()
         const finish = (): void => {
-          this.#logEnd(serverText, s.observer.ended({ ...result, sent: result.sent - headerBytes }))
+          const ended = s.observer.ended({ ...result, sent: result.sent - headerBytes })
+          for (const l of endLines(ended, this.#clientIp, serverText, (performance.now() - this.#started) / 1000)) this.#log(l.tag, l.event, l.text, l.fields)
           resolve()
         }
         // The dump is complete on disk before the disconnect line says the session is over.
@@ -368,28 +377,11 @@ export class Session {
   #connectFailed(f: FailedAttempt): void {
     this.#s.observer.connectFailed(formatHostPort(f.host, f.port))
     if (isOutOfDescriptors(f.error)) return
-    this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`)
+    this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`, c => connectFields(c, formatHostPort(f.host, f.port)))
   }
 
-  /** The source of upstream connections: forged from the client's address, srcip, or the kernel's choice. */
   /** The `-w` dump (a failure to open it is logged, and the relay goes on without). */
   #startDump(base: string): SessionDump | null {
     return startDump(base, String(this.#s.id), (event, text) => this.#log('-INFO', event, text), this.#s.programs.dumpBacklog)
-  }
-
-  #logEnd(serverText: string, r: EndResult): void {
-    if (r.closedBy === 'timeout') {
-      this.#log('-ERR', 'timeout', `connection timed out: client= ${this.#clientIp}, server= ${serverText}`)
-    } else if (r.error !== null) {
-      const side = r.closedBy === 'client-error' ? 'client' : 'server'
-      this.#log('-INFO', 'socket-error', `${side} close() detected, error= ${errorText(r.error)}`)
-    }
-    const duration = ((performance.now() - this.#started) / 1000).toFixed(3)
-    this.#log(
-      '+OK',
-      'disconnect',
-      `disconnect: client= ${this.#clientIp}, server= ${serverText}, received= ${r.received}, send= ${r.sent}, ` +
-        `duration= ${duration}, closed-by= ${r.closedBy}`,
-    )
   }
 }

@@ -89,6 +89,11 @@ export function sortedEntries<T>(o: Record<string, T>): [string, T][] {
 }
 
 /** The bucket a duration (seconds) falls in: the first bound it does not exceed, else +Inf. */
+/** The sessions open in `s`, all services together (systemd's STATUS=). */
+export function openSessions(s: Snapshot): number {
+  return Object.values(s.services).reduce((n, svc) => n + svc.active, 0)
+}
+
 export function bucketIndex(seconds: number): number {
   const i = DURATION_BUCKETS.findIndex(le => seconds <= le)
   return i < 0 ? DURATION_BUCKETS.length : i

@@ -53,6 +53,10 @@ t.test('a handler, an ACP and the PROXY protocol settings are shown', async t =>
   )
 })
 
+t.test('keepalive is shown when on', async t => {
+  t.equal(describeService({ ...base, keepalive: 300 }), describeService(base).replace('(timeout 60', '(timeout 60, keepalive 300'))
+})
+
 t.test('the other timeouts and max-connections are not shown, set or not', async t => {
   t.equal(
     describeService({ ...base, connectTimeout: 3, acpTimeout: 1, proxyTimeout: 2, maxConnections: 5 }),

@@ -41,6 +41,8 @@ t.test('every short option and its long form', async t => {
 t.test('the options without a short form', async t => {
   t.same(parseArgs(['--connect-timeout', '2.5'], V), run({ connectTimeout: 2.5 }))
   t.same(parseArgs(['--connect-timeout=0'], V), run({ connectTimeout: 0 }))
+  t.same(parseArgs(['--keepalive', '300'], V), run({ keepalive: 300 }))
+  t.throws(() => parseArgs(['--keepalive', '0.5'], V), usage('option --keepalive: not a whole number of seconds from 0 to 32767: "0.5"'))
   t.same(parseArgs(['--check'], V), run({ check: true }))
   t.same(parseArgs(['--acp-timeout', '0.5'], V), run({ acpTimeout: 0.5 }))
   t.same(parseArgs(['--acp-timeout=30'], V), run({ acpTimeout: 30 }))
@@ -160,7 +162,7 @@ t.test('-p means the default pidfile, --pidfile another; daemon options are type
  */
 const FUZZ = { seed: 0x5eed, numRuns: 1500 } as const
 const OPTS = ['-b', '--bind', '-c', '--config', '-f', '-d', '-s', '-t', '--timeout', '--connect-timeout', '-a', '--acp', '--acp-timeout',
-  '-v', '--env-prefix', '-n', '-w', '-l', '--accept-proxy', '--proxy-timeout', '--send-proxy', '--foreground', '-p', '--pidfile', '-u',
+  '-v', '--env-prefix', '-n', '-w', '-l', '--accept-proxy', '--proxy-timeout', '--keepalive', '--send-proxy', '--foreground', '-p', '--pidfile', '-u',
   '--syslog-socket', '--syslog-facility', '--log-format', '--grace', '--max-connections', '-z', '--check', '--', '-', '-x', '--bogus', '-ds', '-bt']
 const VALUES = ['8025', '127.0.0.1:8025', '[::1]:25', 'smtp', '0', '65536', '-1', '1.5', 'x', '', 'h:25', 'a, b:2', '/bin/h', './h', 'v1', 'v3',
   'json', 'text', '10.0.0.0/8', '10.0.0.0/40', 'MY_', '1BAD', 'nobody', '/nonexistent.conf']

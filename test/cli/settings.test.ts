@@ -154,6 +154,7 @@ t.test('-b with a port alone listens on every address', async t => {
 t.test('-t and --connect-timeout are the defaults in both modes', async t => {
   const cli = buildConfig(opts({ bind: '8025', server: ['a.example'], timeout: 0, connectTimeout: 3 }), deps())
   t.same([cli.services[0]?.timeout, cli.services[0]?.connectTimeout], [0, 3])
+  t.equal(buildConfig(opts({ bind: '8025', server: ['a.example'], keepalive: 120 }), deps()).services[0]?.keepalive, 120, '--keepalive')
   const file = buildConfig(opts({ config: 'my.conf', timeout: 0, connectTimeout: 3 }), deps({ 'my.conf': CONF }))
   t.same([file.services[0]?.timeout, file.services[0]?.connectTimeout], [5, 3], 'the file\'s own timeout wins over -t')
 })

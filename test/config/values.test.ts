@@ -2,7 +2,7 @@
  * The value parsers (lib/config/values.ts), directly and through a file.
  */
 import t from 'tap'
-import { isProgram, parseEnvPrefix, parseSeconds, parseYesNo, splitCommand, yesOrNo } from '../../lib/config/values.js'
+import { isProgram, parseEnvPrefix, parseKeepalive, parseSeconds, parseYesNo, splitCommand, yesOrNo } from '../../lib/config/values.js'
 import { fails, thrown } from '../fixtures/config-text.js'
 
 t.test('timeouts take non-negative decimal seconds', async t => {
@@ -14,6 +14,15 @@ t.test('timeouts take non-negative decimal seconds', async t => {
   }
   fails(t, ['port 8025', 'interface *', 'server a.example', 'timeout soon'], 4, 'not a number of seconds: "soon"')
   fails(t, ['connect-timeout -3'], 1, 'not a number of seconds: "-3"')
+})
+
+t.test('keepalive takes whole seconds, 0 (off) to 32767 (TCP_KEEPIDLE)', async t => {
+  t.equal(parseKeepalive('0'), 0)
+  t.equal(parseKeepalive('32767'), 32767)
+  for (const bad of ['', '-1', '0.5', '32768', '100000', 'x']) {
+    t.throws(() => parseKeepalive(bad), { code: 'ERR_CONFIG', message: `not a whole number of seconds from 0 to 32767: ${JSON.stringify(bad)}` })
+  }
+  fails(t, ['keepalive 300', 'port 22', 'interface *', 'server h', 'keepalive often'], 5, 'not a whole number of seconds from 0 to 32767: "often"')
 })
 
 t.test('splitCommand splits on blanks only, with no quoting', async t => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { connectFields, connectionFields, disconnectFields, syslogPriority, SEVERITIES } from '../../lib/log/fields.js'
-import { jsonLine } from '../../lib/log/record.js'
+import { LEVELS, jsonLine } from '../../lib/log/record.js'
 
 const c = { client: '192.0.2.10', clientPort: 51234, service: '0.0.0.0:8080', pid: 4711 }
 
@@ -36,4 +36,9 @@ t.test('syslog priority follows the tag, never below notice', async t => {
   t.equal(syslogPriority(MAIL, ''), 21)
   t.equal(syslogPriority(MAIL, '+DEBUG'), 21)
   t.ok(Object.values(SEVERITIES).every(s => s <= 5), 'a mail.notice rule keeps every line')
+})
+
+t.test("one mapping: syslog sends the JSON level's severity, raised to notice", async t => {
+  const number = { err: 3, warning: 4, notice: 5, info: 6, debug: 7 } as const
+  for (const [tag, level] of Object.entries(LEVELS)) t.equal(SEVERITIES[tag as keyof typeof SEVERITIES], Math.min(number[level], 5), `${tag || 'untagged'}: ${level}`)
 })

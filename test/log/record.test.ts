@@ -37,7 +37,7 @@ t.test('jsonLine: stable keys, levels from tags, fields after id', async t => {
   const level = (tag: LogEntry['tag']): unknown => (JSON.parse(jsonLine({ tag, event: 'e', text: '' }, now)) as { level: string }).level
   t.same(
     (['-ERR', '-INFO', '', '+INFO', '+OK', '+DEBUG'] as const).map(level),
-    ['err', 'notice', 'notice', 'info', 'info', 'debug'],
+    ['err', 'warning', 'notice', 'info', 'info', 'debug'],
   )
 })
 

@@ -132,7 +132,7 @@ function wire(datagram: string): { pri: number; ident: string; pid: number; mess
 
 const unreachable = (reason: string): string => `tcpproxy[${PID}]: -ERR: syslog unreachable (${reason}), logging to stderr`
 
-t.test('text lines go out as mail.notice datagrams with our ident and pid, one per entry', async t => {
+t.test('text lines go out as mail datagrams with our ident and pid, one per entry, the priority by tag', async t => {
   const r = await receiver(t, tmp(t))
   const { logger, fallback } = open(t, { socketPath: r.path })
   t.equal(logger.debug, false)
@@ -144,7 +144,8 @@ t.test('text lines go out as mail.notice datagrams with our ident and pid, one p
   const children = loggerChildren()
   t.equal(children.length, 1, 'one logger child')
   t.notOk(children.includes(PID))
-  for (const d of r.datagrams) t.match(d, /^<21>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d tcpproxy\[4242\]: /)
+  for (const d of r.datagrams) t.match(d, /^<\d+>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d tcpproxy\[4242\]: /)
+  t.same(r.datagrams.map(d => wire(d).pri), [21, 21, 19], 'mail.notice, mail.notice, mail.err')
   t.same(
     r.datagrams.map(d => wire(d).message),
     [
@@ -232,7 +233,7 @@ t.test('control characters never reach the wire: no forged lines', async t => {
   await logger.close()
   t.equal(r.datagrams.length, 2, 'one datagram per entry')
   t.same(wire(r.datagrams[0] as string), {
-    pri: 21,
+    pri: 20,
     ident: 'tcpproxy',
     pid: PID,
     message: "-INFO: can't connect to server evil<21>Nov 23 06:04:20 tcpproxy[1]: +OK: forged[31m!, id= 2",

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { Aggregator, Counters, DURATION_BUCKETS, bucketIndex, continues, emptyHistogram, mergeSnapshots, sortedEntries, type Snapshot } from '../../lib/stats/counters.js'
+import { Aggregator, Counters, DURATION_BUCKETS, bucketIndex, continues, emptyHistogram, mergeSnapshots, openSessions, sortedEntries, type Snapshot } from '../../lib/stats/counters.js'
 
 const SVC = '127.0.0.1:8080'
 const SRV = 'db.example:5432'
@@ -223,4 +223,14 @@ t.test('property: with retire before restart, the total is exactly what the work
       { numRuns: 300 },
     ),
   )
+})
+
+t.test('openSessions: the open sessions of every service together', async t => {
+  const c = new Counters()
+  t.equal(openSessions(c.snapshot()), 0)
+  c.accepted('a:1')
+  c.accepted('a:1')
+  c.accepted('b:2')
+  c.closed('a:1', 0.1)
+  t.equal(openSessions(c.snapshot()), 2)
 })

@@ -1,0 +1,14 @@
+/**
+ * Who a connection's log lines are about, for `--log-format json`
+ * (lib/log/fields.ts builds the fields from it): the client as the session
+ * reports it (the PROXY header's, once one was accepted), where it
+ * arrived (the service's identity, serviceKey: the same string as the
+ * counters' and `show` tables' service), the serving process.
+ */
+import { serviceKey, type ResolvedService } from '../config/resolve.js'
+import type { ConnectionFacts } from '../log/fields.js'
+
+/** `where`: the service, or the `address:port` a connection with no service arrived on. */
+export function connectionFacts(where: Pick<ResolvedService, 'iface' | 'port'> | string, pid: number, client: string, clientPort: number): ConnectionFacts {
+  return { client, clientPort, service: typeof where === 'string' ? where : serviceKey(where), pid }
+}
