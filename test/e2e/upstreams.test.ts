@@ -76,6 +76,11 @@ for (const workers of [1, 2]) {
     t.ok(slowest < 500, `bursts of ten: at most ${slowest} ms`)
     t.equal(served().size, workers, 'every worker served')
     t.equal(p.lines.filter(l => l.includes("can't connect")).length, 1, 'the dead server was tried once in all')
+    // A reload that keeps the health settings keeps the marks (in the supervisor too).
+    p.proc.kill('SIGHUP')
+    await p.waitFor(/reloaded/)
+    const after = await ask(p.port)
+    t.ok(after.got === 'B' && after.ms < 500, `after a reload: ${after.ms} ms`)
     await p.waitFor(/server .* down/)
     t.same(
       p.lines.filter(l => / server .* (down|up)/.test(l)).map(l => l.replace(/^.*?: /, '')),
