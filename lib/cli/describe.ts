@@ -11,7 +11,7 @@ import { serviceName, type ResolvedService } from '../config/resolve.js'
  * send-proxy, writefile, redirect-mode, transparent, srcip and forge-addr
  * (with forge-port) only when set; the other timeouts and max-connections
  * not at all. The upstream and client policy (balance, max-fails and
- * fail-timeout, allow, deny, max-per-client) only where it differs from
+ * fail-timeout, check-interval, allow, deny, max-per-client) only where it differs from
  * the defaults, so a service without it reads as before.
  */
 export function describeService(s: ResolvedService): string {
@@ -35,6 +35,7 @@ export function describeService(s: ResolvedService): string {
     ...(s.forgeAddr ? [s.forgePort ? 'forge-addr, forge-port' : 'forge-addr'] : []),
     ...(s.balance === DEFAULT_SETTINGS.balance ? [] : [`balance ${s.balance}`]),
     ...(s.maxFails === DEFAULT_SETTINGS.maxFails && s.failTimeout === DEFAULT_SETTINGS.failTimeout ? [] : [`max-fails ${s.maxFails}`, `fail-timeout ${s.failTimeout}`]),
+    ...(s.checkInterval === 0 ? [] : [`check-interval ${s.checkInterval}`]),
     ...(s.allow.length === 0 ? [] : [`allow ${s.allow.join(',')}`]),
     ...(s.deny.length === 0 ? [] : [`deny ${s.deny.join(',')}`]),
     ...(s.maxPerClient === 0 ? [] : [`max-per-client ${s.maxPerClient}`]),

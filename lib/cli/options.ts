@@ -65,6 +65,7 @@ export interface CliOptions {
   balance: string | null
   maxFails: number | null
   failTimeout: number | null
+  checkInterval: number | null
   /** `--allow LIST` and `--deny LIST`, each as often as given. */
   allow: string[]
   deny: string[]
@@ -115,6 +116,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   balance: null,
   maxFails: null,
   failTimeout: null,
+  checkInterval: null,
   allow: [],
   deny: [],
   maxPerClient: null,
@@ -183,6 +185,7 @@ function program(): Command {
     .addOption(new Option('--balance <mode>', 'how sessions pick a server: first (default), roundrobin, leastconn, source'))
     .addOption(new Option('--max-fails <n>', `failed connects that mark a server down, 0 = never (default ${DEFAULT_SETTINGS.maxFails})`).argParser(whole('--max-fails')))
     .addOption(new Option('--fail-timeout <seconds>', `window of --max-fails and how long a server stays down (default ${DEFAULT_SETTINGS.failTimeout})`).argParser(seconds('--fail-timeout')))
+    .addOption(new Option('--check-interval <seconds>', 'probe servers marked down this often with a TCP connect, 0 = never (default 0)').argParser(seconds('--check-interval')))
     .addOption(new Option('--allow <cidrs>', 'only clients in these networks (address[/bits],...) may connect; repeatable').argParser(collect))
     .addOption(new Option('--deny <cidrs>', 'refuse clients in these networks; repeatable').argParser(collect))
     .addOption(new Option('--max-per-client <n>', 'sessions at once per client address, 0 = no limit').argParser(whole('--max-per-client')))
@@ -266,6 +269,7 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       balance: (o['balance'] as string | undefined) ?? null,
       maxFails: (o['maxFails'] as number | undefined) ?? null,
       failTimeout: (o['failTimeout'] as number | undefined) ?? null,
+      checkInterval: (o['checkInterval'] as number | undefined) ?? null,
       allow: (o['allow'] as string[] | undefined) ?? [],
       deny: (o['deny'] as string[] | undefined) ?? [],
       maxPerClient: (o['maxPerClient'] as number | undefined) ?? null,

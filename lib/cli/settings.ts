@@ -48,6 +48,7 @@ function cliDefaults(o: CliOptions): ServiceSettings {
     ...(o.balance === null ? {} : { balance: fromOption('option --balance', () => parseBalance(o.balance as string)) }),
     ...(o.maxFails === null ? {} : { maxFails: o.maxFails }),
     ...(o.failTimeout === null ? {} : { failTimeout: o.failTimeout }),
+    ...(o.checkInterval === null ? {} : { checkInterval: o.checkInterval }),
     allow: fromOption('option --allow', () => o.allow.reduce(addCidrs, DEFAULT_SETTINGS.allow)),
     deny: fromOption('option --deny', () => o.deny.reduce(addCidrs, DEFAULT_SETTINGS.deny)),
     ...(o.maxPerClient === null ? {} : { maxPerClient: o.maxPerClient }),

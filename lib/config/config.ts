@@ -50,6 +50,8 @@ export interface ServiceSettings {
   maxFails: number
   /** Seconds: the window of max-fails, and how long a mark lasts (`fail-timeout`). */
   failTimeout: number
+  /** Seconds between TCP connect probes of servers marked down (`check-interval`); 0 = none. */
+  checkInterval: number
   /** Clients (`address/prefix`) that may connect (`allow`); empty = every client not denied. */
   allow: readonly string[]
   /** Clients refused (`deny`); a service's lines add to the defaults, as allow's. */
@@ -131,6 +133,7 @@ export const DEFAULT_SETTINGS: ServiceSettings = Object.freeze({
   // nginx's max_fails=1 fail_timeout=10s.
   maxFails: 1,
   failTimeout: 10,
+  checkInterval: 0,
   allow: [],
   deny: [],
   maxPerClient: 0,

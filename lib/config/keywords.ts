@@ -100,6 +100,7 @@ export const KEYWORDS: ReadonlyMap<string, Keyword> = new Map<string, Keyword>(O
   balance: { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.balance = parseBalance(v)) },
   'max-fails': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.maxFails = parseWhole(v)) },
   'fail-timeout': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.failTimeout = parseSeconds(v)) },
+  'check-interval': { value: 'word', scope: 'service', apply: (s, _g, v) => void (s.checkInterval = parseSeconds(v)) },
   // Repeatable; a service starts from the defaults' lists and its lines add to them.
   allow: { value: 'rest', scope: 'service', apply: (s, _g, v) => void (s.allow = addCidrs(s.allow, v)) },
   deny: { value: 'rest', scope: 'service', apply: (s, _g, v) => void (s.deny = addCidrs(s.deny, v)) },

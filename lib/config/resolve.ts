@@ -25,6 +25,8 @@ export interface Timeouts {
   proxyHeaderMs: number
   /** fail-timeout: the window of max-fails, and how long a server stays marked down. */
   failMs: number
+  /** check-interval: between probes of a server marked down (0 = no probes). */
+  checkMs: number
 }
 
 export interface ResolvedService extends ServiceDef {
@@ -55,7 +57,7 @@ export function hydrateService(d: ServiceData): ResolvedService {
   return {
     ...d,
     trustsProxy: d.acceptProxy === null ? null : cidrMatcher(d.acceptProxy),
-    timeouts: { idleMs: d.timeout * 1000, connectMs: d.connectTimeout * 1000, acpMs: d.acpTimeout * 1000, proxyHeaderMs: d.proxyTimeout * 1000, failMs: d.failTimeout * 1000 },
+    timeouts: { idleMs: d.timeout * 1000, connectMs: d.connectTimeout * 1000, acpMs: d.acpTimeout * 1000, proxyHeaderMs: d.proxyTimeout * 1000, failMs: d.failTimeout * 1000, checkMs: d.checkInterval * 1000 },
   }
 }
 

@@ -368,6 +368,7 @@ export class Forwarder {
    */
   async close(graceMs: number): Promise<void> {
     this.#closing = true
+    this.#policies.stop()
     const listeners = this.#closeListeners()
     // No session starts any more (handle() refuses): these are all there will be.
     const allEnded = Promise.allSettled(this.#sessions.values())

@@ -17,7 +17,7 @@ import { accessChecker, accessDeniedText, type AccessVerdict } from './access.js
 import { Rotation, tryOrder } from './balance.js'
 import { ClientLimit } from './client-limit.js'
 import { Health, serverKey, type Transition } from './health.js'
-import type { Attempt } from './upstream.js'
+import { ANY_SOURCE, connectOne, type Attempt } from './upstream.js'
 
 /** Why a client was closed at once: an access list, or max-per-client. */
 export type DenyReason = 'acl' | 'max-per-client'
@@ -75,6 +75,9 @@ export class ServicePolicy {
   readonly #active = new Map<string, number>()
   readonly #acl: Reporter
   readonly #perClient: Reporter
+  /** check-interval's timer, and the servers being probed now. */
+  #prober: NodeJS.Timeout | null = null
+  readonly #probing = new Set<string>()
 
   constructor(
     service: ResolvedService,
@@ -95,6 +98,47 @@ export class ServicePolicy {
     this.#service = service
     this.#admits = accessChecker(service)
     this.#limit.setLimit(service.maxPerClient)
+    this.stop()
+    const every = service.timeouts.checkMs
+    // unref: probes never keep the process alive; stop() ends them with the service.
+    if (every > 0) this.#prober = setInterval(() => this.probe(every), every).unref()
+  }
+
+  /** No more probes (the service is gone, or the forwarder closes). */
+  stop(): void {
+    clearInterval(this.#prober ?? undefined)
+    this.#prober = null
+  }
+
+  /**
+   * check-interval: a TCP connect to each server marked down whose last
+   * failure is `every` ms old, one at a time per server. A success calls it
+   * up (logged once, like a session's connect); a failure keeps it down.
+   */
+  probe(every: number): void {
+    const s = this.#service
+    const from = s.sourceAddress === null ? ANY_SOURCE : ({ kind: 'address', address: s.sourceAddress } as const)
+    const due = new Set(this.#health.probeDue(performance.now(), every))
+    for (const ep of s.servers ?? []) {
+      const port = ep.port ?? s.port
+      const key = serverKey(ep.host, port)
+      if (this.#probing.has(key) || !due.has(key)) continue
+      this.#probing.add(key)
+      connectOne(ep.host, port, s.timeouts.connectMs, from).then(
+        socket => {
+          socket.destroy()
+          this.#probed({ ok: true, socket, host: ep.host, port }, key)
+        },
+        (error: Error) => this.#probed({ ok: false, error, host: ep.host, port }, key),
+      )
+    }
+  }
+
+  #probed(a: Attempt, key: string): void {
+    this.#probing.delete(key)
+    const server = this.attempted(a)
+    // A probe is no session.
+    if (server !== null) this.disconnected(server)
   }
 
   /** A session's view of this policy (admitted and released once). */
@@ -232,7 +276,13 @@ export class Policies {
       kept?.update(s)
       next.set(key, kept ?? new ServicePolicy(s, { ...this.hooks, disabled: this.#disabled }))
     }
+    for (const [key, p] of this.#byKey) if (!next.has(key)) p.stop()
     this.#byKey = next
+  }
+
+  /** End every service's probes (the forwarder closes). */
+  stop(): void {
+    for (const p of this.#byKey.values()) p.stop()
   }
 
   of(service: ResolvedService): ServicePolicy {

@@ -65,7 +65,7 @@ t.test('the other timeouts and max-connections are not shown, set or not', async
 })
 
 t.test('balance and limits are shown when not at their defaults', async t => {
-  const s = hydrateService({ ...base, balance: 'roundrobin', maxFails: 2, failTimeout: 30, allow: ['10.0.0.0/8', '::1/128'], deny: ['10.0.0.9/32'], maxPerClient: 4 })
-  t.equal(describeService(s), '*:8025 -> mail.example.org:8025,[::1]:25 (timeout 60, balance roundrobin, max-fails 2, fail-timeout 30, allow 10.0.0.0/8,::1/128, deny 10.0.0.9/32, max-per-client 4)')
+  const s = hydrateService({ ...base, balance: 'roundrobin', maxFails: 2, failTimeout: 30, checkInterval: 2, allow: ['10.0.0.0/8', '::1/128'], deny: ['10.0.0.9/32'], maxPerClient: 4 })
+  t.equal(describeService(s), '*:8025 -> mail.example.org:8025,[::1]:25 (timeout 60, balance roundrobin, max-fails 2, fail-timeout 30, check-interval 2, allow 10.0.0.0/8,::1/128, deny 10.0.0.9/32, max-per-client 4)')
   t.equal(describeService(hydrateService({ ...base, failTimeout: 5 })), '*:8025 -> mail.example.org:8025,[::1]:25 (timeout 60, max-fails 1, fail-timeout 5)')
 })

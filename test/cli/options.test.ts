@@ -49,8 +49,8 @@ t.test('the options without a short form', async t => {
   t.same(parseArgs(['--forge-addr', '--forge-port', '--transparent'], V), run({ forgeAddr: true, forgePort: true, transparent: true }))
   t.same(parseArgs(['--no-relay-thread'], V), run({ noRelayThread: true }))
   t.same(
-    parseArgs(['--balance', 'leastconn', '--max-fails=0', '--fail-timeout', '2.5', '--allow', '10.0.0.0/8', '--deny', '10.0.0.1', '--allow', '::1', '--max-per-client', '5'], V),
-    run({ balance: 'leastconn', maxFails: 0, failTimeout: 2.5, allow: ['10.0.0.0/8', '::1'], deny: ['10.0.0.1'], maxPerClient: 5 }),
+    parseArgs(['--balance', 'leastconn', '--max-fails=0', '--fail-timeout', '2.5', '--check-interval', '1', '--allow', '10.0.0.0/8', '--deny', '10.0.0.1', '--allow', '::1', '--max-per-client', '5'], V),
+    run({ balance: 'leastconn', maxFails: 0, failTimeout: 2.5, checkInterval: 1, allow: ['10.0.0.0/8', '::1'], deny: ['10.0.0.1'], maxPerClient: 5 }),
     'the access lists are repeatable',
   )
   t.throws(() => parseArgs(['--max-fails', 'x'], V), usage('option --max-fails: not a whole number: "x"'))

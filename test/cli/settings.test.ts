@@ -368,9 +368,9 @@ t.test('--workers is the starting value of the file\'s "workers"', async t => {
 })
 
 t.test('--balance, --max-fails, --fail-timeout, --allow, --deny and --max-per-client are defaults of every service', async t => {
-  const o = { balance: 'roundrobin', maxFails: 2, failTimeout: 0.5, allow: ['127.0.0.0/8', '::1'], deny: ['127.0.0.2'], maxPerClient: 3 }
+  const o = { balance: 'roundrobin', maxFails: 2, failTimeout: 0.5, checkInterval: 3, allow: ['127.0.0.0/8', '::1'], deny: ['127.0.0.2'], maxPerClient: 3 }
   const cli = buildConfig(opts({ ...o, bind: '8025', server: ['a.example'] }), deps())
-  t.match(cli.services[0], { balance: 'roundrobin', maxFails: 2, failTimeout: 0.5, allow: ['127.0.0.0/8', '::1/128'], deny: ['127.0.0.2/32'], maxPerClient: 3 })
+  t.match(cli.services[0], { balance: 'roundrobin', maxFails: 2, failTimeout: 0.5, checkInterval: 3, allow: ['127.0.0.0/8', '::1/128'], deny: ['127.0.0.2/32'], maxPerClient: 3 })
   const file = buildConfig(opts({ ...o, config: 'my.conf' }), deps({ 'my.conf': `${CONF}allow 192.0.2.0/24\nbalance source\n` }))
   t.match(file.services[0], { balance: 'source', allow: ['127.0.0.0/8', '::1/128', '192.0.2.0/24'], deny: ['127.0.0.2/32'] }, 'the file adds to them')
   t.match(buildConfig(opts({ bind: '8025', server: ['a.example'] }), deps()).services[0], { balance: 'first', maxFails: 1, failTimeout: 10, allow: [], deny: [], maxPerClient: 0 })

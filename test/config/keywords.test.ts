@@ -241,9 +241,9 @@ t.test('"workers" is program-wide, a positive count, "-" for the default', async
 })
 
 t.test('balance, max-fails, fail-timeout and max-per-client: per service or as defaults, errors at their line', async t => {
-  const c = parse(['balance leastconn', 'max-fails 3', 'port 25', 'interface 127.0.0.1', 'server h', 'interface *', 'server h', 'balance source', 'max-fails 0', 'fail-timeout 2.5', 'max-per-client 4', 'balance -'])
+  const c = parse(['balance leastconn', 'max-fails 3', 'port 25', 'interface 127.0.0.1', 'server h', 'interface *', 'server h', 'balance source', 'max-fails 0', 'fail-timeout 2.5', 'check-interval 0.5', 'max-per-client 4', 'balance -'])
   t.match(c.services[0], { balance: 'leastconn', maxFails: 3, failTimeout: 10, maxPerClient: 0 })
-  t.match(c.services[1], { balance: 'first', maxFails: 0, failTimeout: 2.5, maxPerClient: 4 })
+  t.match(c.services[1], { balance: 'first', maxFails: 0, failTimeout: 2.5, checkInterval: 0.5, maxPerClient: 4 })
   fails(t, ['balance random'], 1, 'balance must be first, roundrobin, leastconn or source, not "random"')
   fails(t, ['port 25', 'interface *', 'server h', 'max-fails -1'], 4, 'not a whole number: "-1"')
   fails(t, ['max-per-client 01'], 1, 'not a whole number: "01"')

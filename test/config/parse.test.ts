@@ -261,7 +261,7 @@ t.test('the shipped sample etc/tcpproxy.conf defines the documented loopback ser
 
 t.test('the commented-out examples of the sample work once uncommented', async t => {
   const text = readFileSync(new URL('../../etc/tcpproxy.conf', import.meta.url), 'utf8')
-  const uncommented = text.replace(/^# ( *(?:(?:port|interface|exec|acp|acp-timeout|redirect-mode|forge-addr) \S+|(?:server|balance|max-fails|fail-timeout|allow|deny|max-per-client) \S.*))$/gm, '$1')
+  const uncommented = text.replace(/^# ( *(?:(?:port|interface|exec|acp|acp-timeout|redirect-mode|forge-addr) \S+|(?:server|balance|max-fails|fail-timeout|check-interval|allow|deny|max-per-client) \S.*))$/gm, '$1')
   t.not(uncommented, text, 'the sample has the examples')
   const c = parseConfig(uncommented, FILE, lookup)
   t.same(c.ports, [8080, 8025, 8026, 8027, 8023])
@@ -273,7 +273,7 @@ t.test('the commented-out examples of the sample work once uncommented', async t
   const r = c.services.find(x => x.port === 8026)
   t.same(r && [r.iface, r.servers, r.redirectMode, r.forgeAddr], [null, null, 'forward-only', true], 'the transparent-proxy example')
   const b = c.services.find(x => x.port === 8027)
-  t.same(b && [b.servers?.length, b.balance, b.maxFails, b.failTimeout, b.allow, b.deny, b.maxPerClient], [3, 'roundrobin', 1, 10, ['127.0.0.0/8', '::1/128'], ['127.0.0.9/32'], 10], 'the balancing example')
+  t.same(b && [b.servers?.length, b.balance, b.maxFails, b.failTimeout, b.checkInterval, b.allow, b.deny, b.maxPerClient], [3, 'roundrobin', 1, 10, 2, ['127.0.0.0/8', '::1/128'], ['127.0.0.9/32'], 10], 'the balancing example')
 })
 
 t.test('the initial globals (from the command line) apply unless the file sets its own', async t => {

@@ -17,7 +17,7 @@ const service = (iface: string | null, line: number, file = 'test.conf'): Servic
 })
 
 /** DEFAULT_SETTINGS' timeouts with service()'s, in milliseconds. */
-const MS = { idleMs: 60_000, connectMs: 10_000, acpMs: DEFAULT_SETTINGS.acpTimeout * 1000, proxyHeaderMs: DEFAULT_SETTINGS.proxyTimeout * 1000, failMs: 10_000 }
+const MS = { idleMs: 60_000, connectMs: 10_000, acpMs: DEFAULT_SETTINGS.acpTimeout * 1000, proxyHeaderMs: DEFAULT_SETTINGS.proxyTimeout * 1000, failMs: 10_000, checkMs: 0 }
 
 const never: AddressLookup = async host => {
   throw new Error(`unexpected lookup of ${host}`)
@@ -32,9 +32,9 @@ t.test('IP interfaces need no lookup and keep every other setting', async t => {
 })
 
 t.test('the timeouts in seconds become milliseconds once, and again after a trip through plain data (IPC)', async t => {
-  const [r] = await resolveServices([{ ...service(null, 1), timeout: 2.5, connectTimeout: 0, acpTimeout: 0.25, proxyTimeout: 3, failTimeout: 0.5 }], never)
+  const [r] = await resolveServices([{ ...service(null, 1), timeout: 2.5, connectTimeout: 0, acpTimeout: 0.25, proxyTimeout: 3, failTimeout: 0.5, checkInterval: 2 }], never)
   const s = r as ResolvedService
-  const ms = { idleMs: 2500, connectMs: 0, acpMs: 250, proxyHeaderMs: 3000, failMs: 500 }
+  const ms = { idleMs: 2500, connectMs: 0, acpMs: 250, proxyHeaderMs: 3000, failMs: 500, checkMs: 2000 }
   t.same(s.timeouts, ms)
   t.same([s.timeout, s.connectTimeout, s.acpTimeout, s.proxyTimeout, s.failTimeout], [2.5, 0, 0.25, 3, 0.5], 'the settings keep their seconds (describe, --check)')
   const data = serviceData(s)

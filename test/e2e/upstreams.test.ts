@@ -7,9 +7,10 @@
  */
 import t, { type Test } from 'tap'
 import { writeFileSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { backend, exchange, hangingPort, startProxy } from '../fixtures/harness.js'
+import { backend, exchange, freePort, hangingPort, startProxy } from '../fixtures/harness.js'
 
 /** Servers that answer with their name and close; `seen` counts their connections. */
 async function named(t: Test, names: string[]) {
@@ -75,6 +76,11 @@ for (const workers of [1, 2]) {
     t.ok(slowest < 500, `bursts of ten: at most ${slowest} ms`)
     t.equal(served().size, workers, 'every worker served')
     t.equal(p.lines.filter(l => l.includes("can't connect")).length, 1, 'the dead server was tried once in all')
+    // A reload that keeps the health settings keeps the marks (in the supervisor too).
+    p.proc.kill('SIGHUP')
+    await p.waitFor(/reloaded/)
+    const after = await ask(p.port)
+    t.ok(after.got === 'B' && after.ms < 500, `after a reload: ${after.ms} ms`)
     await p.waitFor(/server .* down/)
     t.same(
       p.lines.filter(l => / server .* (down|up)/.test(l)).map(l => l.replace(/^.*?: /, '')),
@@ -180,4 +186,20 @@ t.test('a reload changes the lists, the limit and the balance; open sessions are
   const b = await held(t, p.port, '127.0.0.1')
   t.same([await a.first, await b.first].sort(), ['A', 'B'], 'roundrobin now')
   t.equal((await ask(p.port, '127.0.0.3')).got, '', 'max-per-client 1 now')
+})
+
+t.test('check-interval: a server marked down that listens again is probed back up before its mark expires', async t => {
+  const back = await freePort()
+  const up = await named(t, ['B'])
+  const p = await startProxy(port => ['-d', '-u', 'root', '--fail-timeout', '60', '--check-interval', '0.2', '-b', `127.0.0.1:${port}`, `127.0.0.1:${back},${up.list}`])
+  t.teardown(p.stop)
+  t.equal((await ask(p.port)).got, 'B')
+  await p.waitFor(/server .* down \(connection refused/)
+  const again = createServer(s => s.end('A')).listen(back, '127.0.0.1')
+  t.teardown(() => again.close())
+  await once(again, 'listening')
+  const start = Date.now()
+  t.match(await p.waitFor(/server .* up$/, 3000), `+INFO: server 127.0.0.1:${back} up`)
+  t.comment(`probed up ${Date.now() - start} ms after it listened (fail-timeout 60)`)
+  t.equal((await ask(p.port)).got, 'A', 'the first server again')
 })

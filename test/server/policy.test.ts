@@ -1,6 +1,7 @@
 /** lib/server/policy.ts: per-service admission, order and health, as the forwarder keeps them. */
 import t from 'tap'
-import type { Socket } from 'node:net'
+import { once } from 'node:events'
+import { createServer, type Socket } from 'node:net'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { hydrateService, type ResolvedService, type ServiceData } from '../../lib/config/resolve.js'
 import type { LogEntry } from '../../lib/log/logger.js'
@@ -8,6 +9,7 @@ import { Episodes } from '../../lib/server/episodes.js'
 import type { Transition } from '../../lib/server/health.js'
 import { Policies, ServicePolicy, failureReason, type DenyReason, type PolicyHooks } from '../../lib/server/policy.js'
 import type { Attempt } from '../../lib/server/upstream.js'
+import { freePort } from '../fixtures/harness.js'
 
 const SERVERS = [
   { host: '10.0.0.5', port: 25 },
@@ -151,4 +153,34 @@ t.test('a reload keeps a service\'s counts and marks, unless max-fails or fail-t
   t.same(policies.states().map(s => s.service), ['*:26', '*:26', '*:26'])
   tk.release()
   t.same(new ServicePolicy(service({ servers: null, exec: ['/bin/true'] }), h).states(), [], 'a handler service has no servers')
+})
+
+t.test('check-interval probes servers marked down: one that listens again comes up, a dead one stays down', async t => {
+  const { h, marks } = hooks()
+  const back = await freePort()
+  const dead = await freePort()
+  const servers = [{ host: '127.0.0.1', port: back }, { host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: null }]
+  const policies = new Policies([service({ servers, checkInterval: 0.05, connectTimeout: 1 })], h)
+  t.teardown(() => policies.stop())
+  const p = policies.of(service())
+  const tk = p.ticket(1, 25)
+  tk.admit('192.0.2.1', 1)
+  tk.attempted(fail('127.0.0.1', back, 'ECONNREFUSED'))
+  tk.attempted(fail('127.0.0.1', dead, 'ECONNREFUSED'))
+  const up = createServer(s => s.destroy()).listen(back, '127.0.0.1')
+  t.teardown(() => up.close())
+  await once(up, 'listening')
+  for (let i = 0; i < 100 && marks.length < 3; i++) await new Promise(r => setTimeout(r, 20))
+  t.same(marks.map(([, m]) => `${m.server} ${m.state}`), [`127.0.0.1:${back} down`, `127.0.0.1:${dead} down`, `127.0.0.1:${back} up`])
+  t.same(p.states().map(s => [s.state, s.active]), [['up', 0], ['down', 0], ['up', 0]], 'a probe is no session')
+  policies.set([service({ servers, sourceAddress: '127.0.0.1', checkInterval: 0.05 })])
+  await new Promise(r => setTimeout(r, 150))
+  t.equal(p.states()[1]?.state, 'down', 'probes from srcip fail too')
+  policies.set([])
+  p.probe(0)
+  t.pass('a probe of a policy whose service is gone starts nothing new')
+  const handler = new Policies([service({ servers: null, exec: ['/bin/true'], checkInterval: 0.05 })], h)
+  handler.of(service()).probe(0)
+  handler.stop()
+  t.equal(marks.length, 3, 'a handler service has nothing to probe')
 })
