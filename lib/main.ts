@@ -35,6 +35,7 @@ import { checkSourceAddresses } from './server/upstream.js'
 import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent/sockets.js'
 import { FACILITIES } from './log/syslog.js'
 import { versionText } from './version.js'
+import { runCtl } from './cli/ctl.js'
 
 /** Report a failure: to the launcher waiting on the status pipe, and on stderr; then exit. */
 function fail(err: unknown, status: StatusChannel | null): never {
@@ -78,6 +79,8 @@ function takeStatus(): StatusChannel | null {
 /** Run tcpproxy with the process's arguments; returns once it serves (or exits). */
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   refuseDebugger(process, inspector)
+  // `tcpproxy ctl ...` is a client of a running tcpproxy, not a tcpproxy.
+  if (argv[0] === 'ctl') process.exit(await runCtl(argv.slice(1), process.stdout, process.stderr))
   // HUP means reload: one that comes before there is anything to reload, or
   // in inetd mode (`pkill -HUP tcpproxy` meant for a daemon), must not end
   // the process, which is HUP's default.

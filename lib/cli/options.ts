@@ -61,6 +61,10 @@ export interface CliOptions {
   workers: number | null
   /** `--no-relay-thread`: relay every connection in the event loop (lib/relay/thread.ts). */
   noRelayThread: boolean
+  /** `--control PATH`: the control socket. */
+  control: string | null
+  /** `--control-group GROUP`: who else may use it. */
+  controlGroup: string | null
   /** The server argument: host list, or a handler program and its arguments. */
   server: string[]
 }
@@ -100,6 +104,8 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   transparent: false,
   workers: null,
   noRelayThread: false,
+  control: null,
+  controlGroup: null,
   server: [],
 })
 
@@ -158,6 +164,8 @@ function program(): Command {
     .option('--transparent', "accept TPROXY'd connections on the listener (needs CAP_NET_ADMIN)")
     .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
     .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
+    .addOption(new Option('--control <path>', 'serve the control socket (tcpproxy ctl) at this path'))
+    .addOption(new Option('--control-group <group>', 'let this group use the control socket (mode 0660)'))
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
     .version('', '-V, --version', 'print the version and the native addon in use, and exit')
@@ -232,6 +240,8 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       transparent: o['transparent'] === true,
       workers: (o['workers'] as number | undefined) ?? null,
       noRelayThread: o['relayThread'] === false,
+      control: (o['control'] as string | undefined) ?? null,
+      controlGroup: (o['controlGroup'] as string | undefined) ?? null,
       server,
     },
   }

@@ -57,6 +57,8 @@ function cliGlobals(o: CliOptions): GlobalSettings {
     ...(o.user === null ? {} : { user: o.user }),
     ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
     ...(o.workers === null ? {} : { workers: o.workers }),
+    ...(o.control === null ? {} : { control: o.control }),
+    ...(o.controlGroup === null ? {} : { controlGroup: o.controlGroup }),
   }
 }
 

@@ -8,6 +8,9 @@ import type { Endpoint } from './address.js'
 /** Where `-p` and a `pidfile -` line write the pid. */
 export const DEFAULT_PIDFILE = '/var/run/tcpproxy.pid'
 
+/** Where `tcpproxy ctl` looks for the control socket without --control (and a `control` line without a path). */
+export const DEFAULT_CONTROL = '/run/tcpproxy.ctl'
+
 /** Per-service settings; the ones before the first `port` are the defaults. */
 export interface ServiceSettings {
   /** Upstreams tried in order, or null when the service has none. */
@@ -69,6 +72,10 @@ export interface GlobalSettings {
   maxConnections: number | null
   /** Worker processes sharing the listeners (`workers`, `--workers`); null = 1. Read at start-up. */
   workers: number | null
+  /** The control socket (`control`, `--control`); null = none. Read at start-up. */
+  control: string | null
+  /** The group that may use it (`control-group`): mode 0660 instead of 0600. */
+  controlGroup: string | null
 }
 
 /** One (port, interface) service. */
@@ -117,4 +124,6 @@ export const DEFAULT_GLOBALS: GlobalSettings = Object.freeze({
   user: null,
   maxConnections: null,
   workers: null,
+  control: null,
+  controlGroup: null,
 })

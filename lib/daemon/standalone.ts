@@ -24,6 +24,11 @@ import { writePidfile, type Pidfile } from './pidfile.js'
 import type { Identity } from './privileges.js'
 import { daemonSignals } from './signals.js'
 import { Supervisor } from './supervisor.js'
+import { ControlServer } from '../control/server.js'
+import { answerLine } from '../control/answer.js'
+import type { ControlBackend } from '../control/backend.js'
+import { localBackend } from '../control/local.js'
+import { groupId, loadUserDb } from './privileges.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -60,6 +65,8 @@ interface Running {
   reload(services: readonly ResolvedService[]): Promise<void>
   /** Drain for up to graceMs (0: cut now); resolves with the exit status. */
   stop(graceMs: number): Promise<number>
+  /** What the control socket asks. */
+  backend: ControlBackend
 }
 
 /** One process serving everything (not root, or root told to stay root). */
@@ -76,6 +83,7 @@ async function single(s: StandaloneOptions, logger: Logger): Promise<Running> {
       await proxy.close(graceMs)
       return 0
     },
+    backend: localBackend(proxy),
   }
 }
 
@@ -103,6 +111,28 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
       const status = await supervisor.stop(graceMs)
       return status === 0 ? 0 : 1
     },
+    backend: workersBackend,
+  }
+}
+
+/** The supervisor's backend until the workers report their sessions and counters (the stats collector, #16). */
+const unavailable = (): Promise<never> => Promise.reject(new TcpproxyError('ERR_NOT_SUPPORTED', 'not available with worker processes in this build'))
+const workersBackend: ControlBackend = { total: () => ({ services: {} }), sessions: unavailable, kill: unavailable, disable: unavailable, enable: unavailable }
+
+/** The control socket (`control`), once the listeners are bound; null without one. Stops `running` when it cannot be. */
+async function openControl(g: Config['globals'], running: Running): Promise<ControlServer | null> {
+  if (g.control === null) return null
+  try {
+    const gid = g.controlGroup === null ? null : groupId(g.controlGroup, loadUserDb().group, 'control-group')
+    const disabled = new Set<string>()
+    const cx = { backend: running.backend, disabled, now: () => Date.now() }
+    const control = await ControlServer.open({ path: g.control, gid, answer: line => answerLine(line, cx), umask: m => process.umask(m) })
+    // A stop by a second signal or any exit path: the socket goes with the process.
+    process.once('exit', () => control.removeSync())
+    return control
+  } catch (err) {
+    await running.stop(0)
+    throw err
   }
 }
 
@@ -127,11 +157,13 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   // and, started as root, before any process gives up root.
   const pidfile: Pidfile | null = s.config.globals.pidfile === null ? null : writePidfile(s.config.globals.pidfile, process.pid)
   let running: Running
+  let control: ControlServer | null = null
   // Root that is to become someone else needs the supervisor (binding stays
   // root's); so do several workers. Otherwise one process does everything.
   const dropTo = s.identity !== null && s.identity.uid !== 0 ? s.identity : null
   try {
     running = dropTo !== null || (s.config.globals.workers ?? 1) > 1 ? await supervised(s, logger, settings, dropTo) : await single(s, logger)
+    control = await openControl(s.config.globals, running)
   } catch (err) {
     pidfile?.remove()
     throw err
@@ -148,6 +180,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
     stop: signal => {
       logger.log({ tag: '+INFO', event: 'signal', text: `caught ${signal}, stopping` })
       void running.stop(graceMs).then(async code => {
+        await control?.close()
         pidfile?.remove()
         await logger.close()
         process.exit(code)

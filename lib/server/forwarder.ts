@@ -97,6 +97,11 @@ export class Forwarder {
     return this.#sessions.size
   }
 
+  /** The open sessions (the control socket's `show sessions`, `kill session`: lib/control/local.ts). */
+  get openSessions(): Session[] {
+    return [...this.#sessions.keys()]
+  }
+
   /** Keys (specKey) of the listeners in use. */
   get listening(): string[] {
     return [...this.#servers.keys()]

@@ -95,6 +95,12 @@ export class Session {
     else this.#socket.destroy()
   }
 
+  /** What `show sessions` says of it (lib/control/local.ts). */
+  get facts(): { id: number; service: ResolvedService; clientIp: string; clientPort: number; startedMs: number; state: 'acp' | 'handler' | 'relaying' } {
+    const state = this.#relay !== null ? 'relaying' : this.#kill !== null ? 'handler' : 'acp'
+    return { id: this.#s.id, service: this.#s.service, clientIp: this.#clientIp, clientPort: this.#clientPort, startedMs: this.#started, state }
+  }
+
   /** The client's socket, before any hand-over to the relay thread. */
   get #socket(): Socket {
     return this.#client as Socket
