@@ -18,7 +18,8 @@
  * client that does not read its answers is cut once `maxPending` bytes
  * wait for it; lines are answered one at a time, reading paused meanwhile.
  */
-import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, chownSync, lstatSync, renameSync, unlinkSync } from 'node:fs'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { TcpproxyError, errorText } from '../errors.js'
 import { ERROR_PREFIX, type Answer } from './answer.js'
@@ -50,7 +51,7 @@ function probe(path: string): Promise<string | null> {
     const c = createConnection(path)
     c.on('connect', () => {
       c.destroy()
-      resolve('is in use by a running tcpproxy')
+      resolve('in use by a running tcpproxy')
     })
     c.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ECONNREFUSED') return resolve(errorText(err))
@@ -75,7 +76,7 @@ export class ControlServer {
   /** Create the socket at `o.path` and serve it; ERR_RUNTIME naming the path when it cannot be. */
   static async open(o: ControlServerOptions): Promise<ControlServer> {
     const problem = await probe(o.path)
-    if (problem !== null) throw new TcpproxyError('ERR_RUNTIME', `control socket ${o.path} ${problem}`)
+    if (problem !== null) throw new TcpproxyError('ERR_RUNTIME', `control socket ${o.path}: ${problem}`)
     const s = new ControlServer(o)
     await s.#listen()
     return s
@@ -87,25 +88,35 @@ export class ControlServer {
       this.#server.once('listening', resolve)
       this.#server.once('error', reject)
     })
-    // bind() happens inside listen(): the socket is born 0600.
+    // Bound under a name of its own, then renamed into place: the socket
+    // appears at `path` with its final mode and group, and libuv, which
+    // unlinks the name it bound when the server closes, never removes a
+    // socket a newer daemon has put at `path` since. bind() happens inside
+    // listen(): with this umask the socket is born 0600.
+    const bound = `${path}.${randomBytes(4).toString('hex')}.new`
     const old = umask(0o177)
     try {
-      this.#server.listen(path)
+      this.#server.listen(bound)
     } finally {
       umask(old)
     }
     try {
       await listening
       if (gid !== null) {
-        chownSync(path, -1, gid)
-        chmodSync(path, 0o660)
+        chownSync(bound, -1, gid)
+        chmodSync(bound, 0o660)
       }
+      renameSync(bound, path)
       this.#ino = lstatSync(path).ino
     } catch (err) {
       this.#server.close()
-      this.removeSync()
       throw new TcpproxyError('ERR_RUNTIME', `control socket ${path}: ${errorText(err)}`)
     }
+  }
+
+  /** Control connections open now. */
+  get connections(): number {
+    return this.#clients.size
   }
 
   /** Remove the socket file if it is still ours (for process exit: synchronous). */
@@ -126,10 +137,9 @@ export class ControlServer {
 
   #serve(c: Socket): void {
     c.on('error', () => {})
-    if (this.#clients.size >= this.#o.maxClients) {
-      c.end(`${ERROR_PREFIX}too many control connections (${this.#o.maxClients})\n\n`)
-      return
-    }
+    // Say why, and read on (discarding) so that the client's end closes the socket.
+    const bye = (text: string): void => void c.end(`${ERROR_PREFIX}${text}\n\n`).resume()
+    if (this.#clients.size >= this.#o.maxClients) return bye(`too many control connections (${this.#o.maxClients})`)
     this.#clients.add(c)
     c.on('close', () => this.#clients.delete(c))
     let buffered = ''
@@ -148,10 +158,8 @@ export class ControlServer {
         buffered = buffered.slice(nl + 1)
         send((await this.#o.answer(line)).text)
       }
-      if (buffered.length > MAX_LINE + 1) {
-        c.end(`${ERROR_PREFIX}command too long (over ${MAX_LINE} characters)\n\n`)
-        return
-      }
+      // Still busy: what more comes is not looked at.
+      if (buffered.length > MAX_LINE + 1) return bye(`command too long (over ${MAX_LINE} characters)`)
       busy = false
       if (ended) c.end()
       else c.resume()
