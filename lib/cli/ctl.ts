@@ -25,7 +25,7 @@ export function parseCtlArgs(argv: readonly string[]): CtlArgs {
     .option('--json', 'the answer as one line of JSON')
     .helpOption('-h, --help', 'print this help and exit')
     .exitOverride()
-    .configureOutput({ writeOut: s => void (output += s), writeErr: () => {}, outputError: () => {} })
+    .configureOutput({ writeOut: s => void (output += s), outputError: () => {} })
   try {
     cmd.parse(argv as string[], { from: 'user' })
   } catch (err) {

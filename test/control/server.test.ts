@@ -1,28 +1,16 @@
 /** lib/control/server.ts over real UNIX sockets, with an in-memory backend. */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, lstatSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { createConnection, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { answerLine } from '../../lib/control/answer.js'
-import { ControlServer, type ControlServerOptions } from '../../lib/control/server.js'
-import { FakeBackend, SESSION } from '../fixtures/control.js'
+import { ControlServer } from '../../lib/control/server.js'
+import { FakeBackend, SESSION, openControl, socketDir } from '../fixtures/control.js'
 
-function dir(t: Test): string {
-  const d = mkdtempSync(join(tmpdir(), 'tcpproxy-ctl-'))
-  t.teardown(() => rmSync(d, { recursive: true, force: true }))
-  return d
-}
-
-async function open(t: Test, extra: Partial<ControlServerOptions> = {}, backend = new FakeBackend()) {
-  const path = join(dir(t), 'ctl')
-  const cx = { backend, disabled: new Set<string>(), now: () => Date.now() }
-  const server = await ControlServer.open({ path, gid: null, answer: line => answerLine(line, cx), umask: m => process.umask(m), ...extra })
-  t.teardown(() => server.close())
-  return { path, server, backend }
-}
+const dir = socketDir
+const open = openControl
 
 /** Connect, send `text` (then half-close when `end`), and read until the server closes or `answers` answers came. */
 async function talk(path: string, text: string, opts: { end?: boolean; answers?: number } = {}): Promise<string> {
