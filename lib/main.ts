@@ -79,8 +79,6 @@ function takeStatus(): StatusChannel | null {
 /** Run tcpproxy with the process's arguments; returns once it serves (or exits). */
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   refuseDebugger(process, inspector)
-  // `tcpproxy ctl ...` is a client of a running tcpproxy, not a tcpproxy.
-  if (argv[0] === 'ctl') process.exit(await runCtl(argv.slice(1), process.stdout, process.stderr))
   // HUP means reload: one that comes before there is anything to reload, or
   // in inetd mode (`pkill -HUP tcpproxy` meant for a daemon), must not end
   // the process, which is HUP's default.
@@ -88,6 +86,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
   const status = takeStatus()
   try {
     const parsed = parseArgs(argv, versionText)
+    if (parsed.kind === 'ctl') process.exit(await runCtl(parsed.argv, process.stdout, process.stderr))
     if (parsed.kind === 'exit') {
       process.stdout.write(parsed.output)
       process.exit(parsed.code)

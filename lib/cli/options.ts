@@ -109,7 +109,7 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   server: [],
 })
 
-export type CliResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number; output: string }
+export type CliResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number; output: string } | { kind: 'ctl'; argv: string[] }
 
 /** An option value through one of the configuration file's value parsers, the error naming the option. */
 function via(parse: (text: string) => number, option: string) {
@@ -178,6 +178,8 @@ function program(): Command {
  * it loads the native addon).
  */
 export function parseArgs(argv: readonly string[], version: string | (() => string)): CliResult {
+  // `tcpproxy ctl ...` talks to a running tcpproxy: its words are lib/cli/ctl.ts's.
+  if (argv[0] === 'ctl') return { kind: 'ctl', argv: argv.slice(1) }
   let output = ''
   // Help and version text is returned, never written: one collector serves both streams.
   const collect = (s: string): void => void (output += s)
