@@ -1,14 +1,19 @@
-// lib/control/backend.ts is an interface: what the control socket needs of
-// the daemon. This checks that the in-memory one the tests use satisfies it.
+// lib/control/backend.ts is an interface only: this checks that a plain
+// object satisfies it (the way the control socket's tests stand it in).
 import t from 'tap'
 import type { ControlBackend } from '../../lib/control/backend.js'
-import { FakeBackend } from '../fixtures/control.js'
 
-t.test('a backend answers every question the control socket asks', async t => {
-  const b: ControlBackend = new FakeBackend()
-  t.same(Object.keys(b.total()), ['services'])
-  t.equal((await b.sessions()).length, 1)
-  t.equal(await b.kill(7), true)
-  t.equal(await b.disable('127.0.0.1:9'), true)
-  t.equal(await b.enable('x:1'), false)
+t.test('a plain object is a ControlBackend', async t => {
+  const backend: ControlBackend = {
+    total: () => ({ services: {} }),
+    sessions: async () => [],
+    kill: async id => id === 1,
+    disable: async server => server === 'a:1',
+    enable: async server => server === 'a:1',
+  }
+  t.same(backend.total(), { services: {} })
+  t.same(await backend.sessions(), [])
+  t.equal(await backend.kill(1), true)
+  t.equal(await backend.disable('a:1'), true)
+  t.equal(await backend.enable('b:2'), false)
 })
