@@ -170,6 +170,7 @@ function program(): Command {
     .option('--check', 'validate the configuration, print its services, and exit')
     .version('', '-V, --version', 'print the version and the native addon in use, and exit')
     .helpOption('-h, --help', 'print this help and exit')
+    .addHelpText('after', '\nAsk a running tcpproxy through its control socket: tcpproxy ctl [--control PATH] [--json] COMMAND (tcpproxy ctl --help).')
 }
 
 /**
