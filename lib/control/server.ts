@@ -14,9 +14,10 @@
  * inode is still ours (a newer daemon may have replaced it).
  *
  * Bounds, so the control socket can never hurt the daemon: at most
- * `maxClients` connections; a line over MAX_LINE ends its connection; a
- * client that does not read its answers is cut once `maxPending` bytes
- * wait for it; lines are answered one at a time, reading paused meanwhile.
+ * `maxClients` connections, each closed after `idleMs` of silence; a line
+ * over MAX_LINE ends its connection; a client that does not read its
+ * answers is cut once `maxPending` bytes wait for it; lines are answered
+ * one at a time, reading paused meanwhile.
  */
 import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync, lstatSync, renameSync, unlinkSync } from 'node:fs'
@@ -34,6 +35,8 @@ export interface ControlServerOptions {
   maxClients?: number
   /** Bytes of answers waiting for a client before it is cut (default 1 MiB). */
   maxPending?: number
+  /** A connection silent this long (no command, no read) is closed, so idle ones never hold the slots (default 10 min). */
+  idleMs?: number
   /** The process's umask, swapped while the socket is created. */
   umask: (mask: number) => number
 }
@@ -69,7 +72,7 @@ export class ControlServer {
   #ino = -1
 
   private constructor(o: ControlServerOptions) {
-    this.#o = { maxClients: 16, maxPending: 1 << 20, ...o }
+    this.#o = { maxClients: 16, maxPending: 1 << 20, idleMs: 600_000, ...o }
     this.#server = createServer({ allowHalfOpen: true }, c => this.#serve(c))
   }
 
@@ -142,6 +145,7 @@ export class ControlServer {
     if (this.#clients.size >= this.#o.maxClients) return bye(`too many control connections (${this.#o.maxClients})`)
     this.#clients.add(c)
     c.on('close', () => this.#clients.delete(c))
+    c.setTimeout(this.#o.idleMs, () => c.destroy())
     let buffered = ''
     let busy = false
     let ended = false

@@ -150,6 +150,17 @@ t.test('at most maxClients connections; the next one is told and closed', async 
   for (const c of held) c.destroy()
 })
 
+t.test('an idle connection is closed, freeing its slot', async t => {
+  const { path, server } = await open(t, { idleMs: 100, maxClients: 1 })
+  const c = createConnection(path).on('error', () => {})
+  const closed = once(c, 'close')
+  c.resume().write('help\n')
+  await closed
+  for (let i = 0; i < 50 && server.connections > 0; i++) await new Promise(r => setTimeout(r, 10))
+  t.equal(server.connections, 0)
+  t.match(await talk(path, 'help\n', { answers: 1 }), /^show sessions/)
+})
+
 t.test('a client that never reads is cut; the others are served meanwhile', async t => {
   const backend = new FakeBackend()
   backend.rows = Array.from({ length: 2000 }, (_, i) => ({ ...SESSION, id: i + 1 }))
