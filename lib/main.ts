@@ -36,6 +36,7 @@ import { checkSourceAddresses } from './server/upstream.js'
 import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent/sockets.js'
 import { FACILITIES } from './log/syslog.js'
 import { versionText } from './version.js'
+import { runCtl } from './cli/ctl.js'
 
 /** Report a failure: to the launcher waiting on the status pipe, and on stderr; then exit. */
 function fail(err: unknown, status: StatusChannel | null): never {
@@ -88,6 +89,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
   const systemd = takeSystemdEnv(process.env)
   try {
     const parsed = parseArgs(argv, versionText)
+    if (parsed.kind === 'ctl') process.exit(await runCtl(parsed.argv, process.stdout, process.stderr))
     if (parsed.kind === 'exit') {
       process.stdout.write(parsed.output)
       process.exit(parsed.code)

@@ -11,6 +11,7 @@
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from '../lib/cli/options.js'
+import { parseCtlArgs } from '../lib/cli/ctl.js'
 import { DEFAULT_SETTINGS } from '../lib/config/config.js'
 import { KEYWORD_NAMES } from '../lib/config/keywords.js'
 import { parseConfig } from '../lib/config/parse.js'
@@ -97,6 +98,7 @@ const lookup = loadServices()
 /** Parse a command line as tcpproxy would; with -b (no file), build its one service too. */
 function checkCommand(t: Test, words: string[], where: string): void {
   const r = parseArgs(words, '0')
+  if (r.kind === 'ctl') return void t.doesNotThrow(() => parseCtlArgs(r.argv), `${where}: tcpproxy ${words.join(' ')} parses`)
   // --help and --version parse to an answer and exit 0; anything else runs.
   const ok = r.kind === 'run' || r.code === 0
   t.ok(ok, `${where}: tcpproxy ${words.join(' ')} parses`)

@@ -74,6 +74,10 @@ export interface CliOptions {
   metrics: string | null
   /** `--no-relay-thread`: relay every connection in the event loop (lib/relay/thread.ts). */
   noRelayThread: boolean
+  /** `--control PATH`: the control socket. */
+  control: string | null
+  /** `--control-group GROUP`: who else may use it. */
+  controlGroup: string | null
   /** The server argument: host list, or a handler program and its arguments. */
   server: string[]
 }
@@ -122,10 +126,12 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = Object.freeze({
   maxPerClient: null,
   metrics: null,
   noRelayThread: false,
+  control: null,
+  controlGroup: null,
   server: [],
 })
 
-export type CliResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number; output: string }
+export type CliResult = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number; output: string } | { kind: 'ctl'; argv: string[] }
 
 /** An option value through one of the configuration file's value parsers, the error naming the option. */
 function via(parse: (text: string) => number, option: string) {
@@ -192,10 +198,13 @@ function program(): Command {
     .addOption(new Option('--workers <n>', 'worker processes sharing the listeners, one per core (default 1)').argParser(count('--workers')))
     .addOption(new Option('--metrics <[addr:]port>', 'serve Prometheus metrics (GET /metrics) on this address'))
     .option('--no-relay-thread', 'relay connections in the event loop, not in the native relay thread')
+    .addOption(new Option('--control <path>', 'serve the control socket (tcpproxy ctl) at this path'))
+    .addOption(new Option('--control-group <group>', 'let this group use the control socket (mode 0660)'))
     .option('-z, --list-ports', 'print the configured ports, one per line, and exit')
     .option('--check', 'validate the configuration, print its services, and exit')
     .version('', '-V, --version', 'print the version and the native addon in use, and exit')
     .helpOption('-h, --help', 'print this help and exit')
+    .addHelpText('after', '\nAsk a running tcpproxy through its control socket: tcpproxy ctl [--control PATH] [--json] COMMAND (tcpproxy ctl --help).')
 }
 
 /**
@@ -204,6 +213,8 @@ function program(): Command {
  * it loads the native addon).
  */
 export function parseArgs(argv: readonly string[], version: string | (() => string)): CliResult {
+  // `tcpproxy ctl ...` talks to a running tcpproxy: its words are lib/cli/ctl.ts's.
+  if (argv[0] === 'ctl') return { kind: 'ctl', argv: argv.slice(1) }
   let output = ''
   // Help and version text is returned, never written: one collector serves both streams.
   const collect = (s: string): void => void (output += s)
@@ -275,6 +286,8 @@ export function parseArgs(argv: readonly string[], version: string | (() => stri
       maxPerClient: (o['maxPerClient'] as number | undefined) ?? null,
       metrics: (o['metrics'] as string | undefined) ?? null,
       noRelayThread: o['relayThread'] === false,
+      control: (o['control'] as string | undefined) ?? null,
+      controlGroup: (o['controlGroup'] as string | undefined) ?? null,
       server,
     },
   }

@@ -66,6 +66,8 @@ function cliGlobals(o: CliOptions, lookup: PortLookup): GlobalSettings {
     ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
     ...(o.workers === null ? {} : { workers: o.workers }),
     ...(o.metrics === null ? {} : { metrics: fromOption('option --metrics', () => parseListenSpec(o.metrics as string, lookup)) }),
+    ...(o.control === null ? {} : { control: o.control }),
+    ...(o.controlGroup === null ? {} : { controlGroup: o.controlGroup }),
   }
 }
 

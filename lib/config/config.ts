@@ -8,6 +8,9 @@ import type { Endpoint, ListenSpec } from './address.js'
 /** Where `-p` and a `pidfile -` line write the pid. */
 export const DEFAULT_PIDFILE = '/var/run/tcpproxy.pid'
 
+/** Where `tcpproxy ctl` looks for the control socket without --control (and a `control` line without a path). */
+export const DEFAULT_CONTROL = '/run/tcpproxy.ctl'
+
 /** Per-service settings; the ones before the first `port` are the defaults. */
 export interface ServiceSettings {
   /** Upstreams tried in order, or null when the service has none. */
@@ -90,6 +93,10 @@ export interface GlobalSettings {
   workers: number | null
   /** Where to serve GET /metrics (`metrics`, `--metrics`); null = nowhere. Read at start-up. */
   metrics: ListenSpec | null
+  /** The control socket (`control`, `--control`); null = none. Read at start-up. */
+  control: string | null
+  /** The group that may use it (`control-group`): mode 0660 instead of 0600. */
+  controlGroup: string | null
 }
 
 /** One (port, interface) service. */
@@ -148,4 +155,6 @@ export const DEFAULT_GLOBALS: GlobalSettings = Object.freeze({
   maxConnections: null,
   workers: null,
   metrics: null,
+  control: null,
+  controlGroup: null,
 })

@@ -7,7 +7,7 @@
 import { TcpproxyError } from '../errors.js'
 import { parseListenSpec, parseServerList } from './address.js'
 import { parseCidrList } from './cidr.js'
-import { DEFAULT_PIDFILE, type GlobalSettings, type ServiceSettings } from './config.js'
+import { DEFAULT_CONTROL, DEFAULT_PIDFILE, type GlobalSettings, type ServiceSettings } from './config.js'
 import type { PortLookup } from './port-names.js'
 import {
   addCidrs,
@@ -112,6 +112,8 @@ export const KEYWORDS: ReadonlyMap<string, Keyword> = new Map<string, Keyword>(O
   workers: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.workers = v === '' ? null : parseCount(v)) },
   metrics: { value: 'word', scope: 'global', apply: (_s, g, v, lookup) => void (g.metrics = v === '' ? null : parseListenSpec(v, lookup)) },
   pidfile: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.pidfile = v === '' ? DEFAULT_PIDFILE : v) },
+  control: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.control = v === '' ? DEFAULT_CONTROL : v) },
+  'control-group': { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.controlGroup = v === '' ? null : v) },
   // 2.0's debug keyword: parsed so that such a file fails loudly, never half-works.
   debug: { value: 'word', scope: 'global', unsupported: 'the debug keyword (use -d)' },
 } satisfies Record<string, Keyword>))

@@ -80,6 +80,13 @@ export function parseGroup(text: string): GroupEntry[] {
   return out
 }
 
+/** The gid of `spec`, a group name of the /etc/group text or a number (`control-group`); ERR_CONFIG naming `what`. */
+export function groupId(spec: string, groupText: string, what: string): number {
+  const gid = /^\d+$/.test(spec) ? parseId(spec) : parseGroup(groupText).find(g => g.name === spec)?.gid
+  if (gid === undefined) throw new TcpproxyError('ERR_CONFIG', `${what}: unknown group "${spec}"`)
+  return gid
+}
+
 /**
  * The groups initgroups(3) gives `user` besides its primary group: every
  * group of the /etc/group text that lists it as a member.

@@ -31,6 +31,9 @@ import { serveMetrics } from '../stats/http.js'
 import { activate, lifecycle, type SystemdEnv } from './systemd.js'
 import { planListeners } from '../server/selector.js'
 import { sessionsStatus } from '../systemd/notify.js'
+import { ControlServer } from '../control/server.js'
+import { answerLine } from '../control/answer.js'
+import { groupId, loadUserDb } from './privileges.js'
 
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
@@ -132,6 +135,23 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
   }
 }
 
+/** The control socket (`control`), once the listeners are bound; null without one. Stops `running` when it cannot be. */
+async function openControl(g: Config['globals'], running: Running): Promise<ControlServer | null> {
+  if (g.control === null) return null
+  try {
+    const gid = g.controlGroup === null ? null : groupId(g.controlGroup, loadUserDb().group, 'control-group')
+    const disabled = new Set<string>()
+    const cx = { backend: running.stats.backend, disabled, now: () => Date.now() }
+    const control = await ControlServer.open({ path: g.control, gid, answer: line => answerLine(line, cx), umask: m => process.umask(m) })
+    // A stop by a second signal or any exit path: the socket goes with the process.
+    process.once('exit', () => control.removeSync())
+    return control
+  } catch (err) {
+    await running.stop(0)
+    throw err
+  }
+}
+
 /** Serve on listeners until a signal stops the process (which then exits). */
 export async function standalone(s: StandaloneOptions): Promise<void> {
   const { cli: o, status } = s
@@ -155,11 +175,13 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
   // and, started as root, before any process gives up root.
   const pidfile: Pidfile | null = s.config.globals.pidfile === null ? null : writePidfile(s.config.globals.pidfile, process.pid)
   let running: Running
+  let control: ControlServer | null = null
   // Root that is to become someone else needs the supervisor (binding stays
   // root's); so do several workers. Otherwise one process does everything.
   const dropTo = s.identity !== null && s.identity.uid !== 0 ? s.identity : null
   try {
     running = dropTo !== null || (s.config.globals.workers ?? 1) > 1 ? await supervised(s, logger, settings, dropTo) : await single(s, logger)
+    control = await openControl(s.config.globals, running)
   } catch (err) {
     pidfile?.remove()
     throw err
@@ -187,6 +209,7 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
       logger.log({ tag: '+INFO', event: 'signal', text: `caught ${signal}, stopping` })
       systemd.stopping(`stopping, ${running.status()}`)
       void running.stop(graceMs).then(async code => {
+        await control?.close()
         pidfile?.remove()
         await logger.close()
         process.exit(code)

@@ -134,6 +134,7 @@ t.test('-h and --help print the usage with every option and exit 0', async t => 
       t.match(r.output, opt, `${flag} lists ${opt}`)
     }
     t.match(r.output, /-f <file> +the same as -c/, '-f is listed, as in the man page')
+    t.match(r.output, /control socket: tcpproxy ctl \[--control PATH\] \[--json\] COMMAND/, 'the ctl subcommand is named')
   }
 })
 
@@ -144,6 +145,8 @@ t.test('-p means the default pidfile, --pidfile another; daemon options are type
     options: { pidfile: '/var/run/tcpproxy.pid', foreground: true, user: 'mail.daemon', grace: 2.5, maxConnections: 50, logFormat: 'json', syslogSocket: '/tmp/log', syslogFacility: 'local0' },
   })
   t.match(parseArgs(['--pidfile', '/run/x.pid', '-b', '1', 'h'], '1'), { options: { pidfile: '/run/x.pid' } })
+  t.same(parseArgs(['ctl', 'show', 'sessions', '--json'], '1'), { kind: 'ctl', argv: ['show', 'sessions', '--json'] }, 'ctl is a subcommand')
+  t.match(parseArgs(['--control', '/run/x.ctl', '--control-group', 'adm', '-b', '1', 'h'], '1'), { options: { control: '/run/x.ctl', controlGroup: 'adm' } })
   t.throws(() => parseArgs(['--max-connections', '0'], '1'), { code: 'ERR_USAGE', message: 'option --max-connections: not a positive whole number: "0"' })
   t.match(parseArgs(['--max-programs', '40', '-b', '1', 'h'], '1'), { options: { maxPrograms: 40 } })
   t.throws(() => parseArgs(['--max-programs', '-1'], '1'), { code: 'ERR_USAGE' })

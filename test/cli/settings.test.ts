@@ -360,6 +360,12 @@ t.test('-r forward-only needs no server; settings that exclude each other name t
   fails({ redirectMode: 'forward' }, 'missing server argument after -b')
 })
 
+t.test('--control and --control-group are the starting values of the file\'s', async t => {
+  const g = buildConfig(opts({ bind: '8025', server: ['a.example'], control: '/run/a.ctl', controlGroup: 'adm' }), deps()).globals
+  t.same([g.control, g.controlGroup], ['/run/a.ctl', 'adm'])
+  t.same(buildConfig(opts({ bind: '8025', server: ['a.example'] }), deps()).globals.control, null)
+})
+
 t.test('--workers is the starting value of the file\'s "workers"', async t => {
   t.equal(buildConfig(opts({ bind: '8025', server: ['a.example'], workers: 2 }), deps()).globals.workers, 2)
   const conf = `workers 3\n${CONF}`

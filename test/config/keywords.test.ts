@@ -228,6 +228,15 @@ t.test('daemon keywords: pidfile, user, and the 1.x uid/gid lines', async t => {
   t.throws(() => g(['uid mail']), { message: 'test.conf:1: not a number: "mail"' })
 })
 
+t.test('control and control-group: the control socket and who else may use it', async t => {
+  const g = (lines: string[]) => parse([...lines, 'port 25', 'interface *', 'server h']).globals
+  t.same([g([]).control, g([]).controlGroup], [null, null])
+  t.equal(g(['control /run/x.ctl']).control, '/run/x.ctl')
+  t.equal(g(['control -']).control, '/run/tcpproxy.ctl')
+  t.equal(g(['control-group adm']).controlGroup, 'adm')
+  t.equal(g(['control-group -']).controlGroup, null)
+})
+
 t.test('a control character in a program command line is refused', async t => {
   t.throws(() => parse(['port 25', 'interface *', 'exec /bin/handler\u0000x']), {
     message: /^test\.conf:3: control character in program command line /,

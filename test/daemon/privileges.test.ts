@@ -18,6 +18,7 @@ import {
   dropPrivileges,
   loadUserDb,
   parseGroup,
+  groupId,
   parsePasswd,
   resolveIdentity,
   supplementaryGroups,
@@ -87,6 +88,13 @@ t.test('parseGroup keeps well-formed entries in order', async t => {
     { name: 'ops.team', gid: 70 },
   ])
   t.same(parseGroup('g:x:5'), [{ name: 'g', gid: 5 }], 'no member field')
+})
+
+t.test('groupId: a group name or number (control-group), an unknown name refused naming the setting', async t => {
+  t.equal(groupId('staff', GROUP, 'control-group'), 50)
+  t.equal(groupId('4242', GROUP, 'control-group'), 4242)
+  t.throws(() => groupId('wheel', GROUP, 'control-group'), { code: 'ERR_CONFIG', message: 'control-group: unknown group "wheel"' })
+  t.throws(() => groupId('99999999999', GROUP, 'control-group'), { message: 'control-group: unknown group "99999999999"' })
 })
 
 t.test('loadUserDb reads the system files, or injected paths', async t => {
