@@ -321,3 +321,16 @@ t.test('disable server: new sessions skip it and go to the next', async t => {
   t.equal(reply.toString(), 'up')
   t.notOk(log.entries.some(e => e.event === 'connect-failed'), 'the disabled server was not tried')
 })
+
+t.test('sessionRows: a session running its access control program is in state acp', async t => {
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, 9, { acp: ['/bin/sleep', '5'] })], { logger: log, programs: { ...programs, baseEnv: { PATH: '/usr/bin:/bin' } } })
+  await proxy.listen()
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  let rows = proxy.sessionRows(performance.now())
+  for (let i = 0; i < 200 && rows.length === 0; i++) rows = (await new Promise(r => setTimeout(r, 10)), proxy.sessionRows(performance.now()))
+  t.match(rows, [{ state: 'acp', server: null }])
+  c.destroy()
+  await proxy.close(0)
+})
