@@ -33,8 +33,6 @@ export interface ForwarderOptions {
   workers?: number
   /** This worker's number, 0 to workers - 1: connection ids are index + 1 + k × workers, unique across workers (log lines, -w files). */
   workerIndex?: number
-  /** The process's counters (lib/stats/counters.ts); default: the forwarder's own. */
-  counters?: Counters
 }
 
 /** What handle() returns for a connection closed at once. */
@@ -87,7 +85,8 @@ export class Forwarder {
   readonly #programLimit = new Episodes()
   /** ACP and handler processes running now (ProgramContext.maxPrograms). */
   #programsRunning = 0
-  readonly counters: Counters
+  /** The process's counters (one forwarder per process): what its sessions did. */
+  readonly counters = new Counters()
   /** Open sessions by id, as the statistics see them (`show sessions`, `kill session`). */
   readonly #live = new Map<number, LiveSession>()
   /** Upstreams new sessions skip (`disable server`). */
@@ -100,7 +99,6 @@ export class Forwarder {
     this.#programs = options.programs
     this.#maxConnections = options.maxConnections ?? null
     this.#workers = options.workers ?? 1
-    this.counters = options.counters ?? new Counters()
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
