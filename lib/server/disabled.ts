@@ -29,13 +29,13 @@ export class DisabledServers {
 
   /**
    * The servers a new session of `service` may try: its own list (the same
-   * array) when none is disabled, null when every one is.
+   * array, or null for a handler service) when none is disabled, empty when
+   * every one is.
    */
   usable(service: ResolvedService): Endpoint[] | null {
     const all = service.servers
     if (this.#names.size === 0 || all === null) return all
     const left = all.filter(e => !this.#names.has(nameOf(e, service)))
-    if (left.length === all.length) return all
-    return left.length === 0 ? null : left
+    return left.length === all.length ? all : left
   }
 }

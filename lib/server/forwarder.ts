@@ -228,7 +228,7 @@ export class Forwarder {
       return this.#refused(client, key, 'max-connections')
     }
     const servers = this.#disabled.usable(service)
-    if (servers === null) {
+    if (servers?.length === 0) {
       this.#log.log({ tag: '-ERR', event: 'no-server', id, text: `every server is disabled, client= ${clientIp}` })
       return this.#refused(client, key, 'disabled')
     }

@@ -334,3 +334,20 @@ t.test('sessionRows: a session running its access control program is in state ac
   c.destroy()
   await proxy.close(0)
 })
+
+t.test('a handler service (no server list) is served, whatever servers are disabled', async t => {
+  const port = await freePort()
+  const other = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, 9, { servers: null, exec: ['/bin/cat'] }), service(other, 9)], { logger: log, programs: { ...programs, baseEnv: { PATH: '/usr/bin:/bin' } } })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  for (const disabled of [false, true]) {
+    if (disabled) t.equal(proxy.disableServer('127.0.0.1:9'), true)
+    const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+    c.end('echo')
+    const [reply] = (await once(c, 'data')) as [Buffer]
+    t.equal(reply.toString(), 'echo', disabled ? 'with a server disabled' : 'with none disabled')
+  }
+  t.notOk(log.entries.some(e => e.event === 'no-server'))
+})
