@@ -40,7 +40,8 @@ export interface NativeAddon {
   /** Start the relay thread; `onEnd` hears of every connection handed over, once, on this thread. */
   relayInit(onEnd: (id: number, toServer: number, toClient: number, reason: CloseReason, errno: number, syscall: string) => void): void
   /** Hand a connection over (the descriptors are duplicated); the buffers are sent first. */
-  relayAdd(id: number, clientFd: number, serverFd: number, idleMs: number, toServer: Buffer | null, toClient: Buffer | null): void
+  /** `live`: where the thread keeps bytes to the server, to the client, and the directions shut (bit 0 to the server, bit 1 to the client). */
+  relayAdd(id: number, clientFd: number, serverFd: number, idleMs: number, toServer: Buffer | null, toClient: Buffer | null, live: BigUint64Array | null): void
   relayAbort(id: number): void
   /** The close reason names of relay_thread.c, in the order of its enum. */
   closeReasons(): CloseReason[]

@@ -46,12 +46,14 @@
  *   relayInit(onEnd)       start the thread; onEnd(id, toServer, toClient,
  *                          reason, errno, syscall) is called on the JS
  *                          thread for each connection that ends.
- *   relayAdd(id, clientFd, serverFd, idleMs, toServer, toClient)
+ *   relayAdd(id, clientFd, serverFd, idleMs, toServer, toClient, live)
  *                          hand a connection over; toServer/toClient are
- *                          Buffers to send first, or null.
+ *                          Buffers to send first, or null; live, a
+ *                          BigUint64Array of 3 (or null) where the thread
+ *                          keeps the counts for `show sessions`.
  *   relayAbort(id)         end a connection now: reason "shutdown".
  *   closeReasons()         the reason names, in the order of enum reason
- *                          (test/native/close-reasons.test.ts compares
+ *                          (test/relay/close-reasons.test.ts compares
  *                          them with the TypeScript list).
  */
 #define _GNU_SOURCE
@@ -109,6 +111,7 @@ struct result {
   uint64_t to_server, to_client;
   int reason, err;
   const char *syscall;
+  napi_ref live_ref; /* the live counts' array, released on the JS thread */
 };
 
 /* What an epoll event points at: a connection and which of its sockets. */
@@ -127,6 +130,10 @@ struct conn {
   int err;    /* errno of a failure */
   const char *syscall;
   struct result *result; /* allocated with the connection, handed to the JS thread at its end */
+  /* JS's BigUint64Array for `show sessions` (NULL: none): bytes to the
+   * server, bytes to the client, and which directions were shut (bit 0:
+   * to the server, bit 1: to the client). The thread stores, JS loads. */
+  uint64_t *live;
   bool again; /* on the run-again list */
   bool dead;  /* finished in this round of events; freed after it */
   struct conn *prev, *next, *next_again, *next_dead;
@@ -304,10 +311,19 @@ static void finish(struct conn *c) {
   R.dead = c;
 }
 
+/* The connection's counts where JS reads them (relayAdd's live array). */
+static void publish(struct conn *c) {
+  if (c->live == NULL) return;
+  __atomic_store_n(&c->live[0], c->h[CLIENT].bytes, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->live[1], c->h[SERVER].bytes, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->live[2], (uint64_t)c->h[CLIENT].shut | (uint64_t)c->h[SERVER].shut << 1, __ATOMIC_RELAXED);
+}
+
 static void run(struct conn *c) {
   size_t budget = TURN_BUDGET;
   if (c->dead) return;
   if (!pump(c, CLIENT, &budget) || !pump(c, SERVER, &budget)) return finish(c);
+  publish(c);
   if (c->h[CLIENT].shut && c->h[SERVER].shut) finish(c);
 }
 
@@ -511,6 +527,7 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
     free(r);
     return;
   }
+  if (r->live_ref != NULL) napi_delete_reference(env, r->live_ref);
   free(r);
   if (--R.active == 0) napi_unref_threadsafe_function(env, R.tsfn);
   napi_call_function(env, undefined, js_cb, 6, argv, NULL);
@@ -600,13 +617,34 @@ static bool get_bytes(napi_env env, napi_value value, char **out, size_t *len) {
   return true;
 }
 
+/* relayAdd's optional live-counts array: a BigUint64Array of 3, kept alive
+ * (a reference) until the connection's report reaches the JS thread. */
+static bool get_live(napi_env env, napi_value value, struct conn *c) {
+  napi_valuetype type;
+  bool is_typed;
+  napi_typedarray_type kind;
+  size_t length;
+  void *data;
+  if (napi_typeof(env, value, &type) != napi_ok) return napi_failed(env), false;
+  if (type == napi_null || type == napi_undefined) return true;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok) return napi_failed(env), false;
+  if (is_typed && napi_get_typedarray_info(env, value, &kind, &length, &data, NULL, NULL) != napi_ok) return napi_failed(env), false;
+  if (!is_typed || kind != napi_biguint64_array || length < 3) {
+    napi_throw_type_error(env, NULL, "expected a BigUint64Array of 3 or null");
+    return false;
+  }
+  if (napi_create_reference(env, value, 1, &c->result->live_ref) != napi_ok) return napi_failed(env), false;
+  c->live = data;
+  return true;
+}
+
 static napi_value relay_add(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
+  napi_value argv[7];
   double id, idle;
   int32_t fds[2];
   struct conn *c;
   struct cmd *q;
-  if (!get_args(env, info, 6, argv)) return NULL;
+  if (!get_args(env, info, 7, argv)) return NULL;
   if (!R.started) {
     napi_throw_error(env, NULL, "relayInit() was not called");
     return NULL;
@@ -622,6 +660,7 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
     free(q);
     return throw_errno(env, ENOMEM, "calloc");
   }
+  c->result->live_ref = NULL;
   c->id = id;
   c->idle_ms = (int64_t)idle;
   c->reason = -1;
@@ -631,7 +670,7 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
     c->ends[s].side = s;
   }
   if (!get_bytes(env, argv[4], &c->h[CLIENT].pending, &c->h[CLIENT].pending_len) ||
-      !get_bytes(env, argv[5], &c->h[SERVER].pending, &c->h[SERVER].pending_len)) {
+      !get_bytes(env, argv[5], &c->h[SERVER].pending, &c->h[SERVER].pending_len) || !get_live(env, argv[6], c)) {
     goto failed;
   }
   /* Our own descriptors (close-on-exec: programs started later must not
@@ -653,6 +692,7 @@ failed:
     if (c->fd[s] >= 0) close(c->fd[s]);
     free(c->h[s].pending);
   }
+  if (c->result->live_ref != NULL) napi_delete_reference(env, c->result->live_ref);
   free(c->result);
   free(c);
   free(q);

@@ -76,15 +76,17 @@ function canHandOver(client: Socket, server: Socket): boolean {
 }
 
 /**
- * A connection the thread relays; abort() cuts it (shutdown). The thread
- * reports its byte counts only at the end: counts() gives Node's, from
- * before the hand-over.
+ * A connection the thread relays; abort() cuts it (shutdown). counts():
+ * Node's bytes from before the hand-over plus what the thread has moved so
+ * far, which it keeps in `live` (bytes to the server, to the client, the
+ * directions shut) for `show sessions`.
  */
 class ThreadRelay implements RelayHandle {
   constructor(
     readonly lib: NativeAddon,
     readonly id: number,
-    readonly before: RelayCounts,
+    readonly before: { sent: number; received: number },
+    readonly live: BigUint64Array,
   ) {}
 
   abort(): void {
@@ -92,7 +94,11 @@ class ThreadRelay implements RelayHandle {
   }
 
   counts(): RelayCounts {
-    return this.before
+    return {
+      sent: this.before.sent + Number(Atomics.load(this.live, 0)),
+      received: this.before.received + Number(Atomics.load(this.live, 1)),
+      halfClosed: Atomics.load(this.live, 2) !== 0n,
+    }
   }
 }
 
@@ -129,13 +135,14 @@ export function startRelay(req: RelayRequest): StartedRelay {
       started = true
     }
     const id = ++lastId
+    const live = new BigUint64Array(3)
     try {
-      lib.relayAdd(id, fdOf(client), fdOf(server), req.idleMs, toServer.length > 0 ? Buffer.concat(toServer) : null, reply)
+      lib.relayAdd(id, fdOf(client), fdOf(server), req.idleMs, toServer.length > 0 ? Buffer.concat(toServer) : null, reply, live)
       const before = { sent: server.bytesWritten, received: client.bytesWritten }
       running.set(id, { done: req.done, ...before })
       client.destroy()
       server.destroy()
-      return { handle: new ThreadRelay(lib, id, { ...before, halfClosed: false }), by: 'thread' }
+      return { handle: new ThreadRelay(lib, id, before, live), by: 'thread' }
     } catch {
       // Out of descriptors or memory for the duplicates: the JS relay
       // serves it, with the bytes already taken from Node.

@@ -42,8 +42,6 @@ export interface ForwarderOptions {
    * supervisor logs it once and tells the other workers; not given: logged here.
    */
   onMark?: (service: string, t: Transition) => void
-  /** The process's counters (lib/stats/counters.ts); default: the forwarder's own. */
-  counters?: Counters
 }
 
 /** What handle() returns for a connection closed at once. */
@@ -74,7 +72,8 @@ export class Forwarder {
   #programsRunning = 0
   /** Per service: access lists, client limits, balancing and health marks (carried over a reload). */
   readonly #policies: Policies
-  readonly counters: Counters
+  /** The process's counters (one forwarder per process): what its sessions did. */
+  readonly counters = new Counters()
   /** Open sessions by id, as the statistics see them (`show sessions`, `kill session`). */
   readonly #live = new Map<number, LiveSession>()
 
@@ -83,7 +82,6 @@ export class Forwarder {
     this.#programs = options.programs
     this.#maxConnections = options.maxConnections ?? null
     this.#workers = options.workers ?? 1
-    this.counters = options.counters ?? new Counters()
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)

@@ -16,6 +16,8 @@ import { resolveServices, type ResolvedService } from '../../lib/config/resolve.
 import { loadServices } from '../../lib/config/port-names.js'
 import { buildConfig } from '../../lib/cli/settings.js'
 import { Supervisor, type SupervisorOptions } from '../../lib/daemon/supervisor.js'
+import { SupervisedStats } from '../../lib/stats/collector.js'
+import { connect } from 'node:net'
 import { backend, children, exchange, freePort } from '../fixtures/harness.js'
 
 const WORKER = fileURLToPath(new URL('../../dist/worker-main.js', import.meta.url))
@@ -166,7 +168,8 @@ t.test('the hooks for features that need every worker: broadcast, what workers s
   const port = await freePort()
   const heard: string[] = []
   const gone: number[] = []
-  const { sup } = supervisor(2, { onMessage: (slot, m) => heard.push(`${slot} ${m.type}`), onWorkerExit: slot => gone.push(slot) })
+  // Statistics (lib/stats/reporter.ts) are left out here: they come when they come.
+  const { sup } = supervisor(2, { onMessage: (slot, m) => void (m.type !== 'stats' && heard.push(`${slot} ${m.type}`)), onWorkerExit: slot => gone.push(slot) })
   await sup.start(await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\n`))
   // Gracefully: a worker killed writes no coverage data.
   t.teardown(() => sup.stop(2000))
@@ -178,4 +181,29 @@ t.test('the hooks for features that need every worker: broadcast, what workers s
   process.kill(workers()[0] as number, 'SIGKILL')
   t.ok(await until(() => gone.length === 1))
   t.ok([0, 1].includes(gone[0] as number), 'the slot of the worker that died')
+})
+
+t.test('statistics across workers: counters shipped, sessions gathered, a session killed, a server disabled', async t => {
+  const a = await backend(s => s.on('error', () => {}).resume())
+  t.teardown(() => a.close())
+  const dir = t.testdir({})
+  const port = await freePort()
+  let sup!: Supervisor
+  const stats = new SupervisedStats(m => sup.broadcast(m))
+  ;({ sup } = supervisor(2, { onMessage: (slot, m) => stats.onMessage(slot, m), onWorkerExit: slot => stats.retire(slot) }))
+  await sup.start(await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\n`))
+  t.teardown(() => sup.stop(2000))
+  const clients = [0, 1, 2].map(() => connect({ port, host: '127.0.0.1' }).on('error', () => {}))
+  t.teardown(() => clients.forEach(c => c.destroy()))
+  let rows = await stats.backend.sessions()
+  for (let i = 0; i < 100 && rows.filter(r => r.state === 'relaying').length < 3; i++) rows = (await sleep(50), await stats.backend.sessions())
+  t.equal(rows.length, 3, 'every worker\'s sessions')
+  t.same(rows.map(r => r.id), [...rows.map(r => r.id)].sort((x, y) => x - y), 'sorted by id')
+  t.equal(await stats.backend.kill(rows[0]?.id as number), true, 'the owning worker killed it')
+  t.equal(await stats.backend.kill(999), false)
+  t.ok(await until(() => clients[0]?.destroyed === true || clients.some(c => c.destroyed)), 'its client was closed')
+  t.equal(await stats.backend.disable(`127.0.0.1:${a.port}`), true)
+  t.equal(await stats.backend.enable(`127.0.0.1:${a.port}`), true)
+  t.equal(await stats.backend.enable(`127.0.0.1:${a.port}`), false)
+  t.ok(await until(() => stats.backend.total().services[`127.0.0.1:${port}`]?.connections === 3, 5000), 'the counters arrived')
 })

@@ -99,7 +99,7 @@ t.test('root: the supervisor owns the socket, with --workers 2 too; control-grou
   }
 })
 
-t.test('root supervisor: show sessions and kill session reach the workers', { skip: root ? false : 'needs root', todo: 'needs the workers\' session rows (the stats branch, #16)' }, async t => {
+t.test('root supervisor: show sessions and kill session reach the workers', { skip: root ? false : 'needs root' }, async t => {
   const dir = socketDir(t)
   const path = join(dir, 'ctl')
   const up = await backend(s => s.on('error', () => {}).resume())

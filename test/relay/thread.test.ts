@@ -160,6 +160,26 @@ t.test('abort() ends the session at once (shutdown)', { skip }, async t => {
   t.equal(r.error, null)
 })
 
+t.test('counts(): the bytes the thread has moved so far, live, and half-closed once one direction is shut', { skip }, async t => {
+  const s = await setup()
+  const fromServer = collect(s.outerServer)
+  s.outerClient.on('data', () => {})
+  const until = async (ok: () => boolean): Promise<void> => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise(r => setTimeout(r, 10))
+  }
+  s.outerClient.write('hello')
+  s.outerServer.write('greetings')
+  await until(() => s.handle.counts().sent === 5 && s.handle.counts().received === 9)
+  t.same(s.handle.counts(), { sent: 5, received: 9, halfClosed: false }, 'both directions, while the session runs')
+  s.outerClient.end()
+  await until(() => s.handle.counts().halfClosed)
+  t.same(s.handle.counts(), { sent: 5, received: 9, halfClosed: true }, 'the client ended its output: half-closed')
+  s.outerServer.end()
+  await fromServer
+  const r = await s.done
+  t.same([r.sent, r.received, r.closedBy], [5, 9, 'client'], 'the final counts agree')
+})
+
 t.test('backpressure: a reader that stops for a while gets every byte, in order', { skip }, async t => {
   const s = await setup()
   const data = randomBytes(24 * 1024 * 1024)

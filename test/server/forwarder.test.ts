@@ -341,3 +341,33 @@ t.test('server marks are logged here, or handed to onMark (a worker); refusals c
   worker.setServices([service(wport, up.port)])
   t.same(worker.serverStates().map(s => s.state), ['up'], 'setServices carries the policy over to the new list')
 })
+
+t.test('sessionRows: a session running its access control program is in state acp', async t => {
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, 9, { acp: ['/bin/sleep', '5'] })], { logger: log, programs: { ...programs, baseEnv: { PATH: '/usr/bin:/bin' } } })
+  await proxy.listen()
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  let rows = proxy.sessionRows(performance.now())
+  for (let i = 0; i < 200 && rows.length === 0; i++) rows = (await new Promise(r => setTimeout(r, 10)), proxy.sessionRows(performance.now()))
+  t.match(rows, [{ state: 'acp', server: null }])
+  c.destroy()
+  await proxy.close(0)
+})
+
+t.test('a handler service (no server list) is served, whatever servers are disabled', async t => {
+  const port = await freePort()
+  const other = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, 9, { servers: null, exec: ['/bin/cat'] }), service(other, 9)], { logger: log, programs: { ...programs, baseEnv: { PATH: '/usr/bin:/bin' } } })
+  t.teardown(() => proxy.close(0))
+  await proxy.listen()
+  for (const disabled of [false, true]) {
+    if (disabled) t.equal(proxy.disableServer('127.0.0.1:9'), true)
+    const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+    c.end('echo')
+    const [reply] = (await once(c, 'data')) as [Buffer]
+    t.equal(reply.toString(), 'echo', disabled ? 'with a server disabled' : 'with none disabled')
+  }
+  t.notOk(log.entries.some(e => e.event === 'no-server'))
+})
