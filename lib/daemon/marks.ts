@@ -10,12 +10,14 @@
  */
 import type { ResolvedService } from '../config/resolve.js'
 import type { Logger } from '../log/logger.js'
-import { Health, transitionLog } from '../server/health.js'
+import { Health, transitionLog, type Transition } from '../server/health.js'
 import { serviceKey } from '../config/resolve.js'
 import type { FromWorker, ToWorker } from './worker.js'
 
 export class SharedMarks {
   #byService = new Map<string, { health: Health; maxFails: number; failMs: number }>()
+  /** The last down transition of each server (by service), for a worker that starts later. */
+  #down = new Map<string, Map<string, Transition>>()
 
   constructor(
     readonly logger: Logger,
@@ -40,6 +42,25 @@ export class SharedMarks {
     const table = this.#byService.get(m.service)
     if (table?.health.apply(m.transition, performance.now()) == null) return
     this.logger.log(transitionLog(m.transition))
+    const down = this.#down.get(m.service) ?? new Map<string, Transition>()
+    if (m.transition.state === 'down') down.set(m.transition.server, m.transition)
+    else down.delete(m.transition.server)
+    this.#down.set(m.service, down)
     this.broadcast({ type: 'server-mark', service: m.service, transition: m.transition })
+  }
+
+  /**
+   * A worker started (a replacement): the marks still in force go to every
+   * worker again (applying one twice changes nothing), so the new one does
+   * not pay a connect timeout to learn what the others know.
+   */
+  resync(): void {
+    const now = performance.now()
+    for (const [service, down] of this.#down) {
+      const table = this.#byService.get(service)
+      for (const t of down.values()) {
+        if (table !== undefined && !table.health.isUp(t.server, now)) this.broadcast({ type: 'server-mark', service, transition: t })
+      }
+    }
   }
 }

@@ -115,6 +115,11 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
       stats.onMessage(slot, m)
     },
     onWorkerExit: slot => stats.retire(slot),
+    onWorkerStart: slot => {
+      stats.started(slot)
+      marks.resync()
+      stats.resync()
+    },
   })
   await supervisor.start(s.services)
   return {

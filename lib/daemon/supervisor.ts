@@ -50,8 +50,9 @@ export interface SupervisorOptions {
   stableMs?: number
   /** What a serving worker says beyond the hand-over (counters, marks, rows): for the features that need every worker's view. */
   onMessage?: (slot: number, m: FromWorker) => void
-  /** The worker in `slot` is gone (before its replacement starts). */
+  /** The worker in `slot` is gone (before its replacement starts); a worker serves in `slot` (at start and after a replacement). */
   onWorkerExit?: (slot: number) => void
+  onWorkerStart?: (slot: number) => void
 }
 
 /** A worker that fails (exits with a status) this soon after a reload is taken to have failed on the new configuration. */
@@ -198,6 +199,7 @@ export class Supervisor {
     this.#workers[i] = worker
     worker.on('message', (m: FromWorker) => this.#o.onMessage?.(i, m))
     worker.once('exit', (code, signal) => void this.#onWorkerExit(i, code ?? signal))
+    this.#o.onWorkerStart?.(i)
   }
 
   /** Send `m` to every serving worker (one that is gone gets its replacement's start state instead). */

@@ -62,6 +62,10 @@ export class SupervisedStats implements Stats {
   #retiredCpu = 0
   #lastAsk = 0
   readonly #pending = new Map<number, Pending>()
+  /** Servers disabled by command, for a worker that starts later. */
+  readonly #disabled = new Set<string>()
+  /** The slots serving now (started, not retired): who is asked, reported yet or not. */
+  readonly #serving = new Set<number>()
 
   /** `broadcast` sends to every worker (Supervisor.broadcast). */
   constructor(
@@ -85,7 +89,13 @@ export class SupervisedStats implements Stats {
   }
 
   /** The worker in `slot` ended (SupervisorOptions.onWorkerExit): keep what it counted, stop waiting for it. */
+  /** A worker serves in `slot` (SupervisorOptions.onWorkerStart). */
+  started(slot: number): void {
+    this.#serving.add(slot)
+  }
+
   retire(slot: number): void {
+    this.#serving.delete(slot)
     this.#aggregator.retire(String(slot))
     this.#retiredCpu += this.#figures.get(slot)?.cpuSecondsTotal ?? 0
     this.#figures.delete(slot)
@@ -100,7 +110,7 @@ export class SupervisedStats implements Stats {
   /** Ask every worker that reported; answers from those that answer within waitMs. */
   async #ask(q: Question): Promise<AnswerMessage[]> {
     const id = ++this.#lastAsk
-    const waiting = new Set(this.#figures.keys())
+    const waiting = new Set([...this.#serving, ...this.#figures.keys()])
     if (waiting.size === 0) return []
     const answers: AnswerMessage[] = []
     let timer: NodeJS.Timeout | undefined
@@ -118,8 +128,20 @@ export class SupervisedStats implements Stats {
     total: () => this.#aggregator.total(),
     sessions: async () => (await this.#ask({ what: 'sessions' })).flatMap(a => a.rows).sort(byId),
     kill: async session => (await this.#ask({ what: 'kill', session })).some(a => a.ok),
-    disable: async server => (await this.#ask({ what: 'disable', server })).some(a => a.ok),
-    enable: async server => (await this.#ask({ what: 'enable', server })).some(a => a.ok),
+    disable: async server => {
+      const ok = (await this.#ask({ what: 'disable', server })).some(a => a.ok)
+      if (ok) this.#disabled.add(server)
+      return ok
+    },
+    enable: async server => {
+      this.#disabled.delete(server)
+      return (await this.#ask({ what: 'enable', server })).some(a => a.ok)
+    },
+  }
+
+  /** A worker started (a replacement): the disabled servers are disabled again in every worker (a second disable changes nothing). */
+  resync(): void {
+    for (const server of this.#disabled) this.broadcast({ type: 'ask', id: ++this.#lastAsk, what: 'disable', server })
   }
 
   metrics(): string {

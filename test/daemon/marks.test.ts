@@ -35,3 +35,20 @@ t.test('two workers seeing one failure: one line, one broadcast; then up once', 
   marks.onMessage({ type: 'server-mark', service: '*:25', transition: UP })
   t.equal(sent.length, 3, 'new health settings start afresh: an up is no news')
 })
+
+t.test('a worker that starts later is told the marks still in force, not those over or lifted', async t => {
+  const sent: ToWorker[] = []
+  const marks = new SharedMarks({ debug: false, log: () => {} }, m => void sent.push(m))
+  marks.setServices([service({ failTimeout: 0.2, servers: [{ host: '10.0.0.5', port: 25 }, { host: '10.0.0.6', port: 25 }] })])
+  const other: Transition = { ...DOWN, server: '10.0.0.6:25' }
+  marks.onMessage({ type: 'server-mark', service: '*:25', transition: DOWN })
+  marks.onMessage({ type: 'server-mark', service: '*:25', transition: other })
+  marks.onMessage({ type: 'server-mark', service: '*:25', transition: { server: '10.0.0.6:25', state: 'up' } })
+  sent.length = 0
+  marks.resync()
+  t.same(sent, [{ type: 'server-mark', service: '*:25', transition: DOWN }], 'the one down now')
+  await new Promise(r => setTimeout(r, 300))
+  sent.length = 0
+  marks.resync()
+  t.same(sent, [], 'a mark past its fail-timeout is not sent again')
+})

@@ -69,7 +69,7 @@ async function until(cond: () => boolean, ms = 30_000): Promise<boolean> {
   return cond()
 }
 
-function supervisor(count: number, hooks: Pick<SupervisorOptions, 'onMessage' | 'onWorkerExit'> = {}): { sup: Supervisor; lines: string[] } {
+function supervisor(count: number, hooks: Pick<SupervisorOptions, 'onMessage' | 'onWorkerExit' | 'onWorkerStart'> = {}): { sup: Supervisor; lines: string[] } {
   const lines: string[] = []
   const logger: Logger = { debug: false, log: e => lines.push(formatText(e)) }
   const sup = new Supervisor({
@@ -169,7 +169,12 @@ t.test('the hooks for features that need every worker: broadcast, what workers s
   const heard: string[] = []
   const gone: number[] = []
   // Statistics (lib/stats/reporter.ts) are left out here: they come when they come.
-  const { sup } = supervisor(2, { onMessage: (slot, m) => void (m.type !== 'stats' && heard.push(`${slot} ${m.type}`)), onWorkerExit: slot => gone.push(slot) })
+  const started: number[] = []
+  const { sup } = supervisor(2, {
+    onMessage: (slot, m) => void (m.type !== 'stats' && heard.push(`${slot} ${m.type}`)),
+    onWorkerExit: slot => gone.push(slot),
+    onWorkerStart: slot => started.push(slot),
+  })
   await sup.start(await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\n`))
   // Gracefully: a worker killed writes no coverage data.
   t.teardown(() => sup.stop(2000))
@@ -181,6 +186,9 @@ t.test('the hooks for features that need every worker: broadcast, what workers s
   process.kill(workers()[0] as number, 'SIGKILL')
   t.ok(await until(() => gone.length === 1))
   t.ok([0, 1].includes(gone[0] as number), 'the slot of the worker that died')
+  t.same(started.slice(0, 2).sort(), [0, 1], 'each slot started')
+  t.ok(await until(() => started.length === 3))
+  t.equal(started[2], gone[0], 'and the replacement in the slot of the one that died')
 })
 
 t.test('statistics across workers: counters shipped, sessions gathered, a session killed, a server disabled', async t => {

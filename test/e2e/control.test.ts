@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { BIN, backend, freePort, startProxy, tcpproxy } from '../fixtures/harness.js'
+import { BIN, backend, children, exchange, freePort, startProxy, tcpproxy } from '../fixtures/harness.js'
 import { socketDir } from '../fixtures/control.js'
 
 const root = process.getuid?.() === 0
@@ -112,6 +112,28 @@ t.test('root supervisor: show sessions and kill session reach the workers', { sk
   const id = /id= (\d+)/.exec(await p.waitFor(/connect: client=/))?.[1] as string
   t.match(ctl(path, 'kill', 'session', id), { status: 0 })
   await s.closed
+  t.match(await p.waitFor(new RegExp(`closed-by= killed, id= ${id}$`)), /^tcpproxy\[\d+\]: \+OK: disconnect: /, 'the worker that had it logs the kill')
+})
+
+t.test('--workers 2: a disabled server stays disabled in a worker that replaces a dead one', { skip: root ? false : 'needs root' }, async t => {
+  const dir = socketDir(t)
+  const path = join(dir, 'ctl')
+  const a = await backend(s => s.on('error', () => {}).end('A'))
+  const b = await backend(s => s.on('error', () => {}).end('B'))
+  t.teardown(() => a.close())
+  t.teardown(() => b.close())
+  const p = await startProxy(port => ['--foreground', '--workers', '2', '--control', path, '--balance', 'roundrobin', '-b', `127.0.0.1:${port}`, `127.0.0.1:${a.port},127.0.0.1:${b.port}`])
+  t.teardown(p.stop)
+  await p.waitFor(/ready/)
+  t.match(ctl(path, 'disable', 'server', `127.0.0.1:${a.port}`), { status: 0 })
+  const [victim] = children(p.proc.pid as number)
+  process.kill(victim as number, 'SIGKILL')
+  await p.waitFor(/worker process ended/)
+  for (let i = 0; i < 100 && children(p.proc.pid as number).length < 2; i++) await new Promise(r => setTimeout(r, 50))
+  await new Promise(r => setTimeout(r, 500))
+  const replies: string[] = []
+  for (let i = 0; i < 12; i++) replies.push((await exchange(p.port, null)).data.toString())
+  t.same([...new Set(replies)], ['B'], `every connection went to the enabled server (${replies.join('')})`)
 })
 
 t.test('ctl: a missing socket is one line naming the path, exit 1', async t => {

@@ -81,3 +81,33 @@ t.test('supervisor: questions go to every worker; answers gathered; a silent or 
   t.equal(await stats.backend.kill(9), true)
   t.ok(Date.now() - quick < 150, 'a worker that ends is not waited for')
 })
+
+t.test('supervisor: a worker that starts later is told the servers disabled by command, not those enabled again', async t => {
+  const asked: AskMessage[] = []
+  let ok = true
+  const stats = new SupervisedStats(m => {
+    asked.push(m)
+    stats.onMessage(0, { type: 'answer', id: m.id, rows: [], ok } as never)
+  }, 200)
+  stats.onMessage(0, { type: 'stats', snapshot: { services: {} }, process: figures(0) } as never)
+  t.equal(await stats.backend.disable('a:1'), true)
+  t.equal(await stats.backend.disable('b:2'), true)
+  ok = false
+  t.equal(await stats.backend.disable('c:3'), false, 'no worker has c:3')
+  ok = true
+  t.equal(await stats.backend.enable('b:2'), true)
+  asked.length = 0
+  stats.resync()
+  t.same(asked.map(m => [m.type, m.what, (m as { server?: string }).server]), [['ask', 'disable', 'a:1']])
+})
+
+t.test('supervisor: a worker that has not reported yet is asked too', async t => {
+  const stats = new SupervisedStats(m => stats.onMessage(3, { type: 'answer', id: m.id, rows: [row(7)], ok: true } as never), 1000)
+  t.same(await stats.backend.sessions(), [], 'no worker: nobody to ask')
+  stats.started(3)
+  const asked = Date.now()
+  t.same((await stats.backend.sessions()).map(r => r.id), [7], 'the new worker answers before its first report')
+  t.ok(Date.now() - asked < 500, 'and is not waited for beyond its answer')
+  stats.retire(3)
+  t.same(await stats.backend.sessions(), [])
+})
