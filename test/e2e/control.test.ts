@@ -47,6 +47,8 @@ t.test('one process: show sessions lists the live session, kill ends it, show st
   const stats = ctl(path, 'show', 'stats')
   t.equal(stats.status, 0)
   t.match(stats.stdout, /^services +servers +active +connections/)
+  const servers = ctl(path, 'show', 'servers')
+  t.match(servers.stdout, new RegExp(`^service +server +state +since +active .*\\n127\\.0\\.0\\.1:${p.port} +127\\.0\\.0\\.1:${up.port} +up +\\d+ +1 `), 'show servers: the upstream, up, with the open session')
   if (socat) {
     const s = spawnSync('socat', ['-', `UNIX-CONNECT:${path}`], { input: 'show sessions\nhelp\n', encoding: 'utf8', timeout: 10000 })
     t.match(s.stdout, /^id +service .*\n 1 .*relaying\n\nshow sessions +one row per live session\n[^]*\n\n$/, 'socat speaks it')

@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -130,7 +130,9 @@ t.test('--workers 2: counters do not go down when a worker dies or on a reload',
 t.test('a metrics address that cannot be bound stops the start, naming it', async t => {
   const blocker = await backend(() => {})
   t.teardown(() => blocker.close())
-  const run = tcpproxy(['--foreground', '-u', 'root', '--metrics', `127.0.0.1:${blocker.port}`, '-b', `127.0.0.1:${await freePort()}`, '127.0.0.1:9'])
+  const pidfile = join(t.testdir({}), 'tcpproxy.pid')
+  const run = tcpproxy(['--foreground', '-u', 'root', '--pidfile', pidfile, '--metrics', `127.0.0.1:${blocker.port}`, '-b', `127.0.0.1:${await freePort()}`, '127.0.0.1:9'])
   t.equal(await run.exited, 1)
   t.match(run.lines.join('\n'), `tcpproxy: cannot bind metrics 127.0.0.1:${blocker.port}: EADDRINUSE`)
+  t.notOk(existsSync(pidfile), 'no pidfile is left behind')
 })
