@@ -7,6 +7,7 @@
  *   descriptors.c     dupFd (lib/daemon/supervisor.ts);
  *   notify.c          notifySend, sd_notify's datagram (lib/systemd/notifier.ts);
  *   relay_thread.c    the relay thread (lib/relay/thread.ts);
+ *   front.c           its accepting and connecting (lib/relay/front.ts);
  *   napi_util.c       the helpers they share.
  *
  * Failures throw an Error with Node's conventions: `code` ("EPERM"), `errno`
@@ -20,7 +21,7 @@
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
-  if (!transparent_init(env, exports) || !descriptors_init(env, exports) || !notify_init(env, exports) || !relay_thread_init(env, exports)) return NULL;
+  if (!transparent_init(env, exports) || !descriptors_init(env, exports) || !notify_init(env, exports) || !relay_thread_init(env, exports) || !front_init(env, exports)) return NULL;
   return exports;
 }
 

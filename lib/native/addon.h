@@ -21,4 +21,7 @@ bool notify_init(napi_env env, napi_value exports);
 /* relayInit, relayAdd, relayAbort, closeReasons and the test hooks (relay_thread.c). */
 bool relay_thread_init(napi_env env, napi_value exports);
 
+/* relayFront, relayListen, relayUnlisten, relayConnect (front.c). */
+bool front_init(napi_env env, napi_value exports);
+
 #endif

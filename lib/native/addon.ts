@@ -43,6 +43,21 @@ export interface NativeAddon {
   /** `live`: where the thread keeps bytes to the server, to the client, and the directions shut (bit 0 to the server, bit 1 to the client). */
   relayAdd(id: number, clientFd: number, serverFd: number, idleMs: number, toServer: Buffer | null, toClient: Buffer | null, live: BigUint64Array | null): void
   relayAbort(id: number): void
+  /**
+   * The thread's front (lib/relay/front.ts, front.c): once after relayInit,
+   * the callbacks for connections the thread accepts and for each connect
+   * attempt's end (errno 0: connected, relaying).
+   */
+  relayFront(
+    onAccept: (id: number, listener: number, localIp: string, localPort: number, peerIp: string, peerPort: number, fd: number) => void,
+    onConnect: (id: number, errno: number, timedOut: boolean) => void,
+  ): void
+  /** The thread accepts on (a duplicate of) `fd` from now on. */
+  relayListen(id: number, fd: number): void
+  /** The thread has let go of listener `id` when this returns; false: no such listener. */
+  relayUnlisten(id: number): boolean
+  /** One connect attempt for accepted connection `id`; `first`: bytes for the server before the client's. */
+  relayConnect(id: number, family: 4 | 6, address: string, port: number, timeoutMs: number, idleMs: number, keepalive: number, first: Buffer | null, live: BigUint64Array | null): void
   /** The close reason names of relay_thread.c, in the order of its enum. */
   closeReasons(): CloseReason[]
 }

@@ -12,7 +12,7 @@
   "targets": [
     {
       "target_name": "tcpproxy_native",
-      "sources": ["addon.c", "napi_util.c", "transparent.c", "descriptors.c", "notify.c", "relay_thread.c"],
+      "sources": ["addon.c", "napi_util.c", "transparent.c", "descriptors.c", "notify.c", "relay_thread.c", "front.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
     }

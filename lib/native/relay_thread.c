@@ -59,6 +59,7 @@
 #define _GNU_SOURCE
 #include "addon.h"
 #include "napi_util.h"
+#include "relay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,12 +76,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CLIENT = 0, SERVER = 1 };
-
-/* lib/relay/close-reasons.ts's CLOSE_REASONS, in its order (the names are in reason_names
- * below; test/relay/close-reasons.test.ts compares them). */
-enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_SHUTDOWN };
-
 /* Bounds of one read. 1 MiB reads measured 13.8 Gbit/s on one loopback
  * stream here, 256 KiB 12.3, 64 KiB 3.3 (HAProxy 11.0); splice(2) through
  * a pipe measured 2.5-5.9 and was dropped. */
@@ -93,69 +88,15 @@ enum reason { R_CLIENT, R_SERVER, R_TIMEOUT, R_CLIENT_ERROR, R_SERVER_ERROR, R_S
 #define TURN_BUDGET (2 * READ_MAX)
 #define EVENTS_MAX 256
 
-/* One direction: from fd[i] to fd[1 - i]. */
-struct half {
-  /* Bytes the destination has not taken yet (sent before anything else). */
-  char *pending;
-  size_t pending_len, pending_off;
-  uint64_t bytes; /* delivered to the destination */
-  bool eof;       /* the source sent its FIN */
-  bool shut;      /* ...and it was passed on */
-};
+struct relay_state R = {.ep = -1, .wake = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
-struct conn;
-
-/* What the thread reports for a connection that ended. */
-struct result {
-  double id;
-  uint64_t to_server, to_client;
-  int reason, err;
-  const char *syscall;
-  napi_ref live_ref; /* the live counts' array, released on the JS thread */
-};
-
-/* What an epoll event points at: a connection and which of its sockets. */
-struct end {
-  struct conn *c;
-  int side;
-};
-
-struct conn {
-  double id;
-  int fd[2];
-  struct half h[2]; /* h[CLIENT]: client to server; h[SERVER]: server to client */
-  struct end ends[2];
-  int64_t idle_ms, last;
-  int reason; /* -1 until known */
-  int err;    /* errno of a failure */
-  const char *syscall;
-  struct result *result; /* allocated with the connection, handed to the JS thread at its end */
-  /* JS's BigUint64Array for `show sessions` (NULL: none): bytes to the
-   * server, bytes to the client, and which directions were shut (bit 0:
-   * to the server, bit 1: to the client). The thread stores, JS loads. */
-  uint64_t *live;
-  bool again; /* on the run-again list */
-  bool dead;  /* finished in this round of events; freed after it */
-  struct conn *prev, *next, *next_again, *next_dead;
-};
-
-enum cmd_kind { CMD_ADD, CMD_ABORT, CMD_STOP };
-
-struct cmd {
-  enum cmd_kind kind;
-  struct conn *c; /* CMD_ADD */
-  double id;      /* CMD_ABORT */
-  struct cmd *next;
-};
+/* Connections by id (relayAbort, relayConnect): ids are dense, so the low
+ * bits spread them evenly. */
+#define ID_BUCKETS 4096
 
 static struct {
-  bool started;
-  int ep, wake;
   pthread_t thread;
-  pthread_mutex_t lock;
-  struct cmd *head, *tail; /* under lock */
-  napi_threadsafe_function tsfn;
-  uint32_t active; /* JS thread: connections handed over and not yet reported */
+  struct cmd *head, *tail; /* under R.lock */
   uint32_t fail_reports; /* JS thread: a test hook, relayFailReports() */
   /* Bytes kept for destinations now, all connections: a test hook,
    * relayKept(); written by the relay thread, read by the JS thread. */
@@ -164,8 +105,8 @@ static struct {
   struct conn *conns;
   struct conn *again;
   struct conn *dead;
-  int64_t now, next_check;
-} R = {.ep = -1, .wake = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+  struct conn *by_id[ID_BUCKETS];
+} Q;
 
 /* The relay thread's read buffer: every read lands here and is sent at once. */
 static char buffer[READ_MAX];
@@ -195,13 +136,13 @@ static bool keep(struct half *h, const char *data, size_t len) {
   memcpy(h->pending, data, len);
   h->pending_len = len;
   h->pending_off = 0;
-  __atomic_add_fetch(&R.kept, len, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&Q.kept, len, __ATOMIC_RELAXED);
   return true;
 }
 
 /* Drop what is kept for direction h (delivered, or the connection ended). */
-static void unkeep(struct half *h) {
-  __atomic_sub_fetch(&R.kept, h->pending_len, __ATOMIC_RELAXED);
+void unkeep(struct half *h) {
+  __atomic_sub_fetch(&Q.kept, h->pending_len, __ATOMIC_RELAXED);
   free(h->pending);
   h->pending = NULL;
   h->pending_len = h->pending_off = 0;
@@ -251,8 +192,8 @@ static bool pump(struct conn *c, int i, size_t *budget) {
       /* Not at EAGAIN: no edge will come, so come back next round. */
       if (!c->again) {
         c->again = true;
-        c->next_again = R.again;
-        R.again = c;
+        c->next_again = Q.again;
+        Q.again = c;
       }
       return true;
     }
@@ -277,38 +218,98 @@ static bool pump(struct conn *c, int i, size_t *budget) {
   }
 }
 
-/* Hand the connection's report to the JS thread: nothing to allocate, and
- * the queue has no limit, so it fails only while Node shuts down. */
-static void post(struct conn *c) {
+/* Hand a report to the JS thread: the queue has no limit, so it fails only
+ * while Node shuts down. */
+void post(struct result *r) {
+  if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+}
+
+/* The connection's end report: allocated with it, so nothing to allocate now. */
+static void post_end(struct conn *c) {
   struct result *r = c->result;
   c->result = NULL;
+  r->kind = EV_END;
   r->id = c->id;
   r->to_server = c->h[CLIENT].bytes;
   r->to_client = c->h[SERVER].bytes;
   r->reason = c->reason;
   r->err = c->err;
   r->syscall = c->syscall;
-  if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+  post(r);
 }
 
-/* Close both sockets (with RST after an error), report, and free later. */
-static void finish(struct conn *c) {
+void conn_link(struct conn *c) {
+  struct conn **b = &Q.by_id[(uint64_t)c->id % ID_BUCKETS];
+  c->next_hash = *b;
+  *b = c;
+  c->prev = NULL;
+  c->next = Q.conns;
+  if (Q.conns != NULL) Q.conns->prev = c;
+  Q.conns = c;
+}
+
+static void conn_unlink(struct conn *c) {
+  struct conn **b = &Q.by_id[(uint64_t)c->id % ID_BUCKETS];
+  while (*b != c) b = &(*b)->next_hash;
+  *b = c->next_hash;
+  if (c->prev != NULL) c->prev->next = c->next;
+  else Q.conns = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+}
+
+struct conn *conn_new(void) {
+  struct conn *c = calloc(1, sizeof *c);
+  if (c == NULL) return NULL;
+  c->result = calloc(1, sizeof *c->result);
+  if (c->result == NULL) {
+    free(c);
+    return NULL;
+  }
+  c->reason = -1;
+  c->fd[0] = c->fd[1] = -1;
+  for (int s = 0; s < 2; s++) {
+    c->ends[s].c = c;
+    c->ends[s].side = s;
+  }
+  return c;
+}
+
+void conn_free(struct conn *c) {
+  free(c->result);
+  free(c);
+}
+
+struct conn *conn_find(double id) {
+  struct conn *c = Q.by_id[(uint64_t)id % ID_BUCKETS];
+  while (c != NULL && c->id != id) c = c->next_hash;
+  return c;
+}
+
+/* Close both sockets (with RST after an error), report, and free later.
+ * A connection the thread accepted may have no server socket yet, and a
+ * connect attempt's report not sent: its live array goes with the end. */
+void finish(struct conn *c) {
   struct linger reset = {1, 0};
   if (c->dead) return;
   c->dead = true;
   for (int s = 0; s < 2; s++) {
-    epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
-    if (c->err != 0) setsockopt(c->fd[s], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    close(c->fd[s]);
+    if (c->fd[s] >= 0) {
+      if (c->polled[s]) epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
+      if (c->err != 0) setsockopt(c->fd[s], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      close(c->fd[s]);
+    }
     unkeep(&c->h[s]);
   }
-  if (c->prev != NULL) c->prev->next = c->next;
-  else R.conns = c->next;
-  if (c->next != NULL) c->next->prev = c->prev;
-  post(c);
+  if (c->connect_ev != NULL) {
+    c->result->live_ref = c->connect_ev->live_ref;
+    free(c->connect_ev);
+    c->connect_ev = NULL;
+  }
+  conn_unlink(c);
+  post_end(c);
   /* Events of this round may still point at it. */
-  c->next_dead = R.dead;
-  R.dead = c;
+  c->next_dead = Q.dead;
+  Q.dead = c;
 }
 
 /* The connection's counts where JS reads them (relayAdd's live array). */
@@ -342,32 +343,50 @@ static void cut(struct conn *c, int reason) {
   finish(c);
 }
 
-static void add(struct conn *c) {
+/* Relay from now on: poll the sockets not polled yet (a connect polls the
+ * server's already) and move what is there. */
+void relay_start(struct conn *c) {
   struct epoll_event ev;
+  c->state = S_RELAYING;
   c->last = R.now;
-  /* The bytes given with the hand-over are kept too, until delivered. */
-  __atomic_add_fetch(&R.kept, c->h[CLIENT].pending_len + c->h[SERVER].pending_len, __ATOMIC_RELAXED);
-  c->next = R.conns;
-  if (R.conns != NULL) R.conns->prev = c;
-  R.conns = c;
   for (int s = 0; s < 2; s++) {
+    if (c->polled[s]) continue;
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = &c->ends[s];
     if (epoll_ctl(R.ep, EPOLL_CTL_ADD, c->fd[s], &ev) != 0) {
       fail(c, s, errno, "epoll_ctl");
       return finish(c);
     }
+    c->polled[s] = true;
   }
   if (c->idle_ms > 0 && R.now + c->idle_ms < R.next_check) R.next_check = R.now + c->idle_ms;
   run(c);
 }
 
-/* Idle timeouts: cut the expired, and find when the next one is due. */
+/* A connection JavaScript handed over (relayAdd). */
+static void add(struct conn *c) {
+  /* The bytes given with the hand-over are kept too, until delivered. */
+  __atomic_add_fetch(&Q.kept, c->h[CLIENT].pending_len + c->h[SERVER].pending_len, __ATOMIC_RELAXED);
+  conn_link(c);
+  relay_start(c);
+}
+
+/* Count bytes given to a connection to keep until delivered (relayConnect's first bytes). */
+void kept_more(size_t len) {
+  __atomic_add_fetch(&Q.kept, len, __ATOMIC_RELAXED);
+}
+
+/* Idle and connect timeouts: cut the expired, and find when the next one is due. */
 static void check_timeouts(void) {
   int64_t next = INT64_MAX;
-  for (struct conn *c = R.conns, *n; c != NULL; c = n) {
+  for (struct conn *c = Q.conns, *n; c != NULL; c = n) {
     n = c->next;
-    if (c->idle_ms <= 0) continue;
+    if (c->state == S_CONNECTING) {
+      int64_t due = front_deadline(c);
+      if (due < next) next = due;
+      continue;
+    }
+    if (c->state != S_RELAYING || c->idle_ms <= 0) continue;
     int64_t due = c->last + c->idle_ms;
     if (due <= R.now) cut(c, R_TIMEOUT);
     else if (due < next) next = due;
@@ -382,22 +401,20 @@ static bool commands(void) {
   bool go_on = true;
   if (read(R.wake, &count, sizeof count) < 0) { /* EAGAIN: nothing new */ }
   pthread_mutex_lock(&R.lock);
-  q = R.head;
-  R.head = R.tail = NULL;
+  q = Q.head;
+  Q.head = Q.tail = NULL;
   pthread_mutex_unlock(&R.lock);
   while (q != NULL) {
     struct cmd *next = q->next;
     if (q->kind == CMD_ADD) {
       add(q->c);
     } else if (q->kind == CMD_ABORT) {
-      for (struct conn *c = R.conns; c != NULL; c = c->next) {
-        if (c->id == q->id) {
-          cut(c, R_SHUTDOWN);
-          break;
-        }
-      }
-    } else {
+      struct conn *c = conn_find(q->id);
+      if (c != NULL) cut(c, R_SHUTDOWN);
+    } else if (q->kind == CMD_STOP) {
       go_on = false;
+    } else {
+      front_command(q);
     }
     free(q);
     q = next;
@@ -407,11 +424,11 @@ static bool commands(void) {
 
 /* Free the connections finished this round (also off the run-again list). */
 static void free_dead(void) {
-  while (R.dead != NULL) {
-    struct conn *c = R.dead;
-    R.dead = c->next_dead;
+  while (Q.dead != NULL) {
+    struct conn *c = Q.dead;
+    Q.dead = c->next_dead;
     if (c->again) {
-      struct conn **p = &R.again;
+      struct conn **p = &Q.again;
       while (*p != c) p = &(*p)->next_again;
       *p = c->next_again;
     }
@@ -428,15 +445,15 @@ static void *relay_thread(void *arg) {
   for (;;) {
     int timeout;
     R.now = monotonic_ms();
-    if (R.again != NULL) timeout = 0;
+    if (Q.again != NULL) timeout = 0;
     else if (R.next_check == INT64_MAX) timeout = -1;
     else timeout = R.next_check <= R.now ? 0 : (int)(R.next_check - R.now < INT_MAX ? R.next_check - R.now : INT_MAX);
     int n = epoll_wait(R.ep, events, EVENTS_MAX, timeout);
     R.now = monotonic_ms();
     if (n < 0 && errno != EINTR) break;
     /* Those that spent their budget last round go first. */
-    struct conn *again = R.again;
-    R.again = NULL;
+    struct conn *again = Q.again;
+    Q.again = NULL;
     for (struct conn *c = again, *next; c != NULL; c = next) {
       next = c->next_again;
       c->again = false;
@@ -448,30 +465,40 @@ static void *relay_thread(void *arg) {
         continue;
       }
       struct end *e = events[k].data.ptr;
+      if (e->c == NULL) {
+        front_ready(e);
+        continue;
+      }
       if (e->c->dead) continue;
+      if (e->c->state == S_CONNECTING) {
+        front_connecting(e->c, events[k].events);
+        continue;
+      }
       if (events[k].events & EPOLLERR) check_error(e->c, e->side);
       run(e->c);
     }
     if (R.next_check <= R.now) check_timeouts();
     free_dead();
+    front_round_end();
   }
 stop:
-  while (R.conns != NULL) cut(R.conns, R_SHUTDOWN);
+  while (Q.conns != NULL) cut(Q.conns, R_SHUTDOWN);
   free_dead();
+  front_round_end();
   return NULL;
 }
 
 /* ---------- the JavaScript thread ---------- */
 
-static void enqueue(struct cmd *q) {
+void enqueue(struct cmd *q) {
   uint64_t one = 1;
   bool was_empty;
   q->next = NULL;
   pthread_mutex_lock(&R.lock);
-  was_empty = R.head == NULL;
-  if (R.tail != NULL) R.tail->next = q;
-  else R.head = q;
-  R.tail = q;
+  was_empty = Q.head == NULL;
+  if (Q.tail != NULL) Q.tail->next = q;
+  else Q.head = q;
+  Q.tail = q;
   pthread_mutex_unlock(&R.lock);
   /* The thread takes the whole queue per wake-up: a queue that was not
    * empty has a wake-up pending already (one system call less per
@@ -496,8 +523,8 @@ static napi_value close_reasons(napi_env env, napi_callback_info info) {
 /* The arguments of onEnd(id, toServer, toClient, reason, errno, syscall);
  * false when a Node-API call failed. */
 static bool report_args(napi_env env, const struct result *r, napi_value *argv, napi_value *undefined) {
-  if (R.fail_reports > 0) {
-    R.fail_reports--;
+  if (Q.fail_reports > 0) {
+    Q.fail_reports--;
     return false;
   }
   return napi_create_double(env, r->id, &argv[0]) == napi_ok &&
@@ -509,7 +536,15 @@ static bool report_args(napi_env env, const struct result *r, napi_value *argv, 
          napi_get_undefined(env, undefined) == napi_ok;
 }
 
-/* On the JS thread: onEnd(...) for one connection. */
+void active_more(napi_env env) {
+  if (R.active++ == 0) napi_ref_threadsafe_function(env, R.tsfn);
+}
+
+void active_less(napi_env env) {
+  if (--R.active == 0) napi_unref_threadsafe_function(env, R.tsfn);
+}
+
+/* On the JS thread: onEnd(...) for one connection, or front.c's callbacks. */
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   struct result *r = data;
   napi_value argv[6], undefined, ignored;
@@ -519,7 +554,8 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
     free(r);
     return;
   }
-  if (!report_args(env, r, argv, &undefined)) {
+  enum event_kind kind = r->kind; /* front_call_js frees r */
+  if (kind != EV_END ? !front_call_js(env, r) : !report_args(env, r, argv, &undefined)) {
     /* Out of memory in V8, or an exception left pending: the session must
      * still end, so clear the way and try again on a later turn. */
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
@@ -527,9 +563,10 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
     free(r);
     return;
   }
+  if (kind != EV_END) return;
   if (r->live_ref != NULL) napi_delete_reference(env, r->live_ref);
   free(r);
-  if (--R.active == 0) napi_unref_threadsafe_function(env, R.tsfn);
+  active_less(env);
   napi_call_function(env, undefined, js_cb, 6, argv, NULL);
 }
 
@@ -539,7 +576,7 @@ static napi_value relay_fail_reports(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t n;
   if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &n)) return NULL;
-  R.fail_reports = n < 0 ? 0 : (uint32_t)n;
+  Q.fail_reports = n < 0 ? 0 : (uint32_t)n;
   return NULL;
 }
 
@@ -548,7 +585,7 @@ static napi_value relay_fail_reports(napi_env env, napi_callback_info info) {
 static napi_value relay_kept(napi_env env, napi_callback_info info) {
   napi_value out;
   (void)info;
-  NAPI_CALL(napi_create_double(env, (double)__atomic_load_n(&R.kept, __ATOMIC_RELAXED), &out));
+  NAPI_CALL(napi_create_double(env, (double)__atomic_load_n(&Q.kept, __ATOMIC_RELAXED), &out));
   return out;
 }
 
@@ -561,7 +598,8 @@ static void stop_thread(void *arg) {
   }
   q->kind = CMD_STOP;
   enqueue(q);
-  pthread_join(R.thread, NULL);
+  pthread_join(Q.thread, NULL);
+  front_stop();
   R.started = false;
 }
 
@@ -584,7 +622,7 @@ static napi_value relay_init(napi_env env, napi_callback_info info) {
   /* Signals are Node's: the thread blocks them all. */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  err = pthread_create(&R.thread, NULL, relay_thread, NULL);
+  err = pthread_create(&Q.thread, NULL, relay_thread, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (err != 0) return throw_errno(env, err, "pthread_create");
   R.started = true;
@@ -593,7 +631,7 @@ static napi_value relay_init(napi_env env, napi_callback_info info) {
 }
 
 /* A copy of a Buffer argument (null/undefined: none). */
-static bool get_bytes(napi_env env, napi_value value, char **out, size_t *len) {
+bool get_bytes(napi_env env, napi_value value, char **out, size_t *len) {
   napi_valuetype type;
   bool is_buffer;
   void *data;
@@ -617,9 +655,10 @@ static bool get_bytes(napi_env env, napi_value value, char **out, size_t *len) {
   return true;
 }
 
-/* relayAdd's optional live-counts array: a BigUint64Array of 3, kept alive
- * (a reference) until the connection's report reaches the JS thread. */
-static bool get_live(napi_env env, napi_value value, struct conn *c) {
+/* relayAdd's and relayConnect's optional live-counts array: a
+ * BigUint64Array of 3, kept alive (a reference) until the connection's
+ * report reaches the JS thread. */
+bool get_live(napi_env env, napi_value value, napi_ref *ref, uint64_t **live) {
   napi_valuetype type;
   bool is_typed;
   napi_typedarray_type kind;
@@ -633,8 +672,8 @@ static bool get_live(napi_env env, napi_value value, struct conn *c) {
     napi_throw_type_error(env, NULL, "expected a BigUint64Array of 3 or null");
     return false;
   }
-  if (napi_create_reference(env, value, 1, &c->result->live_ref) != napi_ok) return napi_failed(env), false;
-  c->live = data;
+  if (napi_create_reference(env, value, 1, ref) != napi_ok) return napi_failed(env), false;
+  *live = data;
   return true;
 }
 
@@ -652,25 +691,17 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   NAPI_CALL(napi_get_value_double(env, argv[0], &id));
   if (!get_int(env, argv[1], &fds[0]) || !get_int(env, argv[2], &fds[1])) return NULL;
   NAPI_CALL(napi_get_value_double(env, argv[3], &idle));
-  c = calloc(1, sizeof *c);
+  c = conn_new();
   q = calloc(1, sizeof *q);
-  if (c == NULL || q == NULL || (c->result = malloc(sizeof *c->result)) == NULL) {
-    if (c != NULL) free(c->result);
-    free(c);
+  if (c == NULL || q == NULL) {
+    if (c != NULL) conn_free(c);
     free(q);
     return throw_errno(env, ENOMEM, "calloc");
   }
-  c->result->live_ref = NULL;
   c->id = id;
   c->idle_ms = (int64_t)idle;
-  c->reason = -1;
-  c->fd[0] = c->fd[1] = -1;
-  for (int s = 0; s < 2; s++) {
-    c->ends[s].c = c;
-    c->ends[s].side = s;
-  }
   if (!get_bytes(env, argv[4], &c->h[CLIENT].pending, &c->h[CLIENT].pending_len) ||
-      !get_bytes(env, argv[5], &c->h[SERVER].pending, &c->h[SERVER].pending_len) || !get_live(env, argv[6], c)) {
+      !get_bytes(env, argv[5], &c->h[SERVER].pending, &c->h[SERVER].pending_len) || !get_live(env, argv[6], &c->result->live_ref, &c->live)) {
     goto failed;
   }
   /* Our own descriptors (close-on-exec: programs started later must not
@@ -682,7 +713,7 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
       goto failed;
     }
   }
-  if (R.active++ == 0) NAPI_CALL(napi_ref_threadsafe_function(env, R.tsfn));
+  active_more(env);
   q->kind = CMD_ADD;
   q->c = c;
   enqueue(q);
@@ -693,8 +724,7 @@ failed:
     free(c->h[s].pending);
   }
   if (c->result->live_ref != NULL) napi_delete_reference(env, c->result->live_ref);
-  free(c->result);
-  free(c);
+  conn_free(c);
   free(q);
   return NULL;
 }

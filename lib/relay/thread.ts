@@ -57,7 +57,9 @@ function systemError(errno: number, syscall: string): Error {
 }
 
 function onEnd(id: number, toServer: number, toClient: number, reason: CloseReason, errno: number, syscall: string): void {
-  const r = running.get(id) as Running
+  const r = running.get(id)
+  // A connection the thread accepted and no session waits for (refused, served by Node: lib/relay/front.ts).
+  if (r === undefined) return
   running.delete(id)
   r.done({
     sent: r.sent + toServer,
@@ -65,6 +67,21 @@ function onEnd(id: number, toServer: number, toClient: number, reason: CloseReas
     closedBy: reason,
     error: errno === 0 ? null : systemError(errno, syscall),
   })
+}
+
+/** The addon with its relay thread started, or undefined without the addon. */
+export function relayThread(): NativeAddon | undefined {
+  const lib = nativeAddon()
+  if (lib !== undefined && !started) {
+    lib.relayInit(onEnd)
+    started = true
+  }
+  return lib
+}
+
+/** `done` hears of the end of connection `id`, one the thread accepted (lib/relay/front.ts). */
+export function onThreadEnd(id: number, done: (r: RelayResult) => void): void {
+  running.set(id, { done, sent: 0, received: 0 })
 }
 
 /** Whether the thread can take the sockets as they are: open, with nothing queued in Node to write. */
@@ -81,7 +98,7 @@ function canHandOver(client: Socket, server: Socket): boolean {
  * far, which it keeps in `live` (bytes to the server, to the client, the
  * directions shut) for `show sessions`.
  */
-class ThreadRelay implements RelayHandle {
+export class ThreadRelay implements RelayHandle {
   constructor(
     readonly lib: NativeAddon,
     readonly id: number,
@@ -123,17 +140,13 @@ export interface StartedRelay {
  */
 export function startRelay(req: RelayRequest): StartedRelay {
   const { client, server } = req
-  const lib = req.thread && req.tap === null ? nativeAddon() : undefined
+  const lib = req.thread && req.tap === null ? relayThread() : undefined
   const toServer = [...req.first]
   let reply: Buffer | null = null
   if (lib !== undefined && canHandOver(client, server)) {
     const fromClient = buffered(client)
     if (fromClient !== null) toServer.push(fromClient)
     reply = buffered(server)
-    if (!started) {
-      lib.relayInit(onEnd)
-      started = true
-    }
     const id = ++lastId
     const live = new BigUint64Array(3)
     try {

@@ -7,7 +7,10 @@
 import type { Server, Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type ListenSpec } from '../config/address.js'
 import { errorText } from '../errors.js'
-import { boundAddress, bindListener, closeListener, configureServer, parseKey, reconcileListeners } from './listeners.js'
+import { boundAddress, bindListener, reconcileListeners } from './listeners.js'
+import { Listening } from './listening.js'
+import { threadFront, type Accepted, type ThreadFront } from '../relay/front.js'
+import { DirectSession, isDirect } from '../session/direct.js'
 import { Redirects } from '../transparent/redirect.js'
 import type { Logger } from '../log/logger.js'
 import { serviceKey, type ResolvedService } from '../config/resolve.js'
@@ -44,6 +47,9 @@ export interface ForwarderOptions {
   onMark?: (service: string, t: Transition) => void
 }
 
+/** A session of either kind, as the forwarder ends it. */
+type Served = Pick<Session, 'abort'>
+
 /** What handle() returns for a connection closed at once. */
 const DONE = Promise.resolve()
 
@@ -52,16 +58,15 @@ export class Forwarder {
   readonly #programs: ProgramContext
   #select: (address: string, port: number) => ResolvedService | undefined
   #specs: ListenSpec[]
-  /** Listeners by specKey. */
-  readonly #servers = new Map<string, Server>()
   /** Open sessions, each with the promise that settles when it ends. */
-  readonly #sessions = new Map<Session, Promise<void>>()
+  readonly #sessions = new Map<Served, Promise<void>>()
   /** Open sessions per service, for the services' max-connections. */
   readonly #perService = new Map<ResolvedService, number>()
   readonly #maxConnections: number | null
-  /** Listen specs by specKey, as the connections' listener. */
-  readonly #listenerSpecs = new Map<string, ListenSpec>()
-  readonly #redirects = new Redirects(() => [...this.#listenerSpecs.values()])
+  /** Where a connection is accepted: Node, or the relay thread's front (plain services need no Node socket). */
+  readonly #front: ThreadFront | null
+  readonly #listeners: Listening
+  readonly #redirects = new Redirects(() => this.#listeners.specs)
   readonly #workers: number
   /** The last connection id given; ids step by the worker count. */
   #nextId: number
@@ -85,6 +90,12 @@ export class Forwarder {
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
+    this.#front = options.programs.relayThread === true ? threadFront() : null
+    this.#listeners = new Listening(this.#front, {
+      node: (client, listener) => void this.handle(client, listener),
+      thread: (a, listener) => this.#accepted(a, listener),
+      error: err => this.#onResourceError(err),
+    })
     const logMark = (_service: string, t: Transition): void => this.#log.log(transitionLog(t))
     this.#policies = new Policies(services, {
       log: e => this.#log.log(e),
@@ -101,7 +112,7 @@ export class Forwarder {
 
   /** Keys (specKey) of the listeners in use. */
   get listening(): string[] {
-    return [...this.#servers.keys()]
+    return this.#listeners.keys
   }
 
   /** Bind every listener; on any failure the ones already bound are closed and ERR_BIND thrown. */
@@ -114,27 +125,19 @@ export class Forwarder {
    * the supervisor), under the name `key`.
    */
   adopt(key: string, server: Server): void {
-    configureServer(server)
-    const spec = parseKey(key)
-    server.on('connection', s => void this.handle(s, spec))
-    server.on('error', this.#onResourceError)
-    this.#servers.set(key, server)
-    this.#listenerSpecs.set(key, spec)
     this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
+    this.#listeners.adopt(key, server)
   }
 
   /** The listener serving `key` (one in use), to lend to another worker. */
   listener(key: string): Server {
-    return this.#servers.get(key) as Server
+    return this.#listeners.server(key)
   }
 
   /** Stop listening on `key` (removed by a reload). Open sessions go on. */
   async unlisten(key: string): Promise<void> {
     // Only keys of listeners in use are ever given (reconcileListeners).
-    const server = this.#servers.get(key) as Server
-    this.#servers.delete(key)
-    this.#listenerSpecs.delete(key)
-    await closeListener(server)
+    await this.#listeners.close(key)
     this.#log.log({ tag: '', event: 'unbound', text: `closed ${key}` })
   }
 
@@ -199,16 +202,38 @@ export class Forwarder {
    * function: its frame would stay alive for as long as the connection.
    */
   handle(client: Socket, listener: ListenSpec | null = null): Promise<void> {
-    const id = (this.#nextId += this.#workers)
     if (client.remoteAddress === undefined || client.localAddress === undefined || this.#closing) {
       // Gone before we looked at it, or we are shutting down.
+      this.#nextId += this.#workers
       client.destroy()
       return DONE
     }
-    const local = canonicalIp(client.localAddress)
-    const localPort = client.localPort as number
-    const clientIp = canonicalIp(client.remoteAddress)
-    const clientPort = client.remotePort as number
+    const addresses = { local: client.localAddress, localPort: client.localPort as number, peer: client.remoteAddress, peerPort: client.remotePort as number }
+    return this.#serve(addresses, listener, () => client.destroy(), () => client, null)
+  }
+
+  /** A connection the relay thread accepted on `listener` (lib/relay/front.ts). */
+  #accepted(a: Accepted, listener: ListenSpec): void {
+    const front = this.#front as ThreadFront
+    if (this.#closing) {
+      this.#nextId += this.#workers
+      return front.abort(a.id)
+    }
+    void this.#serve(a, listener, () => front.abort(a.id), () => front.take(a), a.id)
+  }
+
+  /**
+   * Serve a connection: its service, the limits, its session. `refuse`
+   * closes it; `socket` gives Node's socket for a Session; `conn`: the
+   * relay thread's number for a connection it accepted (null: Node did),
+   * which a plain service's DirectSession serves without Node's sockets.
+   */
+  #serve(a: Omit<Accepted, 'id' | 'fd'>, listener: ListenSpec | null, refuse: () => void, socket: () => Socket, conn: number | null): Promise<void> {
+    const id = (this.#nextId += this.#workers)
+    const local = canonicalIp(a.local)
+    const localPort = a.localPort
+    const clientIp = canonicalIp(a.peer)
+    const clientPort = a.peerPort
     // A TPROXY'd connection's local address is where the client meant to
     // go, not ours: the listener it came through picks the service.
     const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
@@ -228,7 +253,7 @@ export class Forwarder {
         text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
         fields,
       })
-      return this.#refused(client, formatHostPort(local, localPort), 'no-service')
+      return this.#refused(refuse, formatHostPort(local, localPort), 'no-service')
     }
     const key = serviceKey(service)
     const inService = this.#perService.get(service) ?? 0
@@ -242,15 +267,14 @@ export class Forwarder {
           : null
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}`, fields })
-      return this.#refused(client, key, 'max-connections')
+      return this.#refused(refuse, key, 'max-connections')
     }
     const ticket = this.#policies.of(service).ticket(id, localPort)
     this.counters.accepted(key)
     const state = service.acp !== null ? 'acp' : service.exec !== null ? 'handler' : 'relaying'
     const live = new LiveSession(this.counters, { id, service: key, client: clientIp, clientPort, startedMs: performance.now(), state })
-    const session = new Session({
+    const common = {
       id,
-      client,
       service,
       local,
       localPort,
@@ -258,16 +282,17 @@ export class Forwarder {
       clientPort,
       log: this.#log,
       programs: this.#programs,
-      onResourceError: err => {
+      onResourceError: (err: Error) => {
         this.counters.denied(key, 'resources')
         this.#onResourceError(err)
       },
-      slots: this.#slots,
-      listener,
-      redirects: this.#redirects,
       policy: ticket,
       observer: live,
-    })
+    }
+    const session =
+      conn !== null && isDirect(service, clientIp)
+        ? new DirectSession({ ...common, conn, front: this.#front as ThreadFront })
+        : new Session({ ...common, client: socket(), slots: this.#slots, listener, redirects: this.#redirects })
     live.abort = () => session.abort()
     this.#live.set(id, live)
     this.#perService.set(service, inService + 1)
@@ -280,15 +305,15 @@ export class Forwarder {
   }
 
   /** A connection refused before any session: counted as accepted, denied and closed. */
-  #refused(client: Socket, key: string, reason: string): Promise<void> {
-    client.destroy()
+  #refused(refuse: () => void, key: string, reason: string): Promise<void> {
+    refuse()
     this.counters.accepted(key)
     this.counters.denied(key, reason)
     this.counters.closed(key, 0)
     return DONE
   }
 
-  #ended(session: Session, service: ResolvedService, live: LiveSession): void {
+  #ended(session: Served, service: ResolvedService, live: LiveSession): void {
     this.#live.delete(live.start.id)
     this.counters.closed(live.start.service, (performance.now() - live.start.startedMs) / 1000)
     this.#sessions.delete(session)
@@ -354,12 +379,6 @@ export class Forwarder {
     return live !== undefined
   }
 
-  #closeListeners(): Promise<void> {
-    const servers = [...this.#servers.values()]
-    this.#servers.clear()
-    return Promise.all(servers.map(closeListener)).then(() => {})
-  }
-
   /**
    * Stop accepting at once; let open sessions finish for up to `graceMs`,
    * then cut the rest. Resolves when every session has ended.
@@ -367,7 +386,7 @@ export class Forwarder {
   async close(graceMs: number): Promise<void> {
     this.#closing = true
     this.#policies.stop()
-    const listeners = this.#closeListeners()
+    const listeners = this.#listeners.closeAll()
     // No session starts any more (handle() refuses): these are all there will be.
     const allEnded = Promise.allSettled(this.#sessions.values())
     let timer: NodeJS.Timeout | undefined

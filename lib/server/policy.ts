@@ -17,7 +17,7 @@ import { accessChecker, accessDeniedText, type AccessVerdict } from './access.js
 import { Rotation, tryOrder } from './balance.js'
 import { ClientLimit } from './client-limit.js'
 import { Health, serverKey, type Transition } from './health.js'
-import { ANY_SOURCE, connectOne, type Attempt } from './upstream.js'
+import { ANY_SOURCE, connectOne, type AttemptOutcome } from './upstream.js'
 
 /** Why a client was closed at once: an access list, or max-per-client. */
 export type DenyReason = 'acl' | 'max-per-client'
@@ -127,14 +127,14 @@ export class ServicePolicy {
       connectOne(ep.host, port, s.timeouts.connectMs, from).then(
         socket => {
           socket.destroy()
-          this.#probed({ ok: true, socket, host: ep.host, port }, key)
+          this.#probed({ ok: true, host: ep.host, port }, key)
         },
         (error: Error) => this.#probed({ ok: false, error, host: ep.host, port }, key),
       )
     }
   }
 
-  #probed(a: Attempt, key: string): void {
+  #probed(a: AttemptOutcome, key: string): void {
     this.#probing.delete(key)
     const server = this.attempted(a)
     // A probe is no session.
@@ -180,7 +180,7 @@ export class ServicePolicy {
   }
 
   /** A connect attempt ended: its server's health, and the active count of the one connected (returned: its key). */
-  attempted(a: Attempt): string | null {
+  attempted(a: AttemptOutcome): string | null {
     const now = performance.now()
     const server = serverKey(a.host, a.port)
     let t: Transition | null
@@ -243,7 +243,7 @@ export class Ticket implements SessionPolicy {
     return this.policy.order(servers, this.localPort, this.#client as string)
   }
 
-  attempted(a: Attempt): void {
+  attempted(a: AttemptOutcome): void {
     this.#server = this.policy.attempted(a) ?? this.#server
   }
 

@@ -36,8 +36,16 @@ function open(host: string, port: number, from: Source): Socket {
   return connect({ host, port, allowHalfOpen: true, noDelay: true, ...localAddress })
 }
 
+/** A connect attempt that ran out of time (here, or in the relay thread: lib/relay/front.ts). */
+export function connectTimedOut(timeoutMs: number): Error {
+  return Object.assign(new Error(`connect timed out after ${secondsText(timeoutMs)}`), { code: 'ETIMEDOUT' })
+}
+
 /** One connect attempt as it ended: the connected socket, or the error. */
 export type Attempt = { ok: true; socket: Socket; host: string; port: number } | { ok: false; host: string; port: number; error: Error }
+
+/** How an attempt ended, whoever made it (Node here, or the relay thread: lib/session/direct.ts). */
+export type AttemptOutcome = { ok: true; host: string; port: number } | { ok: false; host: string; port: number; error: Error }
 
 export type Connected = Extract<Attempt, { ok: true }>
 export type FailedAttempt = Extract<Attempt, { ok: false }>
@@ -58,11 +66,7 @@ export function connectOne(host: string, port: number, timeoutMs: number, from: 
       socket.off('error', fail)
       resolve(socket)
     })
-    if (timeoutMs > 0) {
-      timer = setTimeout(() => {
-        fail(Object.assign(new Error(`connect timed out after ${secondsText(timeoutMs)}`), { code: 'ETIMEDOUT' }))
-      }, timeoutMs)
-    }
+    if (timeoutMs > 0) timer = setTimeout(() => fail(connectTimedOut(timeoutMs)), timeoutMs)
   })
 }
 

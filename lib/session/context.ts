@@ -4,7 +4,7 @@
  * bound on programs running at once (ProgramSlots, kept by the forwarder).
  */
 import type { Endpoint } from '../config/address.js'
-import type { Attempt } from '../server/upstream.js'
+import type { AttemptOutcome } from '../server/upstream.js'
 import type { ResolvedService } from '../config/resolve.js'
 import type { ClientNames } from './environment.js'
 import type { RunAs } from './programs.js'
@@ -57,7 +57,7 @@ export interface SessionPolicy {
   /** False: refused (logged and counted already); the session closes the client. */
   admit(client: string, port: number): boolean
   order(servers: readonly Endpoint[]): readonly Endpoint[]
-  attempted(a: Attempt): void
+  attempted(a: AttemptOutcome): void
 }
 
 /** No policy: every client admitted, the servers in their order (tests, tools). */

@@ -24,9 +24,10 @@ import { connectAttempts, sourceFor, type Connected, type FailedAttempt } from '
 import { isOwnLogLine } from '../log/nested.js'
 import type { SessionObserver } from './observer.js'
 import { setKeepalive } from './keepalive.js'
-import { connectFields, connectionFields, type ConnectionFacts, type Fields } from '../log/fields.js'
+import { connectionFields, type ConnectionFacts, type Fields } from '../log/fields.js'
 import { connectionFacts } from './log-fields.js'
-import { endLines } from './end-lines.js'
+import { endLines, type EndLine } from './end-lines.js'
+import { connectFailedLine, connectionErrorLine, connectLine } from './connect-lines.js'
 
 /** Bound on the reverse lookup for PROXY_CLIENTNAME, so a slow DNS cannot stall connections. */
 const NAME_TIMEOUT_MS = 2000
@@ -112,6 +113,10 @@ export class Session {
   #log(tag: LogEntry['tag'], event: string, text: string, more: (c: ConnectionFacts) => Fields = connectionFields): void {
     const s = this.#s
     s.log.log({ tag, event, id: s.id, text, fields: more(connectionFacts(s.service, s.programs.pid, this.#clientIp, this.#clientPort)) })
+  }
+
+  #line(l: EndLine): void {
+    this.#log(l.tag, l.event, l.text, l.fields)
   }
 
   /** Serve the connection; resolves when it is over. */
@@ -313,13 +318,7 @@ export class Session {
       const f = failed as FailedAttempt
       this.#socket.destroy()
       if (isOutOfDescriptors(f.error)) return s.onResourceError(f.error)
-      this.#log(
-        '-ERR',
-        'connection-error',
-        `connection error: client= ${this.#clientIp}, server= ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`,
-        c => connectFields(c, formatHostPort(f.host, f.port)),
-      )
-      return
+      return this.#line(connectionErrorLine(this.#clientIp, formatHostPort(f.host, f.port), f.error))
     }
     const serverText = formatHostPort(up.host, up.port)
     if (this.#gone()) {
@@ -329,7 +328,7 @@ export class Session {
     }
     // Tracked while the session lasts (the relay thread closes Node's socket early).
     const untrack = toOrigdst ? s.redirects.track(up.socket) : null
-    this.#log('+INFO', 'connect', `connect: client= ${this.#clientIp}, server= ${serverText}, timeout= ${s.service.timeout}`, c => connectFields(c, serverText))
+    this.#line(connectLine(this.#clientIp, serverText, s.service.timeout))
     const header = outgoingHeader(
       s.service.sendProxy,
       { address: this.#clientIp, port: this.#clientPort },
@@ -350,7 +349,7 @@ export class Session {
         untrack?.()
         const finish = (): void => {
           const ended = s.observer.ended({ ...result, sent: result.sent - headerBytes })
-          for (const l of endLines(ended, this.#clientIp, serverText, (performance.now() - this.#started) / 1000)) this.#log(l.tag, l.event, l.text, l.fields)
+          for (const l of endLines(ended, this.#clientIp, serverText, (performance.now() - this.#started) / 1000)) this.#line(l)
           resolve()
         }
         // The dump is complete on disk before the disconnect line says the session is over.
@@ -376,8 +375,7 @@ export class Session {
   /** A failed connect attempt, logged before the next server is tried; out of descriptors: the forwarder's rate-limited line reports it at the end. */
   #connectFailed(f: FailedAttempt): void {
     this.#s.observer.connectFailed(formatHostPort(f.host, f.port))
-    if (isOutOfDescriptors(f.error)) return
-    this.#log('-INFO', 'connect-failed', `can't connect to server ${formatHostPort(f.host, f.port)}, error= ${errorText(f.error)}`, c => connectFields(c, formatHostPort(f.host, f.port)))
+    if (!isOutOfDescriptors(f.error)) this.#line(connectFailedLine(formatHostPort(f.host, f.port), f.error))
   }
 
   /** The `-w` dump (a failure to open it is logged, and the relay goes on without). */

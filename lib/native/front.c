@@ -1,0 +1,440 @@
+/*
+ * The relay thread's front (lib/relay/front.ts): for plain forwarded
+ * services, the thread accepts on the listeners JavaScript gives it and
+ * connects upstream where JavaScript says, so that such a connection never
+ * becomes a Node socket (bench/RESULTS.md, "Profile": Node's two sockets
+ * per connection, their construction, the connect and the hand-over were
+ * most of a short connection's cost).
+ *
+ * Every decision stays in JavaScript: which service, whether the client
+ * may connect at all, which server and in what order, what to log. The
+ * thread only does the mechanics and reports, in order, through the relay
+ * thread's one queue:
+ *
+ *   onAccept(id, listener, localIp, localPort, peerIp, peerPort, fd)
+ *       a connection was accepted; it waits (unread) until JavaScript
+ *       answers with relayConnect, or ends it with relayAbort (fd: the
+ *       thread's descriptor, for JavaScript to duplicate and serve the
+ *       connection itself, a service that needs Node's socket);
+ *   onConnect(id, errno, timedOut)
+ *       a connect attempt ended: errno 0, connected, and the relay has
+ *       begun (relay_thread.c: its end is reported like any other);
+ *       else the server socket is closed and the client waits again.
+ *
+ *   relayFront(onAccept, onConnect)      once, after relayInit
+ *   relayListen(id, fd)                  poll a listening socket (duplicated)
+ *   relayUnlisten(id)                    stop, and close the duplicate: when
+ *                                        it returns the thread has let go
+ *   relayConnect(id, family, address, port, timeoutMs, idleMs, keepalive,
+ *                first, live)            one attempt; first: bytes to send
+ *                                        the server before the client's
+ *                                        (a PROXY header), or null
+ *
+ * Accepting mirrors libuv's: up to ACCEPTS_PER_WAKE per wake-up; out of
+ * descriptors, a spare one is given up to accept and close what waits
+ * (the client sees a close, the daemon goes on).
+ */
+#define _GNU_SOURCE
+#include "napi_util.h"
+#include "relay.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define ACCEPTS_PER_WAKE 64
+
+struct listener {
+  struct end end; /* first: epoll's data points here (end.c == NULL) */
+  double id;
+  int fd;
+  bool closing;          /* the relay thread's: relayUnlisten came */
+  bool *done;            /* ...and this is set when the thread let go */
+  struct listener *next; /* the JS thread's list, then the thread's closing list */
+};
+
+static struct listener *listening; /* JS thread */
+static struct listener *closing;   /* relay thread: let go after this round */
+static napi_ref on_accept, on_connect;
+/* Connections the thread accepts are numbered from here up; relayAdd's
+ * (JavaScript's) stay below. */
+static double next_id = 1099511627776.0; /* 2^40 */
+static int spare = -1;                   /* relay thread: /dev/null, given up when descriptors run out */
+
+/* ---------- the relay thread ---------- */
+
+static void addr_text(const struct sockaddr_storage *a, char *text, int *port) {
+  if (a->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, ADDR_TEXT);
+    *port = ntohs(in6->sin6_port);
+  } else {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+    inet_ntop(AF_INET, &in->sin_addr, text, ADDR_TEXT);
+    *port = ntohs(in->sin_port);
+  }
+}
+
+static void set_int(int fd, int level, int name, int value) {
+  setsockopt(fd, level, name, &value, sizeof value);
+}
+
+/* Out of descriptors: accept what waits with the spare one and close it. */
+static void shed(int fd) {
+  if (spare < 0) return;
+  close(spare);
+  for (int k = 0; k < ACCEPTS_PER_WAKE; k++) {
+    int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (s < 0) break;
+    close(s);
+  }
+  spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void accepted(struct listener *l, int fd, const struct sockaddr_storage *peer) {
+  struct sockaddr_storage local;
+  socklen_t len = sizeof local;
+  struct conn *c = NULL;
+  struct result *ev = NULL;
+  if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 || (c = conn_new()) == NULL || (ev = calloc(1, sizeof *ev)) == NULL) {
+    if (c != NULL) conn_free(c);
+    close(fd);
+    return;
+  }
+  /* As Node's accepted sockets were (lib/server/listeners.ts): no Nagle delay. */
+  set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  c->id = next_id++;
+  c->state = S_ACCEPTED;
+  c->fd[CLIENT] = fd;
+  ev->kind = EV_ACCEPT;
+  ev->id = c->id;
+  ev->listener = l->id;
+  ev->fd = fd;
+  addr_text(&local, ev->local, &ev->local_port);
+  addr_text(peer, ev->peer, &ev->peer_port);
+  conn_link(c);
+  post(ev);
+}
+
+void front_ready(struct end *e) {
+  struct listener *l = (struct listener *)e;
+  if (l->closing) return;
+  if (spare < 0) spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  for (int k = 0; k < ACCEPTS_PER_WAKE; k++) {
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) shed(l->fd);
+      /* EAGAIN: all taken. Anything else: the listener is polled
+       * level-triggered, so it is tried again next round. */
+      return;
+    }
+    accepted(l, fd, &peer);
+  }
+}
+
+/* The attempt ended (err 0: connected). Reported before the relay starts,
+ * so JavaScript hears of the connect before the end. */
+static void connect_done(struct conn *c, int err, bool timed_out) {
+  struct result *ev = c->connect_ev;
+  c->connect_ev = NULL;
+  ev->err = err;
+  ev->timed_out = timed_out;
+  if (err == 0) {
+    c->result->live_ref = ev->live_ref;
+    ev->live_ref = NULL;
+    post(ev);
+    relay_start(c);
+    return;
+  }
+  if (c->fd[SERVER] >= 0) close(c->fd[SERVER]);
+  c->fd[SERVER] = -1;
+  c->polled[SERVER] = false;
+  unkeep(&c->h[CLIENT]);
+  c->live = NULL;
+  c->state = S_ACCEPTED;
+  post(ev);
+}
+
+void front_connecting(struct conn *c, uint32_t events) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
+  if (getsockopt(c->fd[SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  connect_done(c, err, false);
+}
+
+int64_t front_deadline(struct conn *c) {
+  if (c->deadline > R.now) return c->deadline;
+  connect_done(c, ETIMEDOUT, true);
+  return INT64_MAX;
+}
+
+/* As Node's setKeepAlive() sets it (libuv 1.45 and later: probes 1 s apart,
+ * 10 of them), so a session's sockets are the same on either path. */
+static void keepalive(int fd, int seconds) {
+  set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+  set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, seconds);
+  set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, 1);
+  set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, 10);
+}
+
+static void start_connect(struct cmd *q) {
+  struct conn *c = conn_find(q->id);
+  struct result *ev = q->ev;
+  struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+  int fd;
+  ev->kind = EV_CONNECT;
+  ev->id = q->id;
+  if (c == NULL || c->state != S_ACCEPTED) {
+    /* Ended meanwhile (relayAbort): its end is reported already. */
+    free(q->first);
+    ev->gone = true;
+    post(ev);
+    return;
+  }
+  c->idle_ms = q->idle_ms;
+  c->h[CLIENT].pending = q->first;
+  c->h[CLIENT].pending_len = q->first_len;
+  c->h[CLIENT].pending_off = 0;
+  kept_more(q->first_len);
+  c->live = q->live;
+  c->connect_ev = ev;
+  c->deadline = q->timeout_ms > 0 ? R.now + q->timeout_ms : INT64_MAX;
+  fd = socket(q->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return connect_done(c, errno, false);
+  c->fd[SERVER] = fd;
+  set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  if (q->keepalive > 0) {
+    keepalive(c->fd[CLIENT], q->keepalive);
+    keepalive(fd, q->keepalive);
+  }
+  if (connect(fd, (struct sockaddr *)&q->addr, q->addr_len) != 0 && errno != EINPROGRESS) return connect_done(c, errno, false);
+  e.data.ptr = &c->ends[SERVER];
+  if (epoll_ctl(R.ep, EPOLL_CTL_ADD, fd, &e) != 0) return connect_done(c, errno, false);
+  c->polled[SERVER] = true;
+  c->state = S_CONNECTING;
+  if (c->deadline < R.next_check) R.next_check = c->deadline;
+}
+
+void front_command(struct cmd *q) {
+  if (q->kind == CMD_CONNECT) return start_connect(q);
+  /* CMD_UNLISTEN: its events of this round may still come; let go after it. */
+  q->l->closing = true;
+  q->l->done = q->done;
+  q->l->next = closing;
+  closing = q->l;
+}
+
+void front_round_end(void) {
+  while (closing != NULL) {
+    struct listener *l = closing;
+    closing = l->next;
+    close(l->fd);
+    pthread_mutex_lock(&R.lock);
+    *l->done = true;
+    pthread_cond_broadcast(&R.done);
+    pthread_mutex_unlock(&R.lock);
+    free(l);
+  }
+}
+
+/* ---------- the JavaScript thread ---------- */
+
+/* The thread has stopped: close what it polled. */
+void front_stop(void) {
+  while (listening != NULL) {
+    struct listener *l = listening;
+    listening = l->next;
+    close(l->fd);
+    free(l);
+  }
+  if (spare >= 0) close(spare);
+  spare = -1;
+}
+
+bool front_call_js(napi_env env, struct result *r) {
+  napi_value argv[7], cb, undefined;
+  size_t argc = 3;
+  if (r->kind == EV_CONNECT && r->gone) {
+    if (r->live_ref != NULL) napi_delete_reference(env, r->live_ref);
+    free(r);
+    return true;
+  }
+  if (napi_get_reference_value(env, r->kind == EV_ACCEPT ? on_accept : on_connect, &cb) != napi_ok || napi_get_undefined(env, &undefined) != napi_ok ||
+      napi_create_double(env, r->id, &argv[0]) != napi_ok) {
+    return false;
+  }
+  if (r->kind == EV_ACCEPT) {
+    argc = 7;
+    if (napi_create_double(env, r->listener, &argv[1]) != napi_ok || napi_create_string_latin1(env, r->local, NAPI_AUTO_LENGTH, &argv[2]) != napi_ok ||
+        napi_create_int32(env, r->local_port, &argv[3]) != napi_ok || napi_create_string_latin1(env, r->peer, NAPI_AUTO_LENGTH, &argv[4]) != napi_ok ||
+        napi_create_int32(env, r->peer_port, &argv[5]) != napi_ok || napi_create_int32(env, r->fd, &argv[6]) != napi_ok) {
+      return false;
+    }
+    /* JavaScript now has a connection to end: it keeps the callbacks referenced. */
+    active_more(env);
+  } else if (napi_create_int32(env, r->err, &argv[1]) != napi_ok || napi_get_boolean(env, r->timed_out, &argv[2]) != napi_ok) {
+    return false;
+  }
+  if (r->live_ref != NULL) napi_delete_reference(env, r->live_ref);
+  free(r);
+  napi_call_function(env, undefined, cb, argc, argv, NULL);
+  return true;
+}
+
+static bool get_callback(napi_env env, napi_value value, napi_ref *ref) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return napi_failed(env), false;
+  if (type != napi_function) {
+    napi_throw_type_error(env, NULL, "expected a function");
+    return false;
+  }
+  if (*ref != NULL) napi_delete_reference(env, *ref);
+  *ref = NULL;
+  return napi_create_reference(env, value, 1, ref) == napi_ok || (napi_failed(env), false);
+}
+
+static napi_value relay_front(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  if (get_callback(env, argv[0], &on_accept)) get_callback(env, argv[1], &on_connect);
+  return NULL;
+}
+
+static bool started(napi_env env) {
+  if (R.started && on_accept != NULL && on_connect != NULL) return true;
+  napi_throw_error(env, NULL, "relayInit() and relayFront() were not called");
+  return false;
+}
+
+static napi_value relay_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+  struct listener *l;
+  double id;
+  int32_t fd;
+  if (!get_args(env, info, 2, argv) || !started(env)) return NULL;
+  NAPI_CALL(napi_get_value_double(env, argv[0], &id));
+  if (!get_int(env, argv[1], &fd)) return NULL;
+  l = calloc(1, sizeof *l);
+  if (l == NULL) return throw_errno(env, ENOMEM, "calloc");
+  l->end.side = LISTENER;
+  l->id = id;
+  /* Our own descriptor: Node may close its listener; close-on-exec, so
+   * programs started later do not hold the port. */
+  l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (l->fd < 0) {
+    free(l);
+    return throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
+  }
+  /* Level-triggered, and with several workers on one socket only one of them woken. */
+  e.data.ptr = &l->end;
+  if (epoll_ctl(R.ep, EPOLL_CTL_ADD, l->fd, &e) != 0) {
+    int err = errno;
+    close(l->fd);
+    free(l);
+    return throw_errno(env, err, "epoll_ctl");
+  }
+  l->next = listening;
+  listening = l;
+  active_more(env);
+  return NULL;
+}
+
+static napi_value relay_unlisten(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  struct listener **p = &listening, *l;
+  struct cmd *q;
+  bool done = false;
+  double id;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  NAPI_CALL(napi_get_value_double(env, argv[0], &id));
+  while (*p != NULL && (*p)->id != id) p = &(*p)->next;
+  l = *p;
+  if (l == NULL || (q = calloc(1, sizeof *q)) == NULL) {
+    NAPI_CALL(napi_get_boolean(env, false, &out));
+    return out;
+  }
+  *p = l->next;
+  epoll_ctl(R.ep, EPOLL_CTL_DEL, l->fd, NULL);
+  q->kind = CMD_UNLISTEN;
+  q->l = l;
+  q->done = &done;
+  enqueue(q);
+  pthread_mutex_lock(&R.lock);
+  while (!done) pthread_cond_wait(&R.done, &R.lock);
+  pthread_mutex_unlock(&R.lock);
+  active_less(env);
+  NAPI_CALL(napi_get_boolean(env, true, &out));
+  return out;
+}
+
+/* relayConnect(id, family, address, port, timeoutMs, idleMs, keepalive, first, live) */
+static napi_value relay_connect(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  int32_t family, port, keep;
+  double id, timeout, idle;
+  char address[ADDR_TEXT];
+  size_t len;
+  struct cmd *q = NULL;
+  struct result *ev = NULL;
+  if (!get_args(env, info, 9, argv) || !started(env)) return NULL;
+  NAPI_CALL(napi_get_value_double(env, argv[0], &id));
+  if (!get_int(env, argv[1], &family) || !get_int(env, argv[3], &port) || !get_int(env, argv[6], &keep)) return NULL;
+  NAPI_CALL(napi_get_value_double(env, argv[4], &timeout));
+  NAPI_CALL(napi_get_value_double(env, argv[5], &idle));
+  NAPI_CALL(napi_get_value_string_latin1(env, argv[2], address, sizeof address, &len));
+  if ((q = calloc(1, sizeof *q)) == NULL || (ev = calloc(1, sizeof *ev)) == NULL) {
+    free(q);
+    return throw_errno(env, ENOMEM, "calloc");
+  }
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&q->addr;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    q->addr_len = sizeof *a;
+    family = inet_pton(AF_INET6, address, &a->sin6_addr);
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&q->addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    q->addr_len = sizeof *a;
+    family = family == 4 ? inet_pton(AF_INET, address, &a->sin_addr) : 0;
+  }
+  if (family != 1 || port < 1 || port > 65535) {
+    napi_throw_type_error(env, NULL, "expected an IPv4 or IPv6 address and a port");
+    goto failed;
+  }
+  if (!get_bytes(env, argv[7], &q->first, &q->first_len) || !get_live(env, argv[8], &ev->live_ref, &q->live)) goto failed;
+  q->kind = CMD_CONNECT;
+  q->id = id;
+  q->timeout_ms = (int64_t)timeout;
+  q->idle_ms = (int64_t)idle;
+  q->keepalive = keep;
+  q->ev = ev;
+  enqueue(q);
+  return NULL;
+failed:
+  free(q->first);
+  free(q);
+  free(ev);
+  return NULL;
+}
+
+bool front_init(napi_env env, napi_value exports) {
+  static const struct exported list[] = {
+    {"relayFront", relay_front},
+    {"relayListen", relay_listen},
+    {"relayUnlisten", relay_unlisten},
+    {"relayConnect", relay_connect},
+  };
+  return EXPORT_FUNCTIONS(env, exports, list);
+}

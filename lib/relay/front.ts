@@ -1,0 +1,152 @@
+/**
+ * The relay thread's front (lib/native/front.c): for services that need
+ * nothing of Node's sockets, the thread accepts, connects upstream and
+ * relays, and no connection becomes a `net.Socket` (bench/RESULTS.md,
+ * "Profile": building Node's two sockets per connection, connecting and
+ * handing them over was most of a short connection's cost).
+ *
+ * The thread decides nothing. Each accepted connection is reported here and
+ * waits, unread, until its listener's handler answers: a connect attempt
+ * to an address it chose (connect), the end (abort), or Node's socket for
+ * the session to serve itself (take). Each attempt's end is reported back
+ * before the next is asked for, so failover, its log lines and the health
+ * marks stay in TypeScript (lib/session/direct.ts).
+ */
+import { Socket } from 'node:net'
+import { getSystemErrorName } from 'node:util'
+import type { NativeAddon } from '../native/addon.js'
+import { connectTimedOut } from '../server/upstream.js'
+import type { RelayHandle, RelayResult } from './event-loop.js'
+import { onThreadEnd, relayThread, ThreadRelay } from './thread.js'
+
+/** A connection the thread accepted, as its listener's handler hears of it. */
+export interface Accepted {
+  /** The thread's number for it (connect, abort, take). */
+  id: number
+  local: string
+  localPort: number
+  peer: string
+  peerPort: number
+  /** The thread's descriptor (take() duplicates it). */
+  fd: number
+}
+
+/** One connect attempt. */
+export interface ConnectRequest {
+  /** An IP address: the front connects to addresses only (a host name is Node's to resolve). */
+  address: string
+  family: 4 | 6
+  port: number
+  timeoutMs: number
+  idleMs: number
+  /** TCP keepalive on both sockets after this many idle seconds; 0: off. */
+  keepalive: number
+  /** Bytes for the server before the client's (a PROXY header), or null. */
+  first: Buffer | null
+}
+
+/** How an attempt ended: connected, with the relay's handle, or the error as Node would have given it. */
+export type AttemptEnd = { ok: true; relay: RelayHandle } | { ok: false; error: Error }
+
+interface Attempt {
+  req: ConnectRequest
+  live: BigUint64Array
+  ended: (a: AttemptEnd) => void
+}
+
+/** Node's error for a failed connect (`connect ECONNREFUSED 127.0.0.1:25`), from the thread's errno. */
+function connectError(errno: number, address: string, port: number): Error {
+  const code = getSystemErrorName(-errno)
+  return Object.assign(new Error(`connect ${code} ${address}:${port}`), { code, errno: -errno, syscall: 'connect', address, port })
+}
+
+export class ThreadFront {
+  readonly #lib: NativeAddon
+  /** Listeners' handlers, by the front's listener number. */
+  readonly #listeners = new Map<number, (a: Accepted) => void>()
+  /** Connections with an attempt under way. */
+  readonly #attempts = new Map<number, Attempt>()
+  #lastListener = 0
+
+  constructor(lib: NativeAddon) {
+    this.#lib = lib
+    lib.relayFront(
+      (id, listener, local, localPort, peer, peerPort, fd) => {
+        const handler = this.#listeners.get(listener)
+        // Accepted in the moment before relayUnlisten returned: nobody serves it.
+        if (handler === undefined) return lib.relayAbort(id)
+        handler({ id, local, localPort, peer, peerPort, fd })
+      },
+      (id, errno, timedOut) => {
+        const a = this.#attempts.get(id)
+        // Aborted while its report was on the way: the end follows, and tells.
+        if (a === undefined) return
+        this.#attempts.delete(id)
+        if (errno === 0) return a.ended({ ok: true, relay: new ThreadRelay(lib, id, { sent: 0, received: 0 }, a.live) })
+        a.ended({ ok: false, error: timedOut ? connectTimedOut(a.req.timeoutMs) : connectError(errno, a.req.address, a.req.port) })
+      },
+    )
+  }
+
+  /** Accept on (a duplicate of) `fd` in the thread; `handler` hears of each connection. Returns the listener's number. */
+  listen(fd: number, handler: (a: Accepted) => void): number {
+    const id = ++this.#lastListener
+    this.#lib.relayListen(id, fd)
+    this.#listeners.set(id, handler)
+    return id
+  }
+
+  /** Stop accepting on listener `id`; the thread has closed its duplicate when this returns. */
+  unlisten(id: number): void {
+    this.#listeners.delete(id)
+    this.#lib.relayUnlisten(id)
+  }
+
+  /**
+   * Connect accepted connection `id`; `ended` hears how the attempt ended
+   * (once connected, the thread relays). `done` hears of the connection's
+   * end, whenever it comes: after the relay, or after abort() at any time.
+   */
+  connect(id: number, req: ConnectRequest, ended: (a: AttemptEnd) => void): void {
+    const live = new BigUint64Array(3)
+    this.#lib.relayConnect(id, req.family, req.address, req.port, req.timeoutMs, req.idleMs, req.keepalive, req.first, live)
+    this.#attempts.set(id, { req, live, ended })
+  }
+
+  /** `done` hears of the end of accepted connection `id` (relayed, cut or aborted). */
+  onEnd(id: number, done: (r: RelayResult) => void): void {
+    onThreadEnd(id, done)
+  }
+
+  /** End accepted connection `id` (a refusal, a session's abort): its end is reported to onEnd's `done`, if any. */
+  abort(id: number): void {
+    this.#attempts.delete(id)
+    this.#lib.relayAbort(id)
+  }
+
+  /**
+   * Node's socket for accepted connection `id`, for a session that needs
+   * one (a program, a PROXY header to read, redirect mode): a duplicate of
+   * the thread's descriptor, paused and half-open capable as Node's
+   * listeners make them (lib/server/listeners.ts); the thread lets go of
+   * its own.
+   */
+  take(a: Accepted): Socket {
+    const fd = this.#lib.dupFd(a.fd)
+    this.#lib.relayAbort(a.id)
+    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0])
+    socket.setNoDelay(true)
+    return socket
+  }
+}
+
+let front: ThreadFront | null | undefined
+
+/** The process's front, or null without the addon. */
+export function threadFront(): ThreadFront | null {
+  if (front === undefined) {
+    const lib = relayThread()
+    front = lib === undefined ? null : new ThreadFront(lib)
+  }
+  return front
+}

@@ -1,0 +1,152 @@
+/**
+ * A session the relay thread serves from accept to close (lib/relay/front.ts):
+ * a plain forwarded service, nothing in it needing Node's sockets. What it
+ * decides and logs is session.ts's for the same service: the client checked
+ * against the service's policy, the servers tried in the policy's order
+ * (each failure logged before the next, each attempt told to the health
+ * marks), the connect line, and the end lines with the byte counts. Only
+ * the mechanics are the thread's.
+ */
+import { isIP } from 'node:net'
+import { formatHostPort, type Endpoint } from '../config/address.js'
+import type { ResolvedService } from '../config/resolve.js'
+import { isOutOfDescriptors } from '../errors.js'
+import type { Logger } from '../log/logger.js'
+import type { AttemptEnd, ThreadFront } from '../relay/front.js'
+import type { RelayResult } from '../relay/event-loop.js'
+import { connectFailedLine, connectionErrorLine, connectLine } from './connect-lines.js'
+import type { ProgramContext, SessionPolicy } from './context.js'
+import { endLines, type EndLine } from './end-lines.js'
+import { connectionFacts } from './log-fields.js'
+import type { SessionObserver } from './observer.js'
+import { outgoingHeader } from './outgoing-header.js'
+
+/**
+ * Whether a connection of `service` from `clientIp` can be served by the
+ * thread: no program, no PROXY header to read, no dump, no redirect mode,
+ * no chosen source address, and servers given as addresses (a host name is
+ * resolved per attempt by Node's resolver: lib/server/upstream.ts).
+ */
+export function isDirect(service: ResolvedService, clientIp: string): boolean {
+  return (
+    service.acp === null &&
+    service.exec === null &&
+    service.writefile === null &&
+    service.redirectMode === 'none' &&
+    !service.forgeAddr &&
+    service.sourceAddress === null &&
+    service.trustsProxy?.(clientIp) !== true &&
+    (service.servers ?? []).every(ep => isIP(ep.host) !== 0)
+  )
+}
+
+export interface DirectInit {
+  /** The session's id in the log. */
+  id: number
+  /** The thread's number for the connection. */
+  conn: number
+  front: ThreadFront
+  service: ResolvedService
+  local: string
+  localPort: number
+  clientIp: string
+  clientPort: number
+  log: Logger
+  programs: ProgramContext
+  onResourceError: (err: Error) => void
+  policy: SessionPolicy
+  observer: SessionObserver
+}
+
+export class DirectSession {
+  readonly #s: DirectInit
+  readonly #started = performance.now()
+  #servers: readonly Endpoint[] = []
+  #next = 0
+  /** The server connected to (`host:port`): the relay runs. */
+  #server: string | null = null
+  #aborted = false
+  #header: Buffer | null = null
+  #resolve: () => void = () => {}
+
+  constructor(init: DirectInit) {
+    this.#s = init
+  }
+
+  /** End the session now (shutdown after the grace period, `kill session`). */
+  abort(): void {
+    this.#aborted = true
+    this.#s.front.abort(this.#s.conn)
+  }
+
+  #line(l: EndLine): void {
+    const s = this.#s
+    s.log.log({ tag: l.tag, event: l.event, id: s.id, text: l.text, fields: l.fields(connectionFacts(s.service, s.programs.pid, s.clientIp, s.clientPort)) })
+  }
+
+  /** Serve the connection; resolves when it is over. */
+  run(): Promise<void> {
+    const s = this.#s
+    if (!s.policy.admit(s.clientIp, s.clientPort)) {
+      s.front.abort(s.conn)
+      return Promise.resolve()
+    }
+    this.#servers = s.policy.order(s.service.servers as Endpoint[])
+    this.#header = outgoingHeader(s.service.sendProxy, { address: s.clientIp, port: s.clientPort }, { address: s.local, port: s.localPort })
+    return new Promise<void>(resolve => {
+      this.#resolve = resolve
+      s.front.onEnd(s.conn, r => this.#ended(r))
+      this.#attempt()
+    })
+  }
+
+  #attempt(): void {
+    const s = this.#s
+    const ep = this.#servers[this.#next++] as Endpoint
+    const port = ep.port ?? s.localPort
+    const request = {
+      address: ep.host,
+      family: isIP(ep.host) as 4 | 6,
+      port,
+      timeoutMs: s.service.timeouts.connectMs,
+      idleMs: s.service.timeouts.idleMs,
+      keepalive: s.service.keepalive,
+      first: this.#header,
+    }
+    s.front.connect(s.conn, request, a => this.#attempted(ep.host, port, a))
+  }
+
+  #attempted(host: string, port: number, a: AttemptEnd): void {
+    const s = this.#s
+    const server = formatHostPort(host, port)
+    s.policy.attempted(a.ok ? { ok: true, host, port } : { ok: false, host, port, error: a.error })
+    // Aborted meanwhile: the end comes, and says nothing (as session.ts).
+    if (this.#aborted) return
+    if (a.ok) {
+      this.#server = server
+      this.#line(connectLine(s.clientIp, server, s.service.timeout))
+      s.observer.relaying(server, a.relay, s.clientIp, s.clientPort)
+      return
+    }
+    s.observer.connectFailed(server)
+    const outOfDescriptors = isOutOfDescriptors(a.error)
+    // Out of descriptors: the forwarder's rate-limited line tells it, at the end.
+    if (!outOfDescriptors) this.#line(connectFailedLine(server, a.error))
+    if (this.#next < this.#servers.length) return this.#attempt()
+    // Every attempt failed: the session is over; the thread's end report is not waited for.
+    this.#aborted = true
+    s.front.abort(s.conn)
+    if (outOfDescriptors) s.onResourceError(a.error)
+    else this.#line(connectionErrorLine(s.clientIp, server, a.error))
+    this.#resolve()
+  }
+
+  #ended(r: RelayResult): void {
+    const s = this.#s
+    if (this.#server !== null) {
+      const ended = s.observer.ended({ ...r, sent: r.sent - (this.#header?.length ?? 0) })
+      for (const l of endLines(ended, s.clientIp, this.#server, (performance.now() - this.#started) / 1000)) this.#line(l)
+    }
+    this.#resolve()
+  }
+}
