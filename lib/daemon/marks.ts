@@ -50,17 +50,17 @@ export class SharedMarks {
   }
 
   /**
-   * A worker started (a replacement): the marks still in force go to every
-   * worker again (applying one twice changes nothing), so the new one does
-   * not pay a connect timeout to learn what the others know.
+   * The marks still in force, for a worker that starts (a replacement): it
+   * applies them before it serves (WorkerInit.start), so it does not pay
+   * a connect timeout to learn what the others know.
    */
-  resync(): void {
+  inForce(): { service: string; transition: Transition }[] {
     const now = performance.now()
+    const marks: { service: string; transition: Transition }[] = []
     for (const [service, down] of this.#down) {
       const table = this.#byService.get(service)
-      for (const t of down.values()) {
-        if (table !== undefined && !table.health.isUp(t.server, now)) this.broadcast({ type: 'server-mark', service, transition: t })
-      }
+      for (const t of down.values()) if (table !== undefined && !table.health.isUp(t.server, now)) marks.push({ service, transition: t })
     }
+    return marks
   }
 }

@@ -106,7 +106,17 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
   marks.setServices(s.services)
   const stats = new SupervisedStats(m => supervisor.broadcast(m))
   const supervisor: Supervisor = new Supervisor({
-    init: { identity, log, programs: s.programs, maxConnections: s.config.globals.maxConnections, netAdmin },
+    init: {
+      identity,
+      log,
+      programs: s.programs,
+      maxConnections: s.config.globals.maxConnections,
+      netAdmin,
+      // Read at each worker's start: a replacement knows before it accepts.
+      get start() {
+        return { disabled: stats.disabled, marks: marks.inForce() }
+      },
+    },
     logger,
     workerPath: fileURLToPath(new URL('../worker-main.js', import.meta.url)),
     workers: s.config.globals.workers ?? 1,
@@ -115,11 +125,7 @@ async function supervised(s: StandaloneOptions, logger: Logger, log: LogSettings
       stats.onMessage(slot, m)
     },
     onWorkerExit: slot => stats.retire(slot),
-    onWorkerStart: slot => {
-      stats.started(slot)
-      marks.resync()
-      stats.resync()
-    },
+    onWorkerStart: slot => stats.started(slot),
   })
   await supervisor.start(s.services)
   return {

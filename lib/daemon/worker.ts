@@ -33,6 +33,8 @@ export interface WorkerInit {
   workers: number
   /** This worker's slot, 0 to workers - 1. */
   index: number
+  /** What a worker must know before it accepts (one that replaces a dead one): servers disabled by command, marks in force. */
+  start: { disabled: string[]; marks: { service: string; transition: Transition }[] }
 }
 
 /** Supervisor to worker. */
@@ -111,6 +113,8 @@ export function runWorker(proc: Channel): void {
           // Marks are logged once, by the supervisor, and shared with the other workers.
           onMark: (service, transition) => send({ type: 'server-mark', service, transition }),
         })
+        for (const server of m.start.disabled) proxy.disableServer(server)
+        for (const k of m.start.marks) proxy.applyMark(k.service, k.transition)
         reporter = new Reporter(proxy, send)
         send({ type: 'ready' })
         return

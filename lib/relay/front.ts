@@ -125,6 +125,15 @@ export class ThreadFront {
   }
 
   /**
+   * Close a refused connection once this turn's log lines are written (the
+   * logger writes them in a setImmediate queued before this one): the client
+   * sees the close after the line that says why, as with Node's sockets.
+   */
+  refuse(id: number): void {
+    setImmediate(() => this.abort(id))
+  }
+
+  /**
    * Node's socket for accepted connection `id`, for a session that needs
    * one (a program, a PROXY header to read, redirect mode): a duplicate of
    * the thread's descriptor, paused and half-open capable as Node's

@@ -219,7 +219,7 @@ export class Forwarder {
       this.#nextId += this.#workers
       return front.abort(a.id)
     }
-    void this.#serve(a, listener, () => front.abort(a.id), () => front.take(a), a.id)
+    void this.#serve(a, listener, () => front.refuse(a.id), () => front.take(a), a.id)
   }
 
   /**

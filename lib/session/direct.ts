@@ -88,7 +88,7 @@ export class DirectSession {
   run(): Promise<void> {
     const s = this.#s
     if (!s.policy.admit(s.clientIp, s.clientPort)) {
-      s.front.abort(s.conn)
+      s.front.refuse(s.conn)
       return Promise.resolve()
     }
     this.#servers = s.policy.order(s.service.servers as Endpoint[])
@@ -135,7 +135,7 @@ export class DirectSession {
     if (this.#next < this.#servers.length) return this.#attempt()
     // Every attempt failed: the session is over; the thread's end report is not waited for.
     this.#aborted = true
-    s.front.abort(s.conn)
+    s.front.refuse(s.conn)
     if (outOfDescriptors) s.onResourceError(a.error)
     else this.#line(connectionErrorLine(s.clientIp, server, a.error))
     this.#resolve()

@@ -139,9 +139,9 @@ export class SupervisedStats implements Stats {
     },
   }
 
-  /** A worker started (a replacement): the disabled servers are disabled again in every worker (a second disable changes nothing). */
-  resync(): void {
-    for (const server of this.#disabled) this.broadcast({ type: 'ask', id: ++this.#lastAsk, what: 'disable', server })
+  /** The servers disabled by command, for a worker that starts (a replacement disables them before it serves: WorkerInit.start). */
+  get disabled(): string[] {
+    return [...this.#disabled]
   }
 
   metrics(): string {

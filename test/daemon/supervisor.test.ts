@@ -79,6 +79,7 @@ function supervisor(count: number, hooks: Pick<SupervisorOptions, 'onMessage' | 
       programs: { baseEnv: {}, envPrefix: 'PROXY_', pid: process.pid, proxyName: 'tcpproxy', logName: 'tcpproxy', resolveNames: false, runAs: {} },
       maxConnections: null,
       netAdmin: false,
+      start: { disabled: [], marks: [] },
     },
     logger,
     workerPath: WORKER,
