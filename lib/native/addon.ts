@@ -56,6 +56,8 @@ export interface NativeAddon {
   relayListen(id: number, fd: number): void
   /** The thread has let go of listener `id` when this returns; false: no such listener. */
   relayUnlisten(id: number): boolean
+  /** JavaScript takes accepted connection `id` with its descriptor (the thread forgets it, reports nothing more). */
+  relayRelease(id: number): void
   /** One connect attempt for accepted connection `id`; `first`: bytes for the server before the client's. */
   relayConnect(id: number, family: 4 | 6, address: string, port: number, timeoutMs: number, idleMs: number, keepalive: number, first: Buffer | null, live: BigUint64Array | null): void
   /** The close reason names of relay_thread.c, in the order of its enum. */

@@ -14,8 +14,8 @@
  *   onAccept(id, listener, localIp, localPort, peerIp, peerPort, fd)
  *       a connection was accepted; it waits (unread) until JavaScript
  *       answers with relayConnect, or ends it with relayAbort (fd: the
- *       thread's descriptor, for JavaScript to duplicate and serve the
- *       connection itself, a service that needs Node's socket);
+ *       thread's descriptor, which relayRelease gives JavaScript for a
+ *       service that needs Node's socket);
  *   onConnect(id, errno, timedOut)
  *       a connect attempt ended: errno 0, connected, and the relay has
  *       begun (relay_thread.c: its end is reported like any other);
@@ -29,6 +29,9 @@
  *                first, live)            one attempt; first: bytes to send
  *                                        the server before the client's
  *                                        (a PROXY header), or null
+ *   relayRelease(id)                     JavaScript takes the connection's
+ *                                        descriptor (a Node socket); the
+ *                                        thread forgets it
  *
  * Accepting mirrors libuv's: up to ACCEPTS_PER_WAKE per wake-up; out of
  * descriptors, a spare one is given up to accept and close what waits
@@ -224,8 +227,17 @@ static void start_connect(struct cmd *q) {
   if (c->deadline < R.next_check) R.next_check = c->deadline;
 }
 
+/* The connection is JavaScript's now (relayRelease): forget it, its descriptor left open. */
+static void release(double id) {
+  struct conn *c = conn_find(id);
+  if (c == NULL || c->state != S_ACCEPTED) return;
+  conn_unlink(c);
+  conn_free(c);
+}
+
 void front_command(struct cmd *q) {
   if (q->kind == CMD_CONNECT) return start_connect(q);
+  if (q->kind == CMD_RELEASE) return release(q->id);
   /* CMD_UNLISTEN: its events of this round may still come; let go after it. */
   q->l->closing = true;
   q->l->done = q->done;
@@ -377,6 +389,25 @@ static napi_value relay_unlisten(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* relayRelease(id): JavaScript takes accepted connection `id`, its
+ * descriptor and all (a service that needs Node's socket); the thread only
+ * forgets it, and reports nothing more of it. */
+static napi_value relay_release(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct cmd *q;
+  if (!get_args(env, info, 1, argv) || !started(env)) return NULL;
+  q = calloc(1, sizeof *q);
+  if (q == NULL) return throw_errno(env, ENOMEM, "calloc");
+  if (napi_get_value_double(env, argv[0], &q->id) != napi_ok) {
+    free(q);
+    return napi_failed(env);
+  }
+  q->kind = CMD_RELEASE;
+  enqueue(q);
+  active_less(env);
+  return NULL;
+}
+
 /* relayConnect(id, family, address, port, timeoutMs, idleMs, keepalive, first, live) */
 static napi_value relay_connect(napi_env env, napi_callback_info info) {
   napi_value argv[9];
@@ -435,6 +466,7 @@ bool front_init(napi_env env, napi_value exports) {
     {"relayListen", relay_listen},
     {"relayUnlisten", relay_unlisten},
     {"relayConnect", relay_connect},
+    {"relayRelease", relay_release},
   };
   return EXPORT_FUNCTIONS(env, exports, list);
 }

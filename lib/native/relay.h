@@ -99,13 +99,13 @@ struct conn {
 
 struct listener;
 
-enum cmd_kind { CMD_ADD, CMD_ABORT, CMD_STOP, CMD_LISTEN, CMD_UNLISTEN, CMD_CONNECT };
+enum cmd_kind { CMD_ADD, CMD_ABORT, CMD_STOP, CMD_UNLISTEN, CMD_CONNECT, CMD_RELEASE };
 
 struct cmd {
   enum cmd_kind kind;
   struct conn *c;         /* CMD_ADD */
-  double id;              /* CMD_ABORT, CMD_UNLISTEN, CMD_CONNECT */
-  struct listener *l;     /* CMD_LISTEN */
+  double id;              /* CMD_ABORT, CMD_CONNECT, CMD_RELEASE */
+  struct listener *l;     /* CMD_UNLISTEN */
   /* CMD_CONNECT */
   struct sockaddr_storage addr;
   socklen_t addr_len;
@@ -136,6 +136,7 @@ extern struct relay_state R;
 struct conn *conn_new(void);               /* a connection with its report, or NULL */
 void conn_free(struct conn *c);            /* one never linked */
 void conn_link(struct conn *c);            /* into the list and the id table */
+void conn_unlink(struct conn *c);
 struct conn *conn_find(double id);
 void relay_start(struct conn *c);          /* poll what is not polled yet, and relay */
 void finish(struct conn *c);
@@ -152,7 +153,7 @@ bool get_live(napi_env env, napi_value value, napi_ref *ref, uint64_t **live);
 /* front.c, for relay_thread.c. */
 void front_ready(struct end *e);                        /* a listener is readable */
 void front_connecting(struct conn *c, uint32_t events); /* an event while connecting */
-void front_command(struct cmd *q);                      /* CMD_LISTEN, CMD_UNLISTEN, CMD_CONNECT */
+void front_command(struct cmd *q);                      /* CMD_UNLISTEN, CMD_CONNECT, CMD_RELEASE */
 int64_t front_deadline(struct conn *c);                 /* a connect timeout that ran out, or the next due */
 void front_round_end(void);                             /* let go of the listeners relayUnlisten named */
 void front_stop(void);                                  /* JS thread, the thread stopped: close the listeners */

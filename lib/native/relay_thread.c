@@ -248,7 +248,7 @@ void conn_link(struct conn *c) {
   Q.conns = c;
 }
 
-static void conn_unlink(struct conn *c) {
+void conn_unlink(struct conn *c) {
   struct conn **b = &Q.by_id[(uint64_t)c->id % ID_BUCKETS];
   while (*b != c) b = &(*b)->next_hash;
   *b = c->next_hash;

@@ -7,8 +7,8 @@
  *
  * The thread decides nothing. Each accepted connection is reported here and
  * waits, unread, until its listener's handler answers: a connect attempt
- * to an address it chose (connect), the end (abort), or Node's socket for
- * the session to serve itself (take). Each attempt's end is reported back
+ * to an address it chose (connect), the end (abort, refuse), or Node's
+ * socket for the session to serve itself (take). Each attempt's end is reported back
  * before the next is asked for, so failover, its log lines and the health
  * marks stay in TypeScript (lib/session/direct.ts).
  */
@@ -27,7 +27,7 @@ export interface Accepted {
   localPort: number
   peer: string
   peerPort: number
-  /** The thread's descriptor (take() duplicates it). */
+  /** The thread's descriptor (take() makes it Node's). */
   fd: number
 }
 
@@ -134,16 +134,15 @@ export class ThreadFront {
   }
 
   /**
-   * Node's socket for accepted connection `id`, for a session that needs
-   * one (a program, a PROXY header to read, redirect mode): a duplicate of
-   * the thread's descriptor, paused and half-open capable as Node's
-   * listeners make them (lib/server/listeners.ts); the thread lets go of
-   * its own.
+   * Node's socket for accepted connection `a`, for a session that needs
+   * one (a program, a PROXY header to read, redirect mode): the thread
+   * gives up its descriptor (no duplicate: nothing to fail when
+   * descriptors run out), and Node's socket is paused and half-open
+   * capable as Node's listeners make them (lib/server/listeners.ts).
    */
   take(a: Accepted): Socket {
-    const fd = this.#lib.dupFd(a.fd)
-    this.#lib.relayAbort(a.id)
-    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0])
+    this.#lib.relayRelease(a.id)
+    const socket = new Socket({ fd: a.fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0])
     socket.setNoDelay(true)
     return socket
   }

@@ -7,10 +7,10 @@
 import type { Server, Socket } from 'node:net'
 import { canonicalIp, formatHostPort, type ListenSpec } from '../config/address.js'
 import { errorText } from '../errors.js'
-import { boundAddress, bindListener, reconcileListeners } from './listeners.js'
+import { boundAddress, bindListener, parseKey, reconcileListeners } from './listeners.js'
 import { Listening } from './listening.js'
 import { threadFront, type Accepted, type ThreadFront } from '../relay/front.js'
-import { DirectSession, isDirect } from '../session/direct.js'
+import { DirectSession, isDirect, isPlain } from '../session/direct.js'
 import { Redirects } from '../transparent/redirect.js'
 import type { Logger } from '../log/logger.js'
 import { serviceKey, type ResolvedService } from '../config/resolve.js'
@@ -18,7 +18,8 @@ import { buildSelector, planListeners } from './selector.js'
 import { Episodes } from './episodes.js'
 import { Policies, type ServerState } from './policy.js'
 import { transitionLog, type Transition } from './health.js'
-import { DEFAULT_MAX_PROGRAMS, type ProgramContext, type ProgramSlots } from '../session/context.js'
+import type { ProgramContext } from '../session/context.js'
+import { limitText, ProgramLimit, workerShare } from './program-slots.js'
 import { Session } from '../session/session.js'
 import { Counters } from '../stats/counters.js'
 import { LiveSession } from '../stats/live.js'
@@ -47,6 +48,13 @@ export interface ForwarderOptions {
   onMark?: (service: string, t: Transition) => void
 }
 
+/** The ports whose services are all plain. */
+function plainPorts(services: readonly ResolvedService[]): Set<number> {
+  const ports = new Set(services.map(s => s.port))
+  for (const s of services) if (!isPlain(s)) ports.delete(s.port)
+  return ports
+}
+
 /** A session of either kind, as the forwarder ends it. */
 type Served = Pick<Session, 'abort'>
 
@@ -66,15 +74,16 @@ export class Forwarder {
   /** Where a connection is accepted: Node, or the relay thread's front (plain services need no Node socket). */
   readonly #front: ThreadFront | null
   readonly #listeners: Listening
+  /** The ports where every service is plain (the thread may accept there). */
+  #plainPorts: Set<number>
   readonly #redirects = new Redirects(() => this.#listeners.specs)
   readonly #workers: number
   /** The last connection id given; ids step by the worker count. */
   #nextId: number
   #closing = false
   readonly #resourceErrors = new Episodes()
-  readonly #programLimit = new Episodes()
-  /** ACP and handler processes running now (ProgramContext.maxPrograms). */
-  #programsRunning = 0
+  /** The bound on ACP and handler processes (max-programs). */
+  readonly #slots: ProgramLimit
   /** Per service: access lists, client limits, balancing and health marks (carried over a reload). */
   readonly #policies: Policies
   /** The process's counters (one forwarder per process): what its sessions did. */
@@ -90,6 +99,8 @@ export class Forwarder {
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
+    this.#plainPorts = plainPorts(services)
+    this.#slots = new ProgramLimit(options.programs.maxPrograms, this.#workers, this.#log, key => this.counters.denied(key, 'max-programs'))
     this.#front = options.programs.relayThread === true ? threadFront() : null
     this.#listeners = new Listening(this.#front, {
       node: (client, listener) => void this.handle(client, listener),
@@ -126,7 +137,7 @@ export class Forwarder {
    */
   adopt(key: string, server: Server): void {
     this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
-    this.#listeners.adopt(key, server)
+    this.#listeners.adopt(key, server, this.#threaded(parseKey(key)))
   }
 
   /** The listener serving `key` (one in use), to lend to another worker. */
@@ -150,6 +161,7 @@ export class Forwarder {
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
     this.#policies.set(services)
+    void this.#retune(services)
   }
 
   /**
@@ -163,6 +175,22 @@ export class Forwarder {
     this.#select = select
     this.#specs = specs
     this.#policies.set(services)
+    await this.#retune(services)
+  }
+
+  /**
+   * Whether the relay thread accepts on `spec`'s port: every service there
+   * is one it serves whole (lib/session/direct.ts isPlain). A TPROXY
+   * listener stays Node's.
+   */
+  #threaded(spec: ListenSpec): boolean {
+    return this.#front !== null && spec.transparent !== true && this.#plainPorts.has(spec.port)
+  }
+
+  /** New services: each listener goes to the thread or to Node as they say (a failure to move one is a resource error; it stays as it was). */
+  #retune(services: readonly ResolvedService[]): Promise<void> {
+    this.#plainPorts = plainPorts(services)
+    return this.#listeners.retune(spec => this.#threaded(spec)).catch(this.#onResourceError)
   }
 
   /** Skip `server` (`host:port`) in new sessions of every service; false if no service has it or it was disabled already. */
@@ -257,13 +285,13 @@ export class Forwarder {
     }
     const key = serviceKey(service)
     const inService = this.#perService.get(service) ?? 0
-    const all = this.#share(this.#maxConnections)
-    const per = this.#share(service.maxConnections)
+    const all = workerShare(this.#maxConnections, this.#workers)
+    const per = workerShare(service.maxConnections, this.#workers)
     const limit =
       all !== null && this.#sessions.size >= all
-        ? this.#limitText(`${this.#maxConnections} in all`, all)
+        ? limitText(`${this.#maxConnections} in all`, all, this.#workers)
         : per !== null && inService >= per
-          ? this.#limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per)
+          ? limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per, this.#workers)
           : null
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}`, fields })
@@ -322,15 +350,6 @@ export class Forwarder {
     else this.#perService.set(service, left)
   }
 
-  /** This worker's part of a limit (see ForwarderOptions.workers). */
-  #share(limit: number | null): number | null {
-    return limit === null ? null : Math.ceil(limit / this.#workers)
-  }
-
-  #limitText(text: string, share: number): string {
-    return this.#workers === 1 ? text : `${text}, ${share} in this worker`
-  }
-
   /**
    * Out of file descriptors (EMFILE/ENFILE), in accept() or in an upstream
    * connect. libuv sheds connections it cannot accept (it keeps a spare
@@ -342,29 +361,6 @@ export class Forwarder {
     this.#resourceErrors.report(more => {
       this.#log.log({ tag: '-ERR', event: 'resource-error', text: `${errorText(err)}: new connections are refused${more}` })
     })
-  }
-
-  /**
-   * The bound on ACP and handler processes (max-programs): a connection
-   * that would start one beyond it is closed, and the log gets one line
-   * per episode.
-   */
-  readonly #slots: ProgramSlots = {
-    take: (clientIp, service) => {
-      const max = this.#programs.maxPrograms === undefined ? DEFAULT_MAX_PROGRAMS : this.#programs.maxPrograms
-      const share = this.#share(max)
-      if (share === null || this.#programsRunning < share) {
-        this.#programsRunning++
-        return true
-      }
-      this.counters.denied(serviceKey(service), 'max-programs')
-      this.#programLimit.report(more => {
-        const limit = this.#limitText(`${max}`, share)
-        this.#log.log({ tag: '-ERR', event: 'limit', text: `too many programs running (max-programs ${limit}): connection refused, client= ${clientIp}${more}` })
-      })
-      return false
-    },
-    release: () => void this.#programsRunning--,
   }
 
   /** `show sessions`: this process's open sessions at `nowMs` (performance.now()). */

@@ -1,14 +1,18 @@
 /**
- * The forwarder's listeners in use, by key (specKey): Node's servers, or,
- * with the relay thread's front (lib/relay/front.ts), the thread accepting
- * on a duplicate of each, Node's own listener closed so that only one of
- * them accepts. Connections go to `sink` either way.
+ * The forwarder's listeners in use, by key (specKey). Each is accepted on
+ * by Node, or by the relay thread's front (lib/relay/front.ts) when every
+ * service it can select is one the thread serves whole (threaded): then
+ * Node's own listener is closed, so that only the thread accepts, and a
+ * never-polled duplicate is kept here to give the socket back to Node if a
+ * reload makes one of its services need Node (a program, a PROXY header).
+ * Connections go to `sink` either way.
  */
+import { closeSync } from 'node:fs'
 import type { Server, Socket } from 'node:net'
 import type { ListenSpec } from '../config/address.js'
-import { fdOf } from '../native/addon.js'
+import { fdOf, nativeAddon, type NativeAddon } from '../native/addon.js'
 import type { Accepted, ThreadFront } from '../relay/front.js'
-import { closeListener, configureServer, parseKey } from './listeners.js'
+import { closeListener, configureServer, listenerOnFd, parseKey } from './listeners.js'
 
 export interface ListenerSink {
   /** A connection Node accepted. */
@@ -19,13 +23,18 @@ export interface ListenerSink {
   error(err: Error): void
 }
 
+interface Entry {
+  spec: ListenSpec
+  /** Node's listener; closed while the thread accepts. */
+  server: Server
+  /** The thread accepts: the front's listener number, and our never-polled duplicate of the socket. */
+  thread: { id: number; held: number } | null
+}
+
 export class Listening {
   readonly #front: ThreadFront | null
   readonly #sink: ListenerSink
-  readonly #servers = new Map<string, Server>()
-  readonly #specs = new Map<string, ListenSpec>()
-  /** The front's listener numbers, by key. */
-  readonly #inThread = new Map<string, number>()
+  readonly #entries = new Map<string, Entry>()
 
   constructor(front: ThreadFront | null, sink: ListenerSink) {
     this.#front = front
@@ -33,42 +42,77 @@ export class Listening {
   }
 
   get keys(): string[] {
-    return [...this.#servers.keys()]
+    return [...this.#entries.keys()]
   }
 
   get specs(): ListenSpec[] {
-    return [...this.#specs.values()]
+    return [...this.#entries.values()].map(e => e.spec)
   }
 
-  /** Serve connections from `server`, listening already (bound here, by the supervisor, or by systemd). */
-  adopt(key: string, server: Server): void {
-    const spec = parseKey(key)
-    this.#servers.set(key, server)
-    this.#specs.set(key, spec)
-    if (this.#front !== null) {
-      this.#inThread.set(key, this.#front.listen(fdOf(server), a => this.#sink.thread(a, spec)))
-      void closeListener(server)
-      return
+  /**
+   * Serve connections from `server`, listening already (bound here, by the
+   * supervisor, or by systemd); `threaded` (only given with a front): the
+   * thread accepts on it.
+   */
+  adopt(key: string, server: Server, threaded: boolean): void {
+    const entry: Entry = { spec: parseKey(key), server, thread: null }
+    this.#entries.set(key, entry)
+    this.#node(entry, server)
+    if (threaded) void this.#toThread(entry)
+  }
+
+  /** The server adopted as `key` (closed while the thread accepts on it). */
+  server(key: string): Server {
+    return (this.#entries.get(key) as Entry).server
+  }
+
+  /** Whether the thread accepts on `key`. */
+  threaded(key: string): boolean {
+    return this.#entries.get(key)?.thread != null
+  }
+
+  /** Move each listener to the thread or to Node as `threaded` now says (a reload; true only with a front). */
+  async retune(threaded: (spec: ListenSpec) => boolean): Promise<void> {
+    for (const entry of this.#entries.values()) {
+      const want = threaded(entry.spec)
+      if (want && entry.thread === null) await this.#toThread(entry)
+      else if (!want && entry.thread !== null) await this.#toNode(entry)
     }
-    configureServer(server)
-    server.on('connection', s => this.#sink.node(s, spec))
+  }
+
+  #node(entry: Entry, server: Server): void {
+    entry.server = configureServer(server)
+    server.on('connection', s => this.#sink.node(s, entry.spec))
     server.on('error', err => this.#sink.error(err))
   }
 
-  /** The server adopted as `key` (closed if the thread accepts on it). */
-  server(key: string): Server {
-    return this.#servers.get(key) as Server
+  #lib(): NativeAddon {
+    return nativeAddon() as NativeAddon
+  }
+
+  async #toThread(entry: Entry): Promise<void> {
+    const front = this.#front as ThreadFront
+    const held = this.#lib().dupFd(fdOf(entry.server))
+    entry.thread = { id: front.listen(held, a => this.#sink.thread(a, entry.spec)), held }
+    // Connections Node accepted meanwhile are served by Node.
+    await closeListener(entry.server)
+  }
+
+  async #toNode(entry: Entry): Promise<void> {
+    const { id, held } = entry.thread as { id: number; held: number }
+    this.#node(entry, await listenerOnFd(this.#lib().dupFd(held)))
+    entry.thread = null
+    ;(this.#front as ThreadFront).unlisten(id)
+    closeSync(held)
   }
 
   /** Stop accepting on `key` (one in use). Open connections go on. */
   async close(key: string): Promise<void> {
-    const server = this.#servers.get(key) as Server
-    const inThread = this.#inThread.get(key)
-    this.#servers.delete(key)
-    this.#specs.delete(key)
-    this.#inThread.delete(key)
-    if (inThread !== undefined) (this.#front as ThreadFront).unlisten(inThread)
-    else await closeListener(server)
+    const entry = this.#entries.get(key) as Entry
+    this.#entries.delete(key)
+    if (entry.thread === null) return closeListener(entry.server)
+    ;(this.#front as ThreadFront).unlisten(entry.thread.id)
+    closeSync(entry.thread.held)
   }
 
   async closeAll(): Promise<void> {

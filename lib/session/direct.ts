@@ -40,6 +40,15 @@ export function isDirect(service: ResolvedService, clientIp: string): boolean {
   )
 }
 
+/**
+ * Whether every connection of `service` can be served by the thread, so
+ * that the thread may accept on its port (lib/server/listening.ts): no
+ * PROXY header from anybody either.
+ */
+export function isPlain(service: ResolvedService): boolean {
+  return service.trustsProxy === null && isDirect(service, '')
+}
+
 export interface DirectInit {
   /** The session's id in the log. */
   id: number
