@@ -67,7 +67,7 @@ export class DirectSession {
   #server: string | null = null
   #aborted = false
   #header: Buffer | null = null
-  #resolve: () => void = () => {}
+  #resolve!: () => void
 
   constructor(init: DirectInit) {
     this.#s = init
