@@ -518,3 +518,15 @@ t.test('redirect-mode: a destination that is one of the listeners in use is refu
   await proxy.handle(inner, { address: '127.0.0.1', port, transparent: true })
   t.match(log.entries.find(e => e.event === 'redirect-loop')?.text, `redirect loop refused: origdst: 127.0.0.1:${own}, client= 127.0.0.1: 127.0.0.1:${own} is this proxy's own listener`)
 })
+
+t.test('thread: a server given with a zone (::1%lo) is connected by Node\'s path, its failure logged (the thread takes plain addresses only)', native, async t => {
+  const [port, dead] = [await freePort(), await freePort('::1')]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, dead, { servers: [{ host: '::1%lo', port: dead }] })], { logger: log, programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  t.equal((await exchange(port, 'x')).data.length, 0)
+  await until(() => proxy.sessions === 0)
+  t.same(log.entries.slice(1).map(e => e.event), ['connected', 'server-down', 'connect-failed', 'connection-error'])
+  t.match(log.entries.at(-1)?.text, `connection error: client= 127.0.0.1, server= [::1%lo]:${dead}, error= connect ECONNREFUSED ::1%lo:${dead}`)
+})

@@ -57,6 +57,7 @@ t.test('isDirect: a plain forwarded service, and each thing that needs Node\'s s
     ['a source address', { sourceAddress: '127.0.0.5' }],
     ['a PROXY header to read from this client', { trustsProxy: ip => ip === '192.0.2.1' }],
     ['a server given by host name', { servers: [{ host: '127.0.0.1', port: 25 }, { host: 'localhost', port: 25 }] }],
+    ['a server with a zone (the thread takes plain addresses only)', { servers: [{ host: '127.0.0.1', port: 25 }, { host: 'fe80::1%lo', port: 25 }] }],
   ]
   for (const [what, extra] of not) t.equal(isDirect(service(extra), '192.0.2.1'), false, what)
 })
