@@ -530,3 +530,13 @@ t.test('thread: a server given with a zone (::1%lo) is connected by Node\'s path
   t.same(log.entries.slice(1).map(e => e.event), ['connected', 'server-down', 'connect-failed', 'connection-error'])
   t.match(log.entries.at(-1)?.text, `connection error: client= 127.0.0.1, server= [::1%lo]:${dead}, error= connect ECONNREFUSED ::1%lo:${dead}`)
 })
+
+t.test('thread: out of descriptors as Node\'s socket is taken for a handler service: the connection is refused, one line, the daemon goes on', native, async t => {
+  const emfile = fileURLToPath(new URL('../fixtures/unit-emfile.mjs', import.meta.url))
+  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${emfile}" thread`], { encoding: 'utf8', timeout: 20_000 })
+  t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
+  const out = JSON.parse(r.stdout) as { logged: string[] }
+  t.match(out, { filled: true, denied: { resources: 1 }, closed: true })
+  t.match(out.logged, [/^bound: /, /^connected: /, /^resource-error: fcntl\(F_DUPFD_CLOEXEC\): Too many open files: new connections are refused$/])
+  t.equal(out.logged.length, 3)
+})
