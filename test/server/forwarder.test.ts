@@ -479,6 +479,25 @@ t.test('thread: close(grace) cuts a session the thread serves after the grace, a
   t.match(log.entries.find(e => e.event === 'disconnect')?.text, /closed-by= shutdown$/)
 })
 
+t.test('thread: kill session ends a session the thread serves, closed-by= killed, its bytes counted', native, async t => {
+  const up = await backend(s => s.on('error', () => {}).resume())
+  t.teardown(() => up.close())
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, up.port)], { logger: log, programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  const closed = once(c, 'close')
+  c.resume().write('hello')
+  await until(() => proxy.sessionRows(performance.now())[0]?.sent === 5)
+  t.match(proxy.sessionRows(performance.now()), [{ id: 1, sent: 5, received: 0, state: 'relaying' }], 'the thread\'s live counts')
+  t.equal(proxy.killSession(1), true)
+  await closed
+  await until(() => proxy.sessions === 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /send= 5, .*closed-by= killed$/)
+})
+
 t.test('thread: a connection the thread accepts once close() has begun is closed at once, unlogged', native, async t => {
   const port = await freePort()
   const log = memoryLogger()

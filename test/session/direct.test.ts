@@ -359,7 +359,7 @@ t.test('an attempt that ends after abort(): told to the policy, nothing logged; 
   }
 })
 
-t.test('abort() before the connect completes: no connect line, run() resolves, the server never hears a byte', native, async t => {
+t.test('abort() before the connect completes: no line, no attempt told, run() resolves, the client is closed', native, async t => {
   const front = threadFront() as ThreadFront
   const hole = await hangingPort(t, 3000)
   const l = await threadListener(t, front)
