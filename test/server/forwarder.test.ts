@@ -459,27 +459,8 @@ t.test('thread: no service, or max-connections: one line, the connection closed,
   t.match(services[`127.0.0.1:${b}`], { connections: 1, active: 0, denied: { 'no-service': 1 } })
 })
 
-t.test('thread: close(grace) cuts a session the thread serves after the grace, and resolves', native, async t => {
-  const up = await backend(s => s.on('error', () => {}).resume())
-  t.teardown(() => up.close())
-  const port = await freePort()
-  const log = memoryLogger()
-  const proxy = new Forwarder([service(port, up.port)], { logger: log, programs: threaded })
-  await proxy.listen()
-  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
-  const closed = once(c, 'close')
-  c.resume()
-  await until(() => log.entries.some(e => e.event === 'connect'))
-  t.match(proxy.sessionRows(performance.now()), [{ id: 1, state: 'relaying', server: `127.0.0.1:${up.port}` }])
-  const start = Date.now()
-  await proxy.close(300)
-  t.ok(Date.now() - start >= 250, 'waited for the grace period')
-  await closed
-  t.equal(proxy.sessions, 0)
-  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /closed-by= shutdown$/)
-})
-
-t.test('thread: kill session ends a session the thread serves, closed-by= killed, its bytes counted', native, async t => {
+/** A forwarder whose thread serves one session, relaying to a server that never answers; the client, and its close. */
+async function threadSession(t: Test) {
   const up = await backend(s => s.on('error', () => {}).resume())
   t.teardown(() => up.close())
   const port = await freePort()
@@ -489,7 +470,25 @@ t.test('thread: kill session ends a session the thread serves, closed-by= killed
   t.teardown(() => proxy.close(0))
   const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
   const closed = once(c, 'close')
-  c.resume().write('hello')
+  c.resume()
+  await until(() => log.entries.some(e => e.event === 'connect'))
+  return { proxy, log, c, closed, server: `127.0.0.1:${up.port}` }
+}
+
+t.test('thread: close(grace) cuts a session the thread serves after the grace, and resolves', native, async t => {
+  const { proxy, log, closed, server } = await threadSession(t)
+  t.match(proxy.sessionRows(performance.now()), [{ id: 1, state: 'relaying', server }])
+  const start = Date.now()
+  await proxy.close(300)
+  t.ok(Date.now() - start >= 250, 'waited for the grace period')
+  await closed
+  t.equal(proxy.sessions, 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /closed-by= shutdown$/)
+})
+
+t.test('thread: kill session ends a session the thread serves, closed-by= killed, its bytes counted', native, async t => {
+  const { proxy, log, c, closed } = await threadSession(t)
+  c.write('hello')
   await until(() => proxy.sessionRows(performance.now())[0]?.sent === 5)
   t.match(proxy.sessionRows(performance.now()), [{ id: 1, sent: 5, received: 0, state: 'relaying' }], 'the thread\'s live counts')
   t.equal(proxy.killSession(1), true)
