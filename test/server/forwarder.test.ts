@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { connect, createServer } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { Forwarder } from '../../lib/server/forwarder.js'
@@ -399,15 +399,31 @@ async function until(ok: () => boolean): Promise<void> {
   while (!ok() && Date.now() < deadline) await new Promise(r => setTimeout(r, 10))
 }
 
-t.test('thread: a plain service is served by the thread from accept to close, with the lines of Node\'s path', native, async t => {
-  const calls = frontCalls(t)
-  const up = await backend(echoAfterEnd)
+/** A forwarder with the thread accepting for one plain service, its server's connections given to `handler`. */
+async function threadProxy(t: Test, handler: (s: Socket) => void) {
+  const up = await backend(handler)
   t.teardown(() => up.close())
   const port = await freePort()
   const log = memoryLogger()
   const proxy = new Forwarder([service(port, up.port)], { logger: log, programs: threaded })
   await proxy.listen()
   t.teardown(() => proxy.close(0))
+  return { proxy, log, port, up }
+}
+
+/** A forwarder whose thread serves one session, relaying to a server that never answers; the client, and its close. */
+async function threadSession(t: Test) {
+  const { proxy, log, port, up } = await threadProxy(t, s => s.on('error', () => {}).resume())
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  const closed = once(c, 'close')
+  c.resume()
+  await until(() => log.entries.some(e => e.event === 'connect'))
+  return { proxy, log, c, closed, server: `127.0.0.1:${up.port}` }
+}
+
+t.test('thread: a plain service is served by the thread from accept to close, with the lines of Node\'s path', native, async t => {
+  const calls = frontCalls(t)
+  const { proxy, log, port, up } = await threadProxy(t, echoAfterEnd)
   t.equal(proxy.listener(`127.0.0.1:${port}`).listening, false, 'Node\'s listener is closed: the thread accepts')
   const r = await exchange(port, 'plain')
   t.equal(r.data.toString(), 'plain')
@@ -458,22 +474,6 @@ t.test('thread: no service, or max-connections: one line, the connection closed,
   t.match(services[`127.0.0.1:${a}`], { connections: 1, active: 0, denied: { 'max-connections': 1 } })
   t.match(services[`127.0.0.1:${b}`], { connections: 1, active: 0, denied: { 'no-service': 1 } })
 })
-
-/** A forwarder whose thread serves one session, relaying to a server that never answers; the client, and its close. */
-async function threadSession(t: Test) {
-  const up = await backend(s => s.on('error', () => {}).resume())
-  t.teardown(() => up.close())
-  const port = await freePort()
-  const log = memoryLogger()
-  const proxy = new Forwarder([service(port, up.port)], { logger: log, programs: threaded })
-  await proxy.listen()
-  t.teardown(() => proxy.close(0))
-  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
-  const closed = once(c, 'close')
-  c.resume()
-  await until(() => log.entries.some(e => e.event === 'connect'))
-  return { proxy, log, c, closed, server: `127.0.0.1:${up.port}` }
-}
 
 t.test('thread: close(grace) cuts a session the thread serves after the grace, and resolves', native, async t => {
   const { proxy, log, closed, server } = await threadSession(t)

@@ -9,8 +9,7 @@ import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { Endpoint } from '../../lib/config/address.js'
-import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
-import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
+import type { ResolvedService } from '../../lib/config/resolve.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { fdOf, nativeAvailable } from '../../lib/native/addon.js'
 import type { RelayHandle, RelayResult } from '../../lib/relay/event-loop.js'
@@ -21,27 +20,12 @@ import { DirectSession, isDirect } from '../../lib/session/direct.js'
 import type { SessionObserver } from '../../lib/session/observer.js'
 import { backend, freePort, hangingPort } from '../fixtures/harness.js'
 import { collect } from '../fixtures/pair.js'
+import { sessionService } from '../fixtures/session-service.js'
 
 const PROGRAMS: ProgramContext = { baseEnv: {}, envPrefix: 'PROXY_', pid: 4242, proxyName: 'tcpproxy', logName: 'tcpproxy', resolveNames: false, runAs: {} }
 
-function service(extra: Partial<ResolvedService> = {}): ResolvedService {
-  const { trustsProxy = null, ...settings } = extra
-  return {
-    ...hydrateService({
-      ...DEFAULT_SETTINGS,
-      port: 8025,
-      iface: '127.0.0.1',
-      ifaceText: '127.0.0.1',
-      addresses: ['127.0.0.1'],
-      servers: [{ host: '127.0.0.1', port: 9 }],
-      timeout: 60,
-      connectTimeout: 5,
-      source: { file: 'test', line: 1 },
-      ...settings,
-    }),
-    trustsProxy,
-  }
-}
+const service = (extra: Partial<ResolvedService> = {}): ResolvedService =>
+  sessionService({ servers: [{ host: '127.0.0.1', port: 9 }], timeout: 60, connectTimeout: 5, ...extra })
 
 t.test('isDirect: a plain forwarded service, and each thing that needs Node\'s sockets', async t => {
   t.equal(isDirect(service(), '192.0.2.1'), true)
