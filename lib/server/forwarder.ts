@@ -266,21 +266,9 @@ export class Forwarder {
     // go, not ours: the listener it came through picks the service.
     const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
     const fields = connectionFields(connectionFacts(service ?? formatHostPort(local, localPort), this.#programs.pid, clientIp, clientPort))
-    this.#log.log({
-      tag: '+INFO',
-      event: 'connected',
-      id,
-      text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`,
-      fields,
-    })
+    this.#log.log({ tag: '+INFO', event: 'connected', id, text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`, fields })
     if (service === undefined) {
-      this.#log.log({
-        tag: '-ERR',
-        event: 'no-service',
-        id,
-        text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`,
-        fields,
-      })
+      this.#log.log({ tag: '-ERR', event: 'no-service', id, text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`, fields })
       return this.#refused(refuse, formatHostPort(local, localPort), 'no-service')
     }
     const key = serviceKey(service)
@@ -296,6 +284,14 @@ export class Forwarder {
     if (limit !== null) {
       this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}`, fields })
       return this.#refused(refuse, key, 'max-connections')
+    }
+    let client: Socket | null = null
+    try {
+      client = conn !== null && isDirect(service, clientIp) ? null : socket()
+    } catch (err) {
+      // The thread's connection taken for Node (lib/relay/front.ts): no descriptor left for the duplicate.
+      this.#onResourceError(err as Error)
+      return this.#refused(refuse, key, 'resources')
     }
     const ticket = this.#policies.of(service).ticket(id, localPort)
     this.counters.accepted(key)
@@ -318,9 +314,9 @@ export class Forwarder {
       observer: live,
     }
     const session =
-      conn !== null && isDirect(service, clientIp)
-        ? new DirectSession({ ...common, conn, front: this.#front as ThreadFront })
-        : new Session({ ...common, client: socket(), slots: this.#slots, listener, redirects: this.#redirects })
+      client === null
+        ? new DirectSession({ ...common, conn: conn as number, front: this.#front as ThreadFront })
+        : new Session({ ...common, client, slots: this.#slots, listener, redirects: this.#redirects })
     live.abort = () => session.abort()
     this.#live.set(id, live)
     this.#perService.set(service, inService + 1)

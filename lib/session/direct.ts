@@ -25,7 +25,9 @@ import { outgoingHeader } from './outgoing-header.js'
  * Whether a connection of `service` from `clientIp` can be served by the
  * thread: no program, no PROXY header to read, no dump, no redirect mode,
  * no chosen source address, and servers given as addresses (a host name is
- * resolved per attempt by Node's resolver: lib/server/upstream.ts).
+ * resolved per attempt by Node's resolver: lib/server/upstream.ts) without
+ * a zone (`fe80::1%eth0`: libuv maps the zone to a scope id; the thread
+ * takes plain addresses only).
  */
 export function isDirect(service: ResolvedService, clientIp: string): boolean {
   return (
@@ -36,7 +38,7 @@ export function isDirect(service: ResolvedService, clientIp: string): boolean {
     !service.forgeAddr &&
     service.sourceAddress === null &&
     service.trustsProxy?.(clientIp) !== true &&
-    (service.servers ?? []).every(ep => isIP(ep.host) !== 0)
+    (service.servers ?? []).every(ep => isIP(ep.host) !== 0 && !ep.host.includes('%'))
   )
 }
 
@@ -76,7 +78,7 @@ export class DirectSession {
   #server: string | null = null
   #aborted = false
   #header: Buffer | null = null
-  #resolve: () => void = () => {}
+  #resolve!: () => void
 
   constructor(init: DirectInit) {
     this.#s = init

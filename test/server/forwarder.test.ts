@@ -1,13 +1,17 @@
 /** lib/server/forwarder.ts in process: lifecycle paths the end-to-end tests cannot time precisely. */
 import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { connect, createServer } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
 import { Forwarder } from '../../lib/server/forwarder.js'
 import { hydrateService, type ResolvedService, type ServiceData } from '../../lib/config/resolve.js'
 import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/context.js'
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
-import { backend, freePort, hangingPort } from '../fixtures/harness.js'
+import { nativeAvailable } from '../../lib/native/addon.js'
+import { threadFront } from '../../lib/relay/front.js'
+import { backend, echoAfterEnd, exchange, freePort, hangingPort } from '../fixtures/harness.js'
 import { socketPair } from '../fixtures/pair.js'
 
 function memoryLogger(): Logger & { entries: LogEntry[] } {
@@ -370,4 +374,187 @@ t.test('a handler service (no server list) is served, whatever servers are disab
     t.equal(reply.toString(), 'echo', disabled ? 'with a server disabled' : 'with none disabled')
   }
   t.notOk(log.entries.some(e => e.event === 'no-server'))
+})
+
+/* The relay thread accepting (programs.relayThread): lib/server/forwarder.ts's #accepted and #serve with the thread's connection. */
+
+const native = { skip: nativeAvailable() ? false : 'the native addon is not built' }
+const threaded: ProgramContext = { ...programs, baseEnv: { PATH: '/usr/bin:/bin' }, relayThread: true }
+
+/** Which of the front's connect and take the forwarder calls (the process's one front, observed, not replaced). */
+function frontCalls(t: Test): string[] {
+  const calls: string[] = []
+  const front = threadFront() as unknown as Record<string, (...args: unknown[]) => unknown>
+  for (const m of ['connect', 'take']) {
+    const real = front[m] as (...args: unknown[]) => unknown
+    front[m] = (...args) => (calls.push(m), real.apply(front, args))
+    t.teardown(() => delete front[m])
+  }
+  return calls
+}
+
+/** Until `ok()`, at most 5 s. */
+async function until(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!ok() && Date.now() < deadline) await new Promise(r => setTimeout(r, 10))
+}
+
+/** A forwarder with the thread accepting for one plain service, its server's connections given to `handler`. */
+async function threadProxy(t: Test, handler: (s: Socket) => void) {
+  const up = await backend(handler)
+  t.teardown(() => up.close())
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, up.port)], { logger: log, programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  return { proxy, log, port, up }
+}
+
+/** A forwarder whose thread serves one session, relaying to a server that never answers; the client, and its close. */
+async function threadSession(t: Test) {
+  const { proxy, log, port, up } = await threadProxy(t, s => s.on('error', () => {}).resume())
+  const c = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  const closed = once(c, 'close')
+  c.resume()
+  await until(() => log.entries.some(e => e.event === 'connect'))
+  return { proxy, log, c, closed, server: `127.0.0.1:${up.port}` }
+}
+
+t.test('thread: a plain service is served by the thread from accept to close, with the lines of Node\'s path', native, async t => {
+  const calls = frontCalls(t)
+  const { proxy, log, port, up } = await threadProxy(t, echoAfterEnd)
+  t.equal(proxy.listener(`127.0.0.1:${port}`).listening, false, 'Node\'s listener is closed: the thread accepts')
+  const r = await exchange(port, 'plain')
+  t.equal(r.data.toString(), 'plain')
+  await until(() => proxy.sessions === 0)
+  t.same(calls, ['connect'], 'connected by the thread; no Node socket taken')
+  t.same(log.entries.slice(1).map(e => [e.tag, e.event, e.id]), [['+INFO', 'connected', 1], ['+INFO', 'connect', 1], ['+OK', 'disconnect', 1]])
+  t.match(log.entries.slice(1).map(e => e.text), [
+    /^connected on 127\.0\.0\.1:\d+, client= 127\.0\.0\.1:\d+$/,
+    `connect: client= 127.0.0.1, server= 127.0.0.1:${up.port}, timeout= 60`,
+    new RegExp(`^disconnect: client= 127\\.0\\.0\\.1, server= 127\\.0\\.0\\.1:${up.port}, received= 5, send= 5, duration= \\d+\\.\\d{3}, closed-by= client$`),
+  ])
+  t.match(proxy.counters.snapshot().services[`127.0.0.1:${port}`], { connections: 1, active: 0 })
+})
+
+t.test('thread: a service that needs Node\'s socket (a handler; a PROXY header from a trusted client) gets it from take()', native, async t => {
+  const calls = frontCalls(t)
+  const up = await backend(echoAfterEnd)
+  t.teardown(() => up.close())
+  const [handler, proxied] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const services = [service(handler, 9, { servers: null, exec: ['/bin/cat'] }), service(proxied, up.port, { acceptProxy: ['127.0.0.1/32'] })]
+  const proxy = new Forwarder(services, { logger: log, programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  t.equal((await exchange(handler, 'cat')).data.toString(), 'cat', 'the handler answered')
+  t.equal((await exchange(proxied, 'PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\nEHLO')).data.toString(), 'EHLO')
+  await until(() => proxy.sessions === 0)
+  t.same(calls, ['take', 'take'])
+  t.ok(log.entries.some(e => e.event === 'handler-end'))
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /^disconnect: client= 192\.0\.2\.7, .*send= 4, /)
+})
+
+t.test('thread: no service, or max-connections: one line, the connection closed, nothing connected', native, async t => {
+  const calls = frontCalls(t)
+  const [a, b] = [await freePort(), await freePort()]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(a, 9, { maxConnections: 0 }), service(b, 9)], { logger: log, programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  t.equal((await exchange(a, 'x')).data.length, 0)
+  proxy.setServices([service(a, 9)])
+  t.equal((await exchange(b, 'x')).data.length, 0)
+  t.same(log.entries.slice(2).map(e => [e.tag, e.event, e.id]), [['+INFO', 'connected', 1], ['-ERR', 'limit', 1], ['+INFO', 'connected', 2], ['-ERR', 'no-service', 2]])
+  t.match(log.entries[3]?.text, `too many connections (max-connections 0 for 127.0.0.1:${a}), client= 127.0.0.1`)
+  t.match(log.entries[5]?.text, `no configuration found for interface 127.0.0.1:${b}, client= 127.0.0.1`)
+  t.same(calls, [])
+  const services = proxy.counters.snapshot().services
+  t.match(services[`127.0.0.1:${a}`], { connections: 1, active: 0, denied: { 'max-connections': 1 } })
+  t.match(services[`127.0.0.1:${b}`], { connections: 1, active: 0, denied: { 'no-service': 1 } })
+})
+
+t.test('thread: close(grace) cuts a session the thread serves after the grace, and resolves', native, async t => {
+  const { proxy, log, closed, server } = await threadSession(t)
+  t.match(proxy.sessionRows(performance.now()), [{ id: 1, state: 'relaying', server }])
+  const start = Date.now()
+  await proxy.close(300)
+  t.ok(Date.now() - start >= 250, 'waited for the grace period')
+  await closed
+  t.equal(proxy.sessions, 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /closed-by= shutdown$/)
+})
+
+t.test('thread: kill session ends a session the thread serves, closed-by= killed, its bytes counted', native, async t => {
+  const { proxy, log, c, closed } = await threadSession(t)
+  c.write('hello')
+  await until(() => proxy.sessionRows(performance.now())[0]?.sent === 5)
+  t.match(proxy.sessionRows(performance.now()), [{ id: 1, sent: 5, received: 0, state: 'relaying' }], 'the thread\'s live counts')
+  t.equal(proxy.killSession(1), true)
+  await closed
+  await until(() => proxy.sessions === 0)
+  t.match(log.entries.find(e => e.event === 'disconnect')?.text, /send= 5, .*closed-by= killed$/)
+})
+
+t.test('thread: a connection the thread accepts once close() has begun is closed at once, unlogged', native, async t => {
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, 9)], { logger: log, programs: threaded })
+  await proxy.close(0)
+  // A listener adopted after close() (as a supervisor lends one): the thread accepts on it.
+  const server = createServer().listen(port, '127.0.0.1')
+  await once(server, 'listening')
+  proxy.adopt(`127.0.0.1:${port}`, server)
+  t.teardown(() => proxy.unlisten(`127.0.0.1:${port}`))
+  const r = await exchange(port, 'x')
+  t.equal(r.data.length, 0)
+  t.same(log.entries.map(e => e.event), ['bound'], 'no connected line')
+  t.equal(proxy.sessions, 0)
+})
+
+t.test('out of descriptors in a session\'s upstream connect: the forwarder\'s one line, counted as refused for resources', async t => {
+  const emfile = fileURLToPath(new URL('../fixtures/unit-emfile.mjs', import.meta.url))
+  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${emfile}" forwarder`], { encoding: 'utf8', timeout: 20_000 })
+  t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
+  const out = JSON.parse(r.stdout) as { logged: string[] }
+  t.match(out, { filled: true, denied: { resources: 1 }, closed: [true] })
+  t.match(out.logged, [/^connected: /, /^resource-error: connect EMFILE .*: new connections are refused$/])
+  t.equal(out.logged.length, 2)
+})
+
+t.test('redirect-mode: a destination that is one of the listeners in use is refused as a loop', async t => {
+  const [outer, inner] = await socketPair()
+  outer.on('error', () => {}).resume()
+  // inner arrived on 127.0.0.1:own, now free; the forwarder listens there too.
+  const own = inner.localPort as number
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, 9, { redirectMode: 'forward' }), service(own, 9)], { logger: log, programs })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  await proxy.handle(inner, { address: '127.0.0.1', port, transparent: true })
+  t.match(log.entries.find(e => e.event === 'redirect-loop')?.text, `redirect loop refused: origdst: 127.0.0.1:${own}, client= 127.0.0.1: 127.0.0.1:${own} is this proxy's own listener`)
+})
+
+t.test('thread: a server given with a zone (::1%lo) is connected by Node\'s path, its failure logged (the thread takes plain addresses only)', native, async t => {
+  const [port, dead] = [await freePort(), await freePort('::1')]
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, dead, { servers: [{ host: '::1%lo', port: dead }] })], { logger: log, programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  t.equal((await exchange(port, 'x')).data.length, 0)
+  await until(() => proxy.sessions === 0)
+  t.same(log.entries.slice(1).map(e => e.event), ['connected', 'server-down', 'connect-failed', 'connection-error'])
+  t.match(log.entries.at(-1)?.text, `connection error: client= 127.0.0.1, server= [::1%lo]:${dead}, error= connect ECONNREFUSED ::1%lo:${dead}`)
+})
+
+t.test('thread: out of descriptors as Node\'s socket is taken for a handler service: the connection is refused, one line, the daemon goes on', native, async t => {
+  const emfile = fileURLToPath(new URL('../fixtures/unit-emfile.mjs', import.meta.url))
+  const r = spawnSync('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${emfile}" thread`], { encoding: 'utf8', timeout: 20_000 })
+  t.equal(r.status, 0, `the process did not crash: ${r.stderr}`)
+  const out = JSON.parse(r.stdout) as { logged: string[] }
+  t.match(out, { filled: true, denied: { resources: 1 }, closed: true })
+  t.match(out.logged, [/^bound: /, /^connected: /, /^resource-error: fcntl\(F_DUPFD_CLOEXEC\): Too many open files: new connections are refused$/])
+  t.equal(out.logged.length, 3)
 })

@@ -12,17 +12,17 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ListenSpec } from '../../lib/config/address.js'
-import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { ClientNames } from '../../lib/session/environment.js'
 import { Redirects } from '../../lib/transparent/redirect.js'
 import { nativeAvailable, type Destination } from '../../lib/native/addon.js'
 import type { LogEntry, Logger } from '../../lib/log/logger.js'
-import { hydrateService, type ResolvedService } from '../../lib/config/resolve.js'
+import type { ResolvedService } from '../../lib/config/resolve.js'
 import { OPEN_POLICY, type ProgramContext, type ProgramSlots } from '../../lib/session/context.js'
 import { NO_OBSERVER } from '../../lib/session/observer.js'
 import { Session } from '../../lib/session/session.js'
 import { hangingPort } from '../fixtures/harness.js'
 import { collect, socketPair } from '../fixtures/pair.js'
+import { sessionService } from '../fixtures/session-service.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 
@@ -41,21 +41,7 @@ const PROGRAMS: ProgramContext = {
   runAs: {},
 }
 
-function service(extra: Partial<ResolvedService>): ResolvedService {
-  const { trustsProxy = null, ...settings } = extra
-  return {
-    ...hydrateService({
-      ...DEFAULT_SETTINGS,
-      port: 8025,
-      iface: '127.0.0.1',
-      ifaceText: '127.0.0.1',
-      addresses: ['127.0.0.1'],
-      source: { file: 'test', line: 1 },
-      ...settings,
-    }),
-    trustsProxy,
-  }
-}
+const service = sessionService
 
 /** A session on the inner end of a fresh socket pair; `outer` plays the client. */
 async function session(

@@ -1,0 +1,117 @@
+/**
+ * lib/server/listening.ts: the forwarder's listeners, Node's (connections
+ * and errors to the sink) or the relay thread's (Node's own closed, the
+ * thread's accepted connections to the sink), on real loopback sockets.
+ */
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import type { ListenSpec } from '../../lib/config/address.js'
+import { nativeAvailable } from '../../lib/native/addon.js'
+import { threadFront, type Accepted, type ThreadFront } from '../../lib/relay/front.js'
+import { Listening, type ListenerSink } from '../../lib/server/listening.js'
+
+/** A Node server listening on a free loopback port, and its key. */
+async function listening(t: Test): Promise<{ server: Server; port: number; key: string }> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  const port = (server.address() as { port: number }).port
+  return { server, port, key: `127.0.0.1:${port}` }
+}
+
+/** A sink that records what reaches it. */
+function recordingSink() {
+  const got = { node: [] as Array<[Socket, ListenSpec]>, thread: [] as Array<[Accepted, ListenSpec]>, errors: [] as Error[] }
+  let wake = (): void => {}
+  const sink: ListenerSink = {
+    node: (s, l) => (got.node.push([s, l]), wake()),
+    thread: (a, l) => (got.thread.push([a, l]), wake()),
+    error: e => void got.errors.push(e),
+  }
+  /** Until `n` connections have come, at most 5 s. */
+  const until = async (n: number): Promise<void> => {
+    const deadline = Date.now() + 5000
+    while (got.node.length + got.thread.length < n && Date.now() < deadline) await new Promise<void>(r => ((wake = r), setTimeout(r, 50)))
+  }
+  return { got, sink, until }
+}
+
+/** Whether a connect to `port` is refused. */
+async function refused(port: number): Promise<boolean> {
+  const c = connect({ port, host: '127.0.0.1' })
+  const code = await new Promise<string | undefined>(resolve => c.once('connect', () => resolve('connected')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code)))
+  c.destroy()
+  return code === 'ECONNREFUSED'
+}
+
+t.test('without the thread: Node accepts, paused and half-open capable; errors go to the sink; close() stops it', async t => {
+  const { got, sink, until } = recordingSink()
+  const l = new Listening(null, sink)
+  const a = await listening(t)
+  const b = await listening(t)
+  l.adopt(a.key, a.server)
+  l.adopt(`${b.key} (transparent)`, b.server)
+  t.same(l.keys, [a.key, `${b.key} (transparent)`])
+  t.same(l.specs, [
+    { address: '127.0.0.1', port: a.port },
+    { address: '127.0.0.1', port: b.port, transparent: true },
+  ])
+  t.equal(l.server(a.key), a.server)
+  const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => c.destroy())
+  await until(1)
+  const [s, spec] = got.node[0] as [Socket, ListenSpec]
+  t.same(spec, { address: '127.0.0.1', port: a.port })
+  t.equal(s.remotePort, (await once(c, 'connect'), c.localPort), 'the client\'s connection')
+  t.equal(s.isPaused(), true, 'not read before a session decides')
+  t.equal((s as Socket & { allowHalfOpen: boolean }).allowHalfOpen, true)
+  s.destroy()
+  const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })
+  a.server.emit('error', emfile)
+  t.same(got.errors, [emfile])
+  await l.close(a.key)
+  t.same(l.keys, [`${b.key} (transparent)`])
+  t.equal(a.server.listening, false)
+  t.ok(await refused(a.port), 'no longer accepting')
+  await l.closeAll()
+  t.same([l.keys, l.specs], [[], []])
+  t.equal(b.server.listening, false)
+  t.same(got.thread, [])
+})
+
+t.test('with the thread: it accepts, Node\'s listener is closed; close() and closeAll() stop it', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const front = threadFront() as ThreadFront
+  const { got, sink, until } = recordingSink()
+  const l = new Listening(front, sink)
+  const a = await listening(t)
+  const b = await listening(t)
+  l.adopt(a.key, a.server)
+  l.adopt(b.key, b.server)
+  t.equal(a.server.listening, false, 'Node does not accept on it')
+  t.equal(l.server(a.key), a.server, 'the server adopted, closed')
+  t.same(l.specs, [
+    { address: '127.0.0.1', port: a.port },
+    { address: '127.0.0.1', port: b.port },
+  ])
+  const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
+  await once(c, 'connect')
+  await until(1)
+  const [accepted, spec] = got.thread[0] as [Accepted, ListenSpec]
+  t.same(spec, { address: '127.0.0.1', port: a.port })
+  t.match(accepted, { local: '127.0.0.1', localPort: a.port, peer: '127.0.0.1', peerPort: c.localPort })
+  front.abort(accepted.id)
+  await once(c, 'close')
+  t.same(got.node, [])
+  await l.close(a.key)
+  t.same(l.keys, [b.key])
+  t.ok(await refused(a.port), 'the thread let go of it')
+  const d = connect({ port: b.port, host: '127.0.0.1' }).on('error', () => {})
+  await until(2)
+  front.abort((got.thread[1] as [Accepted, ListenSpec])[0].id)
+  await once(d, 'close')
+  await l.closeAll()
+  t.same(l.keys, [])
+  t.ok(await refused(b.port))
+})
