@@ -45,7 +45,8 @@ export interface NativeAddon {
   relayAbort(id: number): void
   /**
    * The thread's front (lib/relay/front.ts, front.c): once after relayInit,
-   * the callbacks for connections the thread accepts and for each connect
+   * the callbacks for connections the thread accepts (id 0: a listener
+   * relayUnlisten closed, after all it accepted) and for each connect
    * attempt's end (errno 0: connected, relaying).
    */
   relayFront(

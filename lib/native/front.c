@@ -15,7 +15,8 @@
  *       a connection was accepted; it waits (unread) until JavaScript
  *       answers with relayConnect, or ends it with relayAbort (fd: the
  *       thread's descriptor, which relayRelease gives JavaScript for a
- *       service that needs Node's socket);
+ *       service that needs Node's socket); id 0: relayUnlisten closed the
+ *       listener, and this comes after every connection it accepted;
  *   onConnect(id, errno, timedOut)
  *       a connect attempt ended: errno 0, connected, and the relay has
  *       begun (relay_thread.c: its end is reported like any other);
@@ -113,6 +114,7 @@ static void accepted(struct listener *l, int fd, const struct sockaddr_storage *
   set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   c->id = next_id++;
   c->state = S_ACCEPTED;
+  c->own = true;
   c->fd[CLIENT] = fd;
   ev->kind = EV_ACCEPT;
   ev->id = c->id;
@@ -248,8 +250,16 @@ void front_command(struct cmd *q) {
 void front_round_end(void) {
   while (closing != NULL) {
     struct listener *l = closing;
+    struct result *ev = calloc(1, sizeof *ev);
     closing = l->next;
     close(l->fd);
+    /* After every connection it accepted: onAccept(0, listener). (Out of
+     * memory the handler is kept; a stale entry costs nothing.) */
+    if (ev != NULL) {
+      ev->kind = EV_ACCEPT;
+      ev->listener = l->id;
+      post(ev);
+    }
     pthread_mutex_lock(&R.lock);
     *l->done = true;
     pthread_cond_broadcast(&R.done);
@@ -292,7 +302,7 @@ bool front_call_js(napi_env env, struct result *r) {
       return false;
     }
     /* JavaScript now has a connection to end: it keeps the callbacks referenced. */
-    active_more(env);
+    if (r->id != 0) active_more(env);
   } else if (napi_create_int32(env, r->err, &argv[1]) != napi_ok || napi_get_boolean(env, r->timed_out, &argv[2]) != napi_ok) {
     return false;
   }

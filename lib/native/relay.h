@@ -36,6 +36,7 @@ enum event_kind { EV_END, EV_ACCEPT, EV_CONNECT };
 
 struct result {
   enum event_kind kind;
+  struct result *next; /* the round's reports go to the JS thread as one list */
   double id;
   /* EV_END */
   uint64_t to_server, to_client;
@@ -62,6 +63,14 @@ struct half {
   uint64_t bytes; /* delivered to the destination */
   bool eof;       /* the source sent its FIN */
   bool shut;      /* ...and it was passed on */
+  /* The source may have bytes (or its FIN) to read: cleared when a read
+   * found it drained, set by its next epoll edge (relay_thread.c, pump). */
+  bool readable;
+  /* A FIN may wait that no edge will announce again (at the start, and
+   * after an EPOLLRDHUP edge): read until EAGAIN or the end, not just
+   * until a short read. */
+  bool fin_seen;
+  bool big;      /* a read has filled SMALL_READ: reads are sized to the destination's room */
 };
 
 struct conn;
@@ -79,6 +88,9 @@ struct conn {
   enum conn_state state;
   int fd[2];
   bool polled[2]; /* fd[s] is in the epoll set */
+  /* The thread made both descriptors (front.c) and no other refers to
+   * them: closing one takes it out of the epoll set, and sends the FIN. */
+  bool own;
   struct half h[2]; /* h[CLIENT]: client to server; h[SERVER]: server to client */
   struct end ends[2];
   int64_t idle_ms, last;
@@ -140,7 +152,7 @@ void conn_unlink(struct conn *c);
 struct conn *conn_find(double id);
 void relay_start(struct conn *c);          /* poll what is not polled yet, and relay */
 void finish(struct conn *c);
-void post(struct result *r);               /* to the JS thread; freed if that fails */
+void post(struct result *r);               /* to the JS thread, with the round's other reports */
 void enqueue(struct cmd *q);
 void kept_more(size_t len);
 void unkeep(struct half *h);               /* drop what is kept for a direction */                /* bytes now kept for a destination (relayKept) */

@@ -84,6 +84,10 @@
  * send must still meet the full buffer (EAGAIN or a short send), for only
  * then does the kernel wake the relay with EPOLLOUT when room is made. */
 #define KEEP_MIN (4 * 1024)
+/* A read's size until a read fills it: short exchanges never ask the
+ * destination's room (SO_MEMINFO, one system call per read); what such a
+ * read leaves to keep is bounded by it. */
+#define SMALL_READ (16 * 1024)
 /* Bytes one connection may move in one turn before the others get theirs. */
 #define TURN_BUDGET (2 * READ_MAX)
 #define EVENTS_MAX 256
@@ -106,6 +110,7 @@ static struct {
   struct conn *again;
   struct conn *dead;
   struct conn *by_id[ID_BUCKETS];
+  struct result *batch_head, *batch_tail; /* this round's reports */
 } Q;
 
 /* The relay thread's read buffer: every read lands here and is sent at once. */
@@ -172,6 +177,7 @@ static bool pump(struct conn *c, int i, size_t *budget) {
   struct half *h = &c->h[i];
   int from = c->fd[i], to = c->fd[1 - i];
   ssize_t n, m;
+  size_t want;
   while (h->pending_off < h->pending_len) {
     n = send(to, h->pending + h->pending_off, h->pending_len - h->pending_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) return errno == EAGAIN ? true : fail(c, 1 - i, errno, "write");
@@ -184,10 +190,14 @@ static bool pump(struct conn *c, int i, size_t *budget) {
     if (h->eof) {
       if (!h->shut) {
         h->shut = true;
+        /* The other way is over too: the close that follows sends the FIN. */
+        if (c->own && c->h[1 - i].shut) return true;
         if (shutdown(to, SHUT_WR) != 0 && errno != ENOTCONN) return fail(c, 1 - i, errno, "shutdown");
       }
       return true;
     }
+    /* Drained, and no edge since: nothing to read (the edge will come). */
+    if (!h->readable) return true;
     if (*budget == 0) {
       /* Not at EAGAIN: no edge will come, so come back next round. */
       if (!c->again) {
@@ -197,13 +207,20 @@ static bool pump(struct conn *c, int i, size_t *budget) {
       }
       return true;
     }
-    n = recv(from, buffer, read_size(to), MSG_DONTWAIT);
+    want = h->big ? read_size(to) : SMALL_READ;
+    n = recv(from, buffer, want, MSG_DONTWAIT);
     if (n == 0) {
       h->eof = true;
       if (c->reason < 0) c->reason = i == CLIENT ? R_CLIENT : R_SERVER;
       continue;
     }
+    if (n < 0 && errno == EAGAIN) h->readable = h->fin_seen = false;
     if (n < 0) return errno == EAGAIN ? true : fail(c, i, errno, "read");
+    /* A stream socket's read that comes back short took all there was; a
+     * FIN that came with the last edge is still to be read (no edge will
+     * tell it again). */
+    if ((size_t)n < want && !h->fin_seen) h->readable = false;
+    if ((size_t)n == SMALL_READ) h->big = true;
     c->last = R.now;
     *budget = *budget > (size_t)n ? *budget - (size_t)n : 0;
     m = send(to, buffer, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -218,10 +235,29 @@ static bool pump(struct conn *c, int i, size_t *budget) {
   }
 }
 
-/* Hand a report to the JS thread: the queue has no limit, so it fails only
- * while Node shuts down. */
+/* A report for the JS thread: sent with the others of this round (one
+ * wake-up of the event loop per round, not one per report). */
 void post(struct result *r) {
-  if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+  r->next = NULL;
+  if (Q.batch_tail != NULL) Q.batch_tail->next = r;
+  else Q.batch_head = r;
+  Q.batch_tail = r;
+}
+
+static void free_reports(struct result *r) {
+  while (r != NULL) {
+    struct result *next = r->next;
+    free(r);
+    r = next;
+  }
+}
+
+/* Hand the round's reports to the JS thread: the queue has no limit, so it
+ * fails only while Node shuts down. */
+static void post_round(void) {
+  struct result *r = Q.batch_head;
+  Q.batch_head = Q.batch_tail = NULL;
+  if (r != NULL && napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) != napi_ok) free_reports(r);
 }
 
 /* The connection's end report: allocated with it, so nothing to allocate now. */
@@ -294,7 +330,7 @@ void finish(struct conn *c) {
   c->dead = true;
   for (int s = 0; s < 2; s++) {
     if (c->fd[s] >= 0) {
-      if (c->polled[s]) epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
+      if (c->polled[s] && !c->own) epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
       if (c->err != 0) setsockopt(c->fd[s], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
       close(c->fd[s]);
     }
@@ -349,6 +385,7 @@ void relay_start(struct conn *c) {
   struct epoll_event ev;
   c->state = S_RELAYING;
   c->last = R.now;
+  for (int s = 0; s < 2; s++) c->h[s].readable = c->h[s].fin_seen = true;
   for (int s = 0; s < 2; s++) {
     if (c->polled[s]) continue;
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -474,17 +511,21 @@ static void *relay_thread(void *arg) {
         front_connecting(e->c, events[k].events);
         continue;
       }
+      if (events[k].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) e->c->h[e->side].readable = true;
+      if (events[k].events & (EPOLLRDHUP | EPOLLHUP)) e->c->h[e->side].fin_seen = true;
       if (events[k].events & EPOLLERR) check_error(e->c, e->side);
       run(e->c);
     }
     if (R.next_check <= R.now) check_timeouts();
     free_dead();
     front_round_end();
+    post_round();
   }
 stop:
   while (Q.conns != NULL) cut(Q.conns, R_SHUTDOWN);
   free_dead();
   front_round_end();
+  post_round();
   return NULL;
 }
 
@@ -544,30 +585,45 @@ void active_less(napi_env env) {
   if (--R.active == 0) napi_unref_threadsafe_function(env, R.tsfn);
 }
 
-/* On the JS thread: onEnd(...) for one connection, or front.c's callbacks. */
-static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
-  struct result *r = data;
-  napi_value argv[6], undefined, ignored;
+/* An exception a callback left (JavaScript's handlers catch their own):
+ * cleared, so that the next report can be delivered. */
+static void clear_exception(napi_env env) {
+  napi_value ignored;
   bool pending = false;
-  (void)context;
-  if (env == NULL) {
-    free(r);
-    return;
-  }
-  enum event_kind kind = r->kind; /* front_call_js frees r */
-  if (kind != EV_END ? !front_call_js(env, r) : !report_args(env, r, argv, &undefined)) {
-    /* Out of memory in V8, or an exception left pending: the session must
-     * still end, so clear the way and try again on a later turn. */
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
-    if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) == napi_ok) return;
-    free(r);
-    return;
-  }
-  if (kind != EV_END) return;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+}
+
+/* On the JS thread: onEnd(...) for one connection, or front.c's callbacks;
+ * false when a Node-API call failed (r is kept). */
+static bool deliver(napi_env env, napi_value js_cb, struct result *r) {
+  napi_value argv[6], undefined;
+  if (r->kind != EV_END) return front_call_js(env, r);
+  if (!report_args(env, r, argv, &undefined)) return false;
   if (r->live_ref != NULL) napi_delete_reference(env, r->live_ref);
   free(r);
   active_less(env);
   napi_call_function(env, undefined, js_cb, 6, argv, NULL);
+  return true;
+}
+
+/* On the JS thread: a round's reports, in order. */
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  struct result *r = data, *next;
+  (void)context;
+  if (env == NULL) return free_reports(r);
+  for (; r != NULL; r = next) {
+    next = r->next;
+    if (deliver(env, js_cb, r)) {
+      clear_exception(env);
+      continue;
+    }
+    /* Out of memory in V8, or an exception left pending: the session must
+     * still end, so clear the way and try this one and the rest again on a
+     * later turn. */
+    clear_exception(env);
+    if (napi_call_threadsafe_function(R.tsfn, r, napi_tsfn_nonblocking) != napi_ok) free_reports(r);
+    return;
+  }
 }
 
 /* relayFailReports(n): the next n reports fail as if a Node-API call had

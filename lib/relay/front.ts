@@ -72,10 +72,9 @@ export class ThreadFront {
     this.#lib = lib
     lib.relayFront(
       (id, listener, local, localPort, peer, peerPort, fd) => {
-        const handler = this.#listeners.get(listener)
-        // Accepted in the moment before relayUnlisten returned: nobody serves it.
-        if (handler === undefined) return lib.relayAbort(id)
-        handler({ id, local, localPort, peer, peerPort, fd })
+        // The listener's last word, after every connection it accepted.
+        if (id === 0) return void this.#listeners.delete(listener)
+        ;(this.#listeners.get(listener) as (a: Accepted) => void)({ id, local, localPort, peer, peerPort, fd })
       },
       (id, errno, timedOut) => {
         const a = this.#attempts.get(id)
@@ -96,9 +95,12 @@ export class ThreadFront {
     return id
   }
 
-  /** Stop accepting on listener `id`; the thread has closed its duplicate when this returns. */
+  /**
+   * Stop accepting on listener `id`; the thread has closed its duplicate
+   * when this returns. Connections it accepted before are still reported
+   * to its handler.
+   */
   unlisten(id: number): void {
-    this.#listeners.delete(id)
     this.#lib.relayUnlisten(id)
   }
 

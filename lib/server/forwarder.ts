@@ -24,8 +24,8 @@ import { Session } from '../session/session.js'
 import { Counters } from '../stats/counters.js'
 import { LiveSession } from '../stats/live.js'
 import type { SessionRow } from '../control/render.js'
-import { connectionFacts } from '../session/log-fields.js'
-import { connectionFields } from '../log/fields.js'
+import { connectionFacts, connectionLine } from '../session/log-fields.js'
+import { connectionFields, type Fields } from '../log/fields.js'
 
 export interface ForwarderOptions {
   logger: Logger
@@ -265,10 +265,10 @@ export class Forwarder {
     // A TPROXY'd connection's local address is where the client meant to
     // go, not ours: the listener it came through picks the service.
     const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
-    const fields = connectionFields(connectionFacts(service ?? formatHostPort(local, localPort), this.#programs.pid, clientIp, clientPort))
-    this.#log.log({ tag: '+INFO', event: 'connected', id, text: `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`, fields })
+    const fields = (): Fields => connectionFields(connectionFacts(service ?? formatHostPort(local, localPort), this.#programs.pid, clientIp, clientPort))
+    this.#log.log(connectionLine('+INFO', 'connected', id, `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`, fields))
     if (service === undefined) {
-      this.#log.log({ tag: '-ERR', event: 'no-service', id, text: `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`, fields })
+      this.#log.log(connectionLine('-ERR', 'no-service', id, `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`, fields))
       return this.#refused(refuse, formatHostPort(local, localPort), 'no-service')
     }
     const key = serviceKey(service)
@@ -282,17 +282,10 @@ export class Forwarder {
           ? limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per, this.#workers)
           : null
     if (limit !== null) {
-      this.#log.log({ tag: '-ERR', event: 'limit', id, text: `too many connections (max-connections ${limit}), client= ${clientIp}`, fields })
+      this.#log.log(connectionLine('-ERR', 'limit', id, `too many connections (max-connections ${limit}), client= ${clientIp}`, fields))
       return this.#refused(refuse, key, 'max-connections')
     }
-    let client: Socket | null = null
-    try {
-      client = conn !== null && isDirect(service, clientIp) ? null : socket()
-    } catch (err) {
-      // The thread's connection taken for Node (lib/relay/front.ts): no descriptor left for the duplicate.
-      this.#onResourceError(err as Error)
-      return this.#refused(refuse, key, 'resources')
-    }
+    const client = conn !== null && isDirect(service, clientIp) ? null : socket()
     const ticket = this.#policies.of(service).ticket(id, localPort)
     this.counters.accepted(key)
     const state = service.acp !== null ? 'acp' : service.exec !== null ? 'handler' : 'relaying'

@@ -17,7 +17,7 @@ import type { RelayResult } from '../relay/event-loop.js'
 import { connectFailedLine, connectionErrorLine, connectLine } from './connect-lines.js'
 import type { ProgramContext, SessionPolicy } from './context.js'
 import { endLines, type EndLine } from './end-lines.js'
-import { connectionFacts } from './log-fields.js'
+import { connectionFacts, connectionLine } from './log-fields.js'
 import type { SessionObserver } from './observer.js'
 import { outgoingHeader } from './outgoing-header.js'
 
@@ -92,7 +92,7 @@ export class DirectSession {
 
   #line(l: EndLine): void {
     const s = this.#s
-    s.log.log({ tag: l.tag, event: l.event, id: s.id, text: l.text, fields: l.fields(connectionFacts(s.service, s.programs.pid, s.clientIp, s.clientPort)) })
+    s.log.log(connectionLine(l.tag, l.event, s.id, l.text, () => l.fields(connectionFacts(s.service, s.programs.pid, s.clientIp, s.clientPort))))
   }
 
   /** Serve the connection; resolves when it is over. */

@@ -6,9 +6,28 @@
  * counters' and `show` tables' service), the serving process.
  */
 import { serviceKey, type ResolvedService } from '../config/resolve.js'
-import type { ConnectionFacts } from '../log/fields.js'
+import type { ConnectionFacts, Fields } from '../log/fields.js'
+import type { LogEntry } from '../log/logger.js'
 
 /** `where`: the service, or the `address:port` a connection with no service arrived on. */
 export function connectionFacts(where: Pick<ResolvedService, 'iface' | 'port'> | string, pid: number, client: string, clientPort: number): ConnectionFacts {
   return { client, clientPort, service: typeof where === 'string' ? where : serviceKey(where), pid }
+}
+
+/**
+ * A connection's log line whose JSON fields are built only when read: a
+ * JSON logger reads them, the text format never does (building them for
+ * every line was a tenth of the event loop's work per connection,
+ * bench/RESULTS.md "Profile").
+ */
+export function connectionLine(tag: LogEntry['tag'], event: string, id: number, text: string, fields: () => Fields): LogEntry {
+  return {
+    tag,
+    event,
+    id,
+    text,
+    get fields() {
+      return fields()
+    },
+  }
 }

@@ -25,7 +25,7 @@ import { isOwnLogLine } from '../log/nested.js'
 import type { SessionObserver } from './observer.js'
 import { setKeepalive } from './keepalive.js'
 import { connectionFields, type ConnectionFacts, type Fields } from '../log/fields.js'
-import { connectionFacts } from './log-fields.js'
+import { connectionFacts, connectionLine } from './log-fields.js'
 import { endLines, type EndLine } from './end-lines.js'
 import { connectFailedLine, connectionErrorLine, connectLine } from './connect-lines.js'
 
@@ -112,7 +112,7 @@ export class Session {
   /** One line of this session; `more`: its JSON fields beyond who (lib/log/fields.ts). */
   #log(tag: LogEntry['tag'], event: string, text: string, more: (c: ConnectionFacts) => Fields = connectionFields): void {
     const s = this.#s
-    s.log.log({ tag, event, id: s.id, text, fields: more(connectionFacts(s.service, s.programs.pid, this.#clientIp, this.#clientPort)) })
+    s.log.log(connectionLine(tag, event, s.id, text, () => more(connectionFacts(s.service, s.programs.pid, this.#clientIp, this.#clientPort))))
   }
 
   #line(l: EndLine): void {

@@ -272,6 +272,7 @@ function stubFront(ends: AttemptEnd[]) {
       else queueMicrotask(() => ended(next))
     },
     abort: (id: number) => void asked.push(`abort ${id}`),
+    refuse: (id: number) => void asked.push(`refuse ${id}`),
     onEnd: (_id: number, done: (r: RelayResult) => void) => void (onEnd = done),
   }
   return {
@@ -316,7 +317,7 @@ t.test('out of descriptors: no lines of its own; the next server is tried; at th
     d.resourceErrors.map(e => e.message),
     ['connect EMFILE 10.0.0.2:25'],
   )
-  t.same(stub.asked, ['connect 99 10.0.0.1:25 family 4', 'connect 99 10.0.0.2:25 family 4', 'abort 99'])
+  t.same(stub.asked, ['connect 99 10.0.0.1:25 family 4', 'connect 99 10.0.0.2:25 family 4', 'refuse 99'])
   t.same(d.policy.attempts, ['10.0.0.1:25 EMFILE', '10.0.0.2:25 EMFILE'])
   t.same(d.observer.calls, [
     ['connectFailed', '10.0.0.1:25'],
