@@ -60,7 +60,8 @@ export interface NativeAddon {
   /** JavaScript takes accepted connection `id` with its descriptor (the thread forgets it, reports nothing more). */
   relayRelease(id: number): void
   /** One connect attempt for accepted connection `id`; `first`: bytes for the server before the client's. */
-  relayConnect(id: number, family: 4 | 6, address: string, port: number, timeoutMs: number, idleMs: number, keepalive: number, first: Buffer | null, live: BigUint64Array | null): void
+  /** `live`: kept by JavaScript for the life of the process; the thread keeps the counts at 3 × `slot`. */
+  relayConnect(id: number, family: 4 | 6, address: string, port: number, timeoutMs: number, idleMs: number, keepalive: number, first: Buffer | null, live: BigUint64Array, slot: number): void
   /** The close reason names of relay_thread.c, in the order of its enum. */
   closeReasons(): CloseReason[]
 }

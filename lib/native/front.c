@@ -27,9 +27,10 @@
  *   relayUnlisten(id)                    stop, and close the duplicate: when
  *                                        it returns the thread has let go
  *   relayConnect(id, family, address, port, timeoutMs, idleMs, keepalive,
- *                first, live)            one attempt; first: bytes to send
+ *                first, live, slot)      one attempt; first: bytes to send
  *                                        the server before the client's
- *                                        (a PROXY header), or null
+ *                                        (a PROXY header), or null; the
+ *                                        live counts go to live[3 * slot..]
  *   relayRelease(id)                     JavaScript takes the connection's
  *                                        descriptor (a Node socket); the
  *                                        thread forgets it
@@ -418,18 +419,37 @@ static napi_value relay_release(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* relayConnect(id, family, address, port, timeoutMs, idleMs, keepalive, first, live) */
+/* relayConnect's live counts: three entries at `slot` of a BigUint64Array
+ * that JavaScript keeps for the life of the process (lib/relay/front.ts),
+ * so no reference is taken (one per connection cost a tenth of the event
+ * loop's time in allocations and their collection). */
+static bool get_slot(napi_env env, napi_value value, int32_t slot, uint64_t **live) {
+  bool is_typed;
+  napi_typedarray_type kind;
+  size_t length;
+  void *data;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok) return napi_failed(env), false;
+  if (is_typed && napi_get_typedarray_info(env, value, &kind, &length, &data, NULL, NULL) != napi_ok) return napi_failed(env), false;
+  if (!is_typed || kind != napi_biguint64_array || slot < 0 || (size_t)slot * 3 + 3 > length) {
+    napi_throw_range_error(env, NULL, "expected a BigUint64Array with room for slot");
+    return false;
+  }
+  *live = (uint64_t *)data + (size_t)slot * 3;
+  return true;
+}
+
+/* relayConnect(id, family, address, port, timeoutMs, idleMs, keepalive, first, live, slot) */
 static napi_value relay_connect(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  int32_t family, port, keep;
+  napi_value argv[10];
+  int32_t family, port, keep, slot;
   double id, timeout, idle;
   char address[ADDR_TEXT];
   size_t len;
   struct cmd *q = NULL;
   struct result *ev = NULL;
-  if (!get_args(env, info, 9, argv) || !started(env)) return NULL;
+  if (!get_args(env, info, 10, argv) || !started(env)) return NULL;
   NAPI_CALL(napi_get_value_double(env, argv[0], &id));
-  if (!get_int(env, argv[1], &family) || !get_int(env, argv[3], &port) || !get_int(env, argv[6], &keep)) return NULL;
+  if (!get_int(env, argv[1], &family) || !get_int(env, argv[3], &port) || !get_int(env, argv[6], &keep) || !get_int(env, argv[9], &slot)) return NULL;
   NAPI_CALL(napi_get_value_double(env, argv[4], &timeout));
   NAPI_CALL(napi_get_value_double(env, argv[5], &idle));
   NAPI_CALL(napi_get_value_string_latin1(env, argv[2], address, sizeof address, &len));
@@ -454,7 +474,7 @@ static napi_value relay_connect(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "expected an IPv4 or IPv6 address and a port");
     goto failed;
   }
-  if (!get_bytes(env, argv[7], &q->first, &q->first_len) || !get_live(env, argv[8], &ev->live_ref, &q->live)) goto failed;
+  if (!get_bytes(env, argv[7], &q->first, &q->first_len) || !get_slot(env, argv[8], slot, &q->live)) goto failed;
   q->kind = CMD_CONNECT;
   q->id = id;
   q->timeout_ms = (int64_t)timeout;

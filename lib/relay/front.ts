@@ -50,8 +50,46 @@ export type AttemptEnd = { ok: true; relay: RelayHandle } | { ok: false; error: 
 
 interface Attempt {
   req: ConnectRequest
-  live: BigUint64Array
   ended: (a: AttemptEnd) => void
+}
+
+/** Live-count slots per array: 4,096 connections in 96 KiB. */
+const SLOTS = 4096
+
+/**
+ * Where the thread keeps each connection's live counts (bytes each way,
+ * the directions shut) for `show sessions`: three entries of an array
+ * kept for the life of the process, taken at connect and given back when
+ * the thread is done with them, instead of an array and a reference per
+ * connection (a tenth of the event loop's work, in allocation and its
+ * collection, bench/RESULTS.md "Profile").
+ */
+class LiveSlots {
+  readonly #arrays: BigUint64Array[] = []
+  readonly #free: number[] = []
+
+  take(): number {
+    if (this.#free.length === 0) {
+      const base = this.#arrays.length * SLOTS
+      this.#arrays.push(new BigUint64Array(3 * SLOTS))
+      for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(base + i)
+    }
+    return this.#free.pop() as number
+  }
+
+  array(n: number): BigUint64Array {
+    return this.#arrays[Math.floor(n / SLOTS)] as BigUint64Array
+  }
+
+  /** Slot `n`'s first entry in array(n). */
+  at(n: number): number {
+    return (n % SLOTS) * 3
+  }
+
+  give(n: number): void {
+    this.array(n).fill(0n, this.at(n), this.at(n) + 3)
+    this.#free.push(n)
+  }
 }
 
 /** Node's error for a failed connect (`connect ECONNREFUSED 127.0.0.1:25`), from the thread's errno. */
@@ -66,6 +104,11 @@ export class ThreadFront {
   readonly #listeners = new Map<number, (a: Accepted) => void>()
   /** Connections with an attempt under way. */
   readonly #attempts = new Map<number, Attempt>()
+  readonly #slots = new LiveSlots()
+  /** The live-count slot of each connection with an attempt or a relay, until the thread is done with it. */
+  readonly #slotOf = new Map<number, number>()
+  /** The relays running, whose counts are frozen at their end (their slot is given back). */
+  readonly #relays = new Map<number, ThreadRelay>()
   #lastListener = 0
 
   constructor(lib: NativeAddon) {
@@ -81,7 +124,13 @@ export class ThreadFront {
         // Aborted while its report was on the way: the end follows, and tells.
         if (a === undefined) return
         this.#attempts.delete(id)
-        if (errno === 0) return a.ended({ ok: true, relay: new ThreadRelay(lib, id, { sent: 0, received: 0 }, a.live) })
+        const slot = this.#slotOf.get(id) as number
+        if (errno === 0) {
+          const relay = new ThreadRelay(lib, id, { sent: 0, received: 0 }, this.#slots.array(slot), this.#slots.at(slot))
+          this.#relays.set(id, relay)
+          return a.ended({ ok: true, relay })
+        }
+        this.#release(id)
         a.ended({ ok: false, error: timedOut ? connectTimedOut(a.req.timeoutMs) : connectError(errno, a.req.address, a.req.port) })
       },
     )
@@ -110,14 +159,28 @@ export class ThreadFront {
    * end, whenever it comes: after the relay, or after abort() at any time.
    */
   connect(id: number, req: ConnectRequest, ended: (a: AttemptEnd) => void): void {
-    const live = new BigUint64Array(3)
-    this.#lib.relayConnect(id, req.family, req.address, req.port, req.timeoutMs, req.idleMs, req.keepalive, req.first, live)
-    this.#attempts.set(id, { req, live, ended })
+    const slot = this.#slots.take()
+    this.#slotOf.set(id, slot)
+    this.#lib.relayConnect(id, req.family, req.address, req.port, req.timeoutMs, req.idleMs, req.keepalive, req.first, this.#slots.array(slot), this.#slots.at(slot) / 3)
+    this.#attempts.set(id, { req, ended })
+  }
+
+  /** The thread is done with connection `id`'s live counts. */
+  #release(id: number): void {
+    const slot = this.#slotOf.get(id)
+    if (slot === undefined) return
+    this.#slotOf.delete(id)
+    this.#slots.give(slot)
   }
 
   /** `done` hears of the end of accepted connection `id` (relayed, cut or aborted). */
   onEnd(id: number, done: (r: RelayResult) => void): void {
-    onThreadEnd(id, done)
+    onThreadEnd(id, r => {
+      this.#relays.get(id)?.end(r)
+      this.#relays.delete(id)
+      this.#release(id)
+      done(r)
+    })
   }
 
   /** End accepted connection `id` (a refusal, a session's abort): its end is reported to onEnd's `done`, if any. */

@@ -104,17 +104,27 @@ export class ThreadRelay implements RelayHandle {
     readonly id: number,
     readonly before: { sent: number; received: number },
     readonly live: BigUint64Array,
+    /** Where in `live` this connection's three counts are. */
+    readonly at = 0,
   ) {}
 
   abort(): void {
     this.lib.relayAbort(this.id)
   }
 
+  /** The counts at the end, once the thread has let go of `live` (it may serve another connection). */
+  #final: RelayCounts | null = null
+
+  end(r: RelayResult): void {
+    this.#final = { sent: this.before.sent + r.sent, received: this.before.received + r.received, halfClosed: true }
+  }
+
   counts(): RelayCounts {
+    if (this.#final !== null) return this.#final
     return {
-      sent: this.before.sent + Number(Atomics.load(this.live, 0)),
-      received: this.before.received + Number(Atomics.load(this.live, 1)),
-      halfClosed: Atomics.load(this.live, 2) !== 0n,
+      sent: this.before.sent + Number(Atomics.load(this.live, this.at)),
+      received: this.before.received + Number(Atomics.load(this.live, this.at + 1)),
+      halfClosed: Atomics.load(this.live, this.at + 2) !== 0n,
     }
   }
 }
