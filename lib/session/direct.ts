@@ -30,16 +30,26 @@ import { outgoingHeader } from './outgoing-header.js'
  * takes plain addresses only).
  */
 export function isDirect(service: ResolvedService, clientIp: string): boolean {
-  return (
-    service.acp === null &&
-    service.exec === null &&
-    service.writefile === null &&
-    service.redirectMode === 'none' &&
-    !service.forgeAddr &&
-    service.sourceAddress === null &&
-    service.trustsProxy?.(clientIp) !== true &&
-    (service.servers ?? []).every(ep => isIP(ep.host) !== 0 && !ep.host.includes('%'))
-  )
+  return directService(service) && service.trustsProxy?.(clientIp) !== true
+}
+
+/** What isDirect asks of the service alone, worked out once per service (a reload makes new ones). */
+const DIRECT = new WeakMap<ResolvedService, boolean>()
+
+function directService(service: ResolvedService): boolean {
+  let direct = DIRECT.get(service)
+  if (direct === undefined) {
+    direct =
+      service.acp === null &&
+      service.exec === null &&
+      service.writefile === null &&
+      service.redirectMode === 'none' &&
+      !service.forgeAddr &&
+      service.sourceAddress === null &&
+      (service.servers ?? []).every(ep => isIP(ep.host) !== 0 && !ep.host.includes('%'))
+    DIRECT.set(service, direct)
+  }
+  return direct
 }
 
 /**
