@@ -62,14 +62,27 @@ interface Servers {
   hang: number
 }
 
-/** A client: it sends its payload, ends after a while, and settles at close. */
-function client(port: number, plan: ConnPlan): { settled: Promise<void>; socket: Socket } {
+/** Every client and accepted connection, for the teardown after a failure (a connection left waiting in the thread keeps the process alive). */
+const everyClient = new Set<Socket>()
+const everyAccepted = new Set<number>()
+
+interface Client {
+  socket: Socket
+  /** What it read, once closed. */
+  settled: Promise<Buffer>
+}
+
+/** A client: it sends its payload, ends after a while, reads to EOF and settles at close. */
+function client(port: number, plan: ConnPlan): Client {
   const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  everyClient.add(socket)
+  const chunks: Buffer[] = []
+  socket.on('data', b => chunks.push(b))
   socket.on('error', () => {})
   socket.on('end', () => socket.end())
   socket.write(plan.payload)
   socket.once('connect', () => setTimeout(() => socket.end(), plan.endAfter))
-  const settled = new Promise<void>(r => socket.once('close', () => r()))
+  const settled = new Promise<Buffer>(r => socket.once('close', () => r(Buffer.concat(chunks))))
   return { socket, settled }
 }
 
@@ -84,7 +97,7 @@ function serveInNode(front: ThreadFront, a: Accepted): Promise<void> {
 }
 
 /** One session: the plan's attempts, aborts and checks; resolves once its end was heard (exactly once). */
-async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: Servers): Promise<void> {
+async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: Servers, c: Client): Promise<void> {
   if (plan.take) return serveInNode(front, a)
   let ends = 0
   let aborted = false
@@ -129,7 +142,11 @@ async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: S
   assert.equal(reportsAfterAbort, 0, 'no attempt reported after its abort')
   const moved = (first?.length ?? 0) + plan.payload.length
   const whole = { sent: moved, received: moved + 3, closedBy: 'client', error: null }
-  if (!aborted || result.closedBy === 'client') return assert.deepEqual(result, whole, 'relayed to the end')
+  if (!aborted || result.closedBy === 'client') {
+    assert.deepEqual(result, whole, 'relayed to the end')
+    const got = await within(c.settled, 5000, 'the client closed')
+    return assert.deepEqual(got, Buffer.concat([first ?? Buffer.alloc(0), plan.payload, Buffer.from('bye')]), 'the client read the echo and the reply')
+  }
   assert.deepEqual([result.closedBy, result.error], ['shutdown', null], 'cut')
   // Cut before or while relaying (connected maybe, the report dropped): no more than that moved.
   const most = plan.attempts.includes('ok') ? whole : { sent: 0, received: 0 }
@@ -138,30 +155,40 @@ async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: S
 
 async function runBatch(front: ThreadFront, batch: Batch, servers: Servers): Promise<void> {
   const sessions: Array<Promise<void>> = []
-  const clients: Array<ReturnType<typeof client>> = []
+  const clients: Client[] = []
   let heard = 0
   let listening = true
   const l = await threadListener(front, '127.0.0.1', a => {
     heard++
-    const plan = batch.conns[clients.findIndex(c => c.socket.localPort === a.peerPort)] as ConnPlan
-    sessions.push(serve(front, a, plan, servers))
+    everyAccepted.add(a.id)
+    const i = clients.findIndex(c => c.socket.localPort === a.peerPort)
+    sessions.push(serve(front, a, batch.conns[i] as ConnPlan, servers, clients[i] as Client))
     if (heard === batch.unlistenAt) {
       front.unlisten(l.id)
       listening = false
     }
   })
   clients.push(...batch.conns.map(plan => client(l.port, plan)))
-  // Every client is heard of, or (after an unlisten) refused or ended unheard.
-  await within(Promise.all(clients.map(c => c.settled)), 8000, 'every client settled')
-  await within(Promise.all(sessions), 8000, 'every session ended')
-  if (listening) front.unlisten(l.id)
+  try {
+    // Every client is heard of, or (after an unlisten) refused or ended unheard.
+    await within(Promise.all(clients.map(c => c.settled)), 8000, 'every client settled')
+    await within(Promise.all(sessions), 8000, 'every session ended')
+  } finally {
+    // A listener keeps the process alive.
+    if (listening) front.unlisten(l.id)
+  }
 }
 
 t.test('random sessions against the front: one end each, no attempt after an abort, no descriptor left', { skip, timeout: 60000 }, async t => {
   const front = threadFront() as ThreadFront
   const up = await echoServer()
   const hang = await hangingListener(nativeAddon() as NativeAddon)
-  t.teardown(() => (up.close(), hang.close()))
+  t.teardown(() => {
+    for (const id of everyAccepted) front.abort(id)
+    for (const s of everyClient) s.destroy()
+    up.close()
+    hang.close()
+  })
   const servers: Servers = { ok: up.port, refused: await refusedPort(), hang: hang.port }
   // Warm up: the thread's spare descriptor is opened at its first accept.
   await runBatch(front, { conns: [{ take: false, attempts: ['ok'], timeoutMs: 100, abortAfter: null, first: null, payload: new Uint8Array(1), endAfter: 0 }], unlistenAt: null }, servers)
@@ -181,4 +208,50 @@ t.test('random sessions against the front: one end each, no attempt after an abo
   )
   t.equal(runs, 30)
   t.ok(Date.now() - started < 30000, `30 runs in ${Date.now() - started} ms`)
+})
+
+t.test('relayConnect with arbitrary arguments: an error naming what is wrong, or taken; no such connection: dropped unheard', { skip }, async t => {
+  const lib = nativeAddon() as NativeAddon
+  threadFront()
+  const anything = fc.oneof(
+    fc.string({ maxLength: 80 }),
+    fc.integer(),
+    fc.double(),
+    fc.constantFrom(null, undefined, true, {}, [], 2 ** 53, -0),
+    fc.uint8Array({ maxLength: 8 }).map(b => Buffer.from(b)),
+  )
+  // Mostly what front.ts passes, sometimes anything.
+  const mostly = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ arbitrary: a, weight: 5 }, { arbitrary: anything, weight: 1 })
+  const address = fc.oneof(fc.constantFrom('127.0.0.1', '::1', '::ffff:127.0.0.1', '0.0.0.0', '1.2.3.4.5', '', '::1%lo'), fc.ipV4(), fc.ipV6(), anything)
+  const messages = [
+    'expected a number',
+    'expected an IPv4 or IPv6 address and a port',
+    'expected a Buffer or null',
+    'expected a BigUint64Array of 3 or null',
+    'Node-API call failed: A number was expected',
+    'Node-API call failed: A string was expected',
+  ]
+  let taken = 0
+  fc.assert(
+    fc.property(
+      mostly(fc.constantFrom(4, 6)),
+      address,
+      mostly(fc.integer({ min: -1, max: 70000 })),
+      fc.tuple(mostly(fc.integer({ min: -1, max: 100000 })), mostly(fc.integer({ min: -1, max: 100000 })), mostly(fc.integer({ min: -1, max: 7200 }))),
+      mostly(fc.oneof(fc.constant(null), fc.uint8Array({ maxLength: 32 }).map(b => Buffer.from(b)))),
+      mostly(fc.oneof(fc.constant(null), fc.nat(4).map(n => new BigUint64Array(n)))),
+      (family, addr, port, [timeout, idle, keep], first, live) => {
+        try {
+          // Connection 0: the thread has none such (its numbers start at 2^40).
+          ;(lib.relayConnect as (...a: unknown[]) => void)(0, family, addr, port, timeout, idle, keep, first, live)
+          taken++
+        } catch (e) {
+          assert.ok(e instanceof Error && messages.includes(e.message), `${String(e)}`)
+        }
+      },
+    ),
+    { numRuns: 3000 },
+  )
+  t.ok(taken > 0, `${taken} of 3000 taken`)
+  await sleep(100)
 })
