@@ -4,10 +4,12 @@
  * says and relays; what a client, an upstream and the front's callbacks see.
  */
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { readlinkSync } from 'node:fs'
 import { connect } from 'node:net'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { nativeAddon, nativeAvailable, type NativeAddon } from '../../lib/native/addon.js'
 import { threadFront, type Accepted, type AttemptEnd, type ThreadFront } from '../../lib/relay/front.js'
 import { ROOT } from '../fixtures/harness.js'
@@ -287,4 +289,24 @@ t.test('idleMs: no byte for that long ends the relay, closedBy timeout', { skip 
   const ms = Date.now() - start
   t.ok(ms >= 150 && ms < 3000, `ended after ${ms} ms for 200`)
   await within(c.ended, 5000, 'the client sees EOF')
+})
+
+t.test('out of descriptors when the first connection comes: it is closed, and the front goes on once there are some', { skip }, async t => {
+  const script = fileURLToPath(new URL('../fixtures/front-emfile.mjs', import.meta.url))
+  const child = spawn('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${script}"`], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => child.kill('SIGKILL'))
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const line = async (): Promise<string> => (await within(lines.next(), 5000, 'a line from the child')).value as string
+  const port = Number(await line())
+  const shed = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => shed.destroy())
+  await within(once(shed, 'close'), 3000, 'the connection that came with the table full is closed')
+  child.stdin.write('free\n')
+  t.equal(await line(), 'freed')
+  const next = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => next.destroy())
+  await within(once(next, 'connect'), 3000, 'connected')
+  t.equal(await line(), `heard ${next.localPort}`, 'the next one is heard of, the first was not')
+  child.stdin.write('exit\n')
+  t.equal((await within(once(child, 'exit'), 5000, 'the child exits'))[0], 0)
 })
