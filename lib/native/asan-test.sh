@@ -23,4 +23,4 @@ TCPPROXY_NATIVE=$addon \
 LD_PRELOAD=$asan \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  npx tap --disable-coverage --timeout=300 test/relay/thread.test.ts test/e2e/relay.test.ts test/native/addon.test.ts test/relay/close-reasons.test.ts test/systemd/notifier.test.ts
+  npx tap --disable-coverage --timeout=300 test/relay/thread.test.ts test/relay/front.test.ts test/relay/front-fuzz.test.ts test/e2e/relay.test.ts test/native/addon.test.ts test/relay/close-reasons.test.ts test/systemd/notifier.test.ts

@@ -69,7 +69,7 @@ static napi_ref on_accept, on_connect;
 /* Connections the thread accepts are numbered from here up; relayAdd's
  * (JavaScript's) stay below. */
 static double next_id = 1099511627776.0; /* 2^40 */
-static int spare = -1;                   /* relay thread: /dev/null, given up when descriptors run out */
+static int spare = -1;                   /* relay thread (JS thread while no listener is polled): /dev/null, given up when descriptors run out */
 
 /* ---------- the relay thread ---------- */
 
@@ -358,6 +358,11 @@ static napi_value relay_listen(napi_env env, napi_callback_info info) {
     free(l);
     return throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
   }
+  /* The spare descriptor is opened now, while there are some: at the
+   * first accept the table may be full already, and without it nothing
+   * would take the waiting connections off the (level-triggered) queue.
+   * With no listener polled the relay thread does not touch it. */
+  if (listening == NULL && spare < 0) spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   /* Level-triggered, and with several workers on one socket only one of them woken. */
   e.data.ptr = &l->end;
   if (epoll_ctl(R.ep, EPOLL_CTL_ADD, l->fd, &e) != 0) {

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { createServer, Socket } from 'node:net'
-import { NATIVE_PATH, fdOf, loadNative, nativeAddon, nativeAvailable, nativeLoadFailure, nativeOrigin, prebuildName, prebuildPath } from '../../lib/native/addon.js'
+import { NATIVE_PATH, fdOf, loadNative, nativeAddon, nativeAvailable, nativeLoadFailure, nativeOrigin, prebuildName, prebuildPath, type NativeAddon } from '../../lib/native/addon.js'
+import { relayThread } from '../../lib/relay/thread.js'
 import { VERSION, versionText } from '../../lib/version.js'
 import { ROOT } from '../fixtures/harness.js'
 import { socketPair } from '../fixtures/pair.js'
@@ -92,4 +93,50 @@ t.test('TCPPROXY_NATIVE (a test and debug hook) names the build to load', async 
   const script = `import('./dist/native/addon.js').then(n => console.log(JSON.stringify([n.NATIVE_PATH, n.nativeAvailable(), n.nativeLoadFailure()])))`
   const run = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, env: { ...process.env, TCPPROXY_NATIVE: '/nonexistent/asan.node' }, encoding: 'utf8' })
   t.same(JSON.parse(run.stdout), ['/nonexistent/asan.node', false, "Cannot find module '/nonexistent/asan.node'"])
+})
+
+t.test("the relay thread's front: its exports, and the arguments it refuses", { skip: existsSync(NATIVE_PATH) ? false : 'the addon is not built' }, async t => {
+  const lib = nativeAddon() as NativeAddon
+  for (const name of ['relayFront', 'relayListen', 'relayUnlisten', 'relayConnect'] as const) t.type(lib[name], 'function', `it exports ${name}`)
+  const connectTo = (family: number, address: string, port: number, first: unknown = null, live: unknown = null): void =>
+    lib.relayConnect(1, family as 4 | 6, address, port, 1000, 0, 0, first as Buffer | null, live as BigUint64Array | null)
+  const notStarted = { name: 'Error', message: 'relayInit() and relayFront() were not called' }
+  t.throws(() => lib.relayListen(1, 0), notStarted, 'relayListen before the thread')
+  t.throws(() => connectTo(4, '127.0.0.1', 80), notStarted, 'relayConnect before the thread')
+  relayThread()
+  t.throws(() => lib.relayListen(1, 0), notStarted, 'the thread without a front')
+  const heard: unknown[][] = []
+  const onAccept = (...args: unknown[]): void => void heard.push(args)
+  const notFunction = { name: 'TypeError', message: 'expected a function' }
+  t.throws(() => lib.relayFront(null as unknown as typeof onAccept, onAccept), notFunction, 'onAccept')
+  t.throws(() => lib.relayFront(onAccept, 'onConnect' as unknown as typeof onAccept), notFunction, 'onConnect')
+  t.throws(() => lib.relayListen(1, 0), notStarted, 'a front with one callback is not one')
+  t.throws(() => (lib.relayFront as (a: unknown) => void)(onAccept), { name: 'TypeError', message: 'missing argument' })
+  lib.relayFront(onAccept, onAccept)
+
+  t.throws(() => lib.relayListen(1, 'x' as unknown as number), { name: 'TypeError', message: 'expected a number' })
+  t.throws(() => lib.relayListen(1, 1 << 20), { code: 'EBADF', syscall: 'fcntl(F_DUPFD_CLOEXEC)' }, 'a descriptor that is not open')
+  t.equal(lib.relayUnlisten(12345), false, 'unlisten a listener that is not there')
+
+  const badAddress = { name: 'TypeError', message: 'expected an IPv4 or IPv6 address and a port' }
+  for (const [family, address, port] of [
+    [4, 'localhost', 80],
+    [4, '::1', 80],
+    [6, '127.0.0.1', 80],
+    [5, '127.0.0.1', 80],
+    [4, '127.0.0.1', 0],
+    [6, '::1', 65536],
+    [4, '127.0.0.1', -1],
+    [4, '127.0.0.1'.repeat(10), 80],
+  ] as const) {
+    t.throws(() => connectTo(family, address, port), badAddress, `family ${family}, ${address}, port ${port}`)
+  }
+  t.throws(() => connectTo(4, '127.0.0.1', 80, 'HEADER'), { name: 'TypeError', message: 'expected a Buffer or null' })
+  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new BigUint64Array(2)), { name: 'TypeError', message: 'expected a BigUint64Array of 3 or null' })
+  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new Uint8Array(24)), { name: 'TypeError', message: 'expected a BigUint64Array of 3 or null' })
+  t.throws(() => (lib.relayConnect as (...a: unknown[]) => void)(1, 4, '127.0.0.1', 80), { name: 'TypeError', message: 'missing argument' })
+  // A connection the thread does not have (ended, or never accepted): the attempt is dropped unheard.
+  connectTo(6, '::1', 65535, Buffer.from('first'), new BigUint64Array(3))
+  await new Promise(r => setTimeout(r, 100))
+  t.same(heard, [], 'no report for it')
 })

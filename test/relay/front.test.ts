@@ -1,0 +1,314 @@
+/**
+ * lib/relay/front.ts with the addon's relay thread (lib/native/front.c):
+ * the thread accepts on real loopback listeners, connects where the test
+ * says and relays; what a client, an upstream and the front's callbacks see.
+ */
+import t from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { readlinkSync } from 'node:fs'
+import { connect } from 'node:net'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { nativeAddon, nativeAvailable, type NativeAddon } from '../../lib/native/addon.js'
+import { threadFront, type Accepted, type AttemptEnd, type ThreadFront } from '../../lib/relay/front.js'
+import { ROOT } from '../fixtures/harness.js'
+import {
+  attempt,
+  block,
+  client,
+  type Client,
+  echoServer,
+  ending,
+  hangingListener,
+  refusedPort,
+  request,
+  sleep,
+  threadListener,
+  type ThreadListener,
+  until,
+  within,
+} from '../fixtures/front.js'
+
+const skip = nativeAvailable() ? false : 'the native addon is not built'
+const noSs = spawnSync('ss', ['-V']).error ? 'ss is not installed (apt-get install iproute2)' : false
+
+const front = (): ThreadFront => threadFront() as ThreadFront
+const lib = (): NativeAddon => nativeAddon() as NativeAddon
+
+interface Teardown {
+  teardown(fn: () => void): void
+}
+
+/** A listener the thread accepts on, let go at teardown. */
+async function listener(t: Teardown, host = '127.0.0.1'): Promise<ThreadListener> {
+  const l = await threadListener(front(), host)
+  t.teardown(() => front().unlisten(l.id))
+  return l
+}
+
+/** A client of `l`, and the connection the thread accepted for it. */
+async function connection(t: Teardown, l: ThreadListener, host = '127.0.0.1'): Promise<{ c: Client; a: Accepted }> {
+  const c = await client(l.port, host)
+  t.teardown(() => c.socket.destroy())
+  return { c, a: await l.next() }
+}
+
+/** A port whose connects hang, let go at teardown. */
+async function hanging(t: Teardown): Promise<{ port: number }> {
+  const hang = await hangingListener(lib())
+  t.teardown(hang.close)
+  return hang
+}
+
+async function upstream(t: Teardown, host = '127.0.0.1'): Promise<Awaited<ReturnType<typeof echoServer>>> {
+  const up = await echoServer(host)
+  t.teardown(() => up.close())
+  return up
+}
+
+t.test('one front per process; none without the addon', { skip }, async t => {
+  t.equal(threadFront(), threadFront(), 'the same front each time')
+  const script = `import('./dist/relay/front.js').then(f => console.log(String(f.threadFront())))`
+  const run = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, env: { ...process.env, TCPPROXY_NATIVE: '/nonexistent/tcpproxy_native.node' }, encoding: 'utf8' })
+  t.equal(run.stdout, 'null\n')
+})
+
+for (const host of ['127.0.0.1', '::1']) {
+  t.test(`an accepted connection (${host}): the handler hears of its addresses and the thread's descriptor`, { skip }, async t => {
+    const l = await listener(t, host)
+    const { c, a } = await connection(t, l, host)
+    t.match(a, { local: host, localPort: l.port, peer: host, peerPort: c.socket.localPort })
+    t.ok(Number.isInteger(a.id) && a.id > 0, 'a number for it')
+    t.match(readlinkSync(`/proc/self/fd/${a.fd}`), /^socket:\[\d+\]$/, 'fd: the thread holds the socket')
+    const end = ending(front(), a.id)
+    front().abort(a.id)
+    t.same(await end, { sent: 0, received: 0, closedBy: 'shutdown', error: null }, 'aborted before any attempt')
+    await within(c.ended, 5000, 'client EOF')
+    t.equal(c.data(), '', 'the client read nothing, and EOF')
+  })
+
+  t.test(`connected (${host}): the first bytes go before the client's, both ways, half-close passes through`, { skip }, async t => {
+    const up = await upstream(t, host)
+    const l = await listener(t, host)
+    const { c, a } = await connection(t, l, host)
+    // Sent while the connection waits, unread, for the handler's answer.
+    c.socket.write('hello ')
+    await sleep(20)
+    const end = ending(front(), a.id)
+    const r = await attempt(front(), a.id, request(up.port, { address: host, first: Buffer.from('HEADER ') }))
+    if (!r.ok) throw r.error
+    await until(() => c.data() === 'HEADER hello ', 'the echo of both')
+    c.socket.write('more')
+    await until(() => c.data() === 'HEADER hello more', 'the echo of more')
+    await until(() => r.relay.counts().received === 17, 'the live counts')
+    t.same(r.relay.counts(), { sent: 17, received: 17, halfClosed: false }, "the relay's live counts")
+    t.equal(up.seen.length, 1)
+    const seen = up.seen[0] as (typeof up.seen)[0]
+    t.equal(seen.socket.remoteAddress, host, 'the thread connected over the family asked for')
+    c.socket.end()
+    await within(seen.ended, 5000, 'the server sees EOF')
+    await within(c.ended, 5000, 'the client sees EOF')
+    t.equal(c.data(), 'HEADER hello morebye', "the server's reply after the client's EOF reached it")
+    t.equal(seen.data(), 'HEADER hello more', 'the server got the header first, then the client bytes')
+    t.same(await end, { sent: 17, received: 20, closedBy: 'client', error: null })
+  })
+
+  t.test(`refused (${host}): Node's error, then a second attempt on the same connection connects`, { skip }, async t => {
+    const port = await refusedPort(host)
+    const up = await upstream(t, host)
+    const l = await listener(t, host)
+    const { c, a } = await connection(t, l, host)
+    const end = ending(front(), a.id)
+    const r = await attempt(front(), a.id, request(port, { address: host, first: Buffer.from('lost ') }))
+    t.equal(r.ok, false)
+    const error = (r as { error: NodeJS.ErrnoException }).error
+    t.match(error, { code: 'ECONNREFUSED', errno: -111, syscall: 'connect', address: host, port, message: `connect ECONNREFUSED ${host}:${port}` })
+    const second = await attempt(front(), a.id, request(up.port, { address: host, first: Buffer.from('kept ') }))
+    t.equal(second.ok, true, 'failover: the next server connects')
+    c.socket.end('x')
+    await within(c.ended, 5000, 'client EOF')
+    t.equal(up.seen[0]?.data(), 'kept x', "only the second attempt's first bytes reached a server")
+    t.same(await end, { sent: 6, received: 9, closedBy: 'client', error: null })
+  })
+}
+
+t.test('connect timeout: ETIMEDOUT with the same words as Node path, in bounded time', { skip }, async t => {
+  const hang = await hanging(t)
+  const l = await listener(t)
+  const { c, a } = await connection(t, l)
+  const end = ending(front(), a.id)
+  const start = Date.now()
+  const r = await attempt(front(), a.id, request(hang.port, { timeoutMs: 300 }))
+  const ms = Date.now() - start
+  t.match(r, { ok: false, error: { code: 'ETIMEDOUT', message: 'connect timed out after 0.3 s' } })
+  t.ok(ms >= 250 && ms < 2000, `it took ${ms} ms for 300`)
+  front().abort(a.id)
+  t.match(await end, { closedBy: 'shutdown', sent: 0, received: 0 })
+  await within(c.ended, 5000, 'client EOF')
+})
+
+t.test('abort while connecting: no attempt end, the end says shutdown, the client sees EOF', { skip }, async t => {
+  const hang = await hanging(t)
+  const l = await listener(t)
+  const { c, a } = await connection(t, l)
+  const end = ending(front(), a.id)
+  const ends: AttemptEnd[] = []
+  front().connect(a.id, request(hang.port, { timeoutMs: 0 }), e => ends.push(e))
+  await sleep(50)
+  front().abort(a.id)
+  t.same(await end, { sent: 0, received: 0, closedBy: 'shutdown', error: null })
+  await within(c.ended, 5000, 'client EOF')
+  await sleep(50)
+  t.same(ends, [], 'the aborted attempt is not reported')
+})
+
+t.test('abort while relaying: both sides closed, the end says shutdown with the counts so far', { skip }, async t => {
+  const up = await upstream(t)
+  const l = await listener(t)
+  const { c, a } = await connection(t, l)
+  const end = ending(front(), a.id)
+  t.equal((await attempt(front(), a.id, request(up.port))).ok, true)
+  c.socket.write('abc')
+  await until(() => c.data() === 'abc', 'the echo')
+  front().abort(a.id)
+  t.same(await end, { sent: 3, received: 3, closedBy: 'shutdown', error: null })
+  await within(c.ended, 5000, 'client EOF')
+  await within(once(up.seen[0]?.socket as NonNullable<(typeof up.seen)[0]>['socket'], 'close'), 5000, 'the server side closed')
+})
+
+t.test('abort while the connect report is on its way: the report is dropped, nothing throws', { skip }, async t => {
+  const up = await upstream(t)
+  const refused = await refusedPort()
+  const l = await listener(t)
+  for (const [what, port] of [['connected', up.port], ['refused', refused]] as const) {
+    const { c, a } = await connection(t, l)
+    const end = ending(front(), a.id)
+    const ends: AttemptEnd[] = []
+    front().connect(a.id, request(port), e => ends.push(e))
+    // The thread connects (or is refused) and reports while this thread cannot listen.
+    block(200)
+    front().abort(a.id)
+    t.same(await end, { sent: 0, received: 0, closedBy: 'shutdown', error: null }, what)
+    await within(c.ended, 5000, 'client EOF')
+    t.same(ends, [], `${what}: the attempt's report found no attempt`)
+  }
+})
+
+t.test("take: Node's socket for the connection, paused and half-open capable; the thread lets go", { skip }, async t => {
+  const l = await listener(t)
+  const { c, a } = await connection(t, l)
+  c.socket.write('early')
+  const inode = readlinkSync(`/proc/self/fd/${a.fd}`)
+  const s = front().take(a)
+  t.teardown(() => s.destroy())
+  t.equal(s.readableFlowing, false, 'paused')
+  t.equal(s.allowHalfOpen, true)
+  await until(() => {
+    try {
+      return readlinkSync(`/proc/self/fd/${a.fd}`) !== inode
+    } catch {
+      return true
+    }
+  }, "the thread's descriptor closed")
+  const got: Buffer[] = []
+  s.on('data', b => got.push(b))
+  // Paused as Node's pauseOnConnect sockets are: a 'data' listener alone does not start it.
+  s.resume()
+  await until(() => Buffer.concat(got).toString() === 'early', 'the bytes sent before take')
+  s.write('reply')
+  await until(() => c.data() === 'reply', 'the reply')
+  c.socket.end()
+  await within(once(s, 'end'), 5000, 'EOF from the client')
+  s.write('after EOF')
+  await until(() => c.data() === 'replyafter EOF', 'written after the client EOF: half-open')
+  // Only Node's descriptor is left: closing it is the client's EOF.
+  s.destroy()
+  await within(c.ended, 5000, 'client EOF')
+})
+
+t.test('unlisten: accepted just before without a handler is aborted; afterwards nothing accepts', { skip }, async t => {
+  let heard = 0
+  const l = await threadListener(front(), '127.0.0.1', () => {
+    heard++
+    // Both clients are accepted by the thread meanwhile, the second's report queued behind this one.
+    block(300)
+    front().unlisten(l.id)
+  })
+  const first = connect({ port: l.port, host: '127.0.0.1' }).on('error', () => {})
+  const second = connect({ port: l.port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => (first.destroy(), second.destroy()))
+  const a = await l.next()
+  t.equal(heard, 1, 'the handler heard of one connection')
+  const other = a.peerPort === first.localPort ? second : first
+  await within(once(other, 'end'), 5000, 'the other one is ended without a handler')
+  t.equal(heard, 1, 'the handler heard of no second')
+  front().abort(a.id)
+  const late = connect({ port: l.port, host: '127.0.0.1' })
+  const [err] = (await within(once(late, 'error'), 5000, 'a connect after unlisten')) as [NodeJS.ErrnoException]
+  t.equal(err.code, 'ECONNREFUSED', 'nothing listens any more')
+  t.equal(lib().relayUnlisten(l.id), false, 'unlisten again: no such listener')
+})
+
+t.test('listen on something that is no descriptor: the error, no listener', { skip }, async t => {
+  t.throws(() => front().listen(1 << 20, () => {}), { code: 'EBADF', syscall: 'fcntl(F_DUPFD_CLOEXEC)' })
+})
+
+/** `timer:(...)` of the established socket between local port `from` and peer port `to`, or ''. */
+function timer(from: number, to: number): string {
+  const out = spawnSync('ss', ['-tnoH', 'state', 'established', `( sport = :${from} and dport = :${to} )`]).stdout.toString()
+  return /timer:\(([^)]*)\)/.exec(out)?.[1] ?? ''
+}
+
+t.test('keepalive > 0: SO_KEEPALIVE with TCP_KEEPIDLE on both sockets; 0: none', { skip: skip || noSs }, async t => {
+  const up = await upstream(t)
+  const l = await listener(t)
+  for (const keepalive of [900, 0]) {
+    const { c, a } = await connection(t, l)
+    const end = ending(front(), a.id)
+    t.equal((await attempt(front(), a.id, request(up.port, { keepalive }))).ok, true)
+    await until(() => up.seen.length === (keepalive === 0 ? 2 : 1), 'the server accepted')
+    const server = (up.seen.at(-1) as (typeof up.seen)[0]).socket
+    const want = keepalive === 0 ? /^$/ : /^keepalive,1[45]min/
+    t.match(timer(l.port, c.socket.localPort as number), want, `keepalive ${keepalive}: the client's socket`)
+    t.match(timer(server.remotePort as number, up.port), want, `keepalive ${keepalive}: the server's socket`)
+    front().abort(a.id)
+    await end
+  }
+})
+
+t.test('idleMs: no byte for that long ends the relay, closedBy timeout', { skip }, async t => {
+  const up = await upstream(t)
+  const l = await listener(t)
+  const { c, a } = await connection(t, l)
+  const end = ending(front(), a.id)
+  t.equal((await attempt(front(), a.id, request(up.port, { idleMs: 200 }))).ok, true)
+  c.socket.write('x')
+  const start = Date.now()
+  t.same(await end, { sent: 1, received: 1, closedBy: 'timeout', error: null })
+  const ms = Date.now() - start
+  t.ok(ms >= 150 && ms < 3000, `ended after ${ms} ms for 200`)
+  await within(c.ended, 5000, 'the client sees EOF')
+})
+
+t.test('out of descriptors when the first connection comes: it is closed, and the front goes on once there are some', { skip }, async t => {
+  const script = fileURLToPath(new URL('../fixtures/front-emfile.mjs', import.meta.url))
+  const child = spawn('/bin/sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${script}"`], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => child.kill('SIGKILL'))
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const line = async (): Promise<string> => (await within(lines.next(), 5000, 'a line from the child')).value as string
+  const port = Number(await line())
+  const shed = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => shed.destroy())
+  await within(once(shed, 'close'), 3000, 'the connection that came with the table full is closed')
+  child.stdin.write('free\n')
+  t.equal(await line(), 'freed')
+  const next = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => next.destroy())
+  await within(once(next, 'connect'), 3000, 'connected')
+  // Read now: the child ends it at once, and a closed socket has no port.
+  const nextPort = next.localPort
+  t.equal(await line(), `heard ${nextPort}`, 'the next one is heard of, the first was not')
+  child.stdin.write('exit\n')
+  t.equal((await within(once(child, 'exit'), 5000, 'the child exits'))[0], 0)
+})
