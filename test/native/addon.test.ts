@@ -98,8 +98,8 @@ t.test('TCPPROXY_NATIVE (a test and debug hook) names the build to load', async 
 t.test("the relay thread's front: its exports, and the arguments it refuses", { skip: existsSync(NATIVE_PATH) ? false : 'the addon is not built' }, async t => {
   const lib = nativeAddon() as NativeAddon
   for (const name of ['relayFront', 'relayListen', 'relayUnlisten', 'relayConnect'] as const) t.type(lib[name], 'function', `it exports ${name}`)
-  const connectTo = (family: number, address: string, port: number, first: unknown = null, live: unknown = null): void =>
-    lib.relayConnect(1, family as 4 | 6, address, port, 1000, 0, 0, first as Buffer | null, live as BigUint64Array | null)
+  const connectTo = (family: number, address: string, port: number, first: unknown = null, live: unknown = new BigUint64Array(3), slot = 0): void =>
+    lib.relayConnect(1, family as 4 | 6, address, port, 1000, 0, 0, first as Buffer | null, live as BigUint64Array, slot)
   const notStarted = { name: 'Error', message: 'relayInit() and relayFront() were not called' }
   t.throws(() => lib.relayListen(1, 0), notStarted, 'relayListen before the thread')
   t.throws(() => connectTo(4, '127.0.0.1', 80), notStarted, 'relayConnect before the thread')
@@ -132,11 +132,15 @@ t.test("the relay thread's front: its exports, and the arguments it refuses", { 
     t.throws(() => connectTo(family, address, port), badAddress, `family ${family}, ${address}, port ${port}`)
   }
   t.throws(() => connectTo(4, '127.0.0.1', 80, 'HEADER'), { name: 'TypeError', message: 'expected a Buffer or null' })
-  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new BigUint64Array(2)), { name: 'TypeError', message: 'expected a BigUint64Array of 3 or null' })
-  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new Uint8Array(24)), { name: 'TypeError', message: 'expected a BigUint64Array of 3 or null' })
+  const noRoom = { name: 'RangeError', message: 'expected a BigUint64Array with room for slot' }
+  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new BigUint64Array(2)), noRoom, 'no room for slot 0')
+  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new BigUint64Array(6), 2), noRoom, 'no room for slot 2')
+  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new BigUint64Array(6), -1), noRoom, 'a negative slot')
+  t.throws(() => connectTo(4, '127.0.0.1', 80, null, new Uint8Array(24)), noRoom, 'not a BigUint64Array')
+  t.throws(() => connectTo(4, '127.0.0.1', 80, null, null), noRoom, 'no array')
   t.throws(() => (lib.relayConnect as (...a: unknown[]) => void)(1, 4, '127.0.0.1', 80), { name: 'TypeError', message: 'missing argument' })
   // A connection the thread does not have (ended, or never accepted): the attempt is dropped unheard.
-  connectTo(6, '::1', 65535, Buffer.from('first'), new BigUint64Array(3))
+  connectTo(6, '::1', 65535, Buffer.from('first'), new BigUint64Array(6), 1)
   await new Promise(r => setTimeout(r, 100))
   t.same(heard, [], 'no report for it')
 })

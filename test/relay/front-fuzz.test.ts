@@ -227,7 +227,7 @@ t.test('relayConnect with arbitrary arguments: an error naming what is wrong, or
     'expected a number',
     'expected an IPv4 or IPv6 address and a port',
     'expected a Buffer or null',
-    'expected a BigUint64Array of 3 or null',
+    'expected a BigUint64Array with room for slot',
     'Node-API call failed: A number was expected',
     'Node-API call failed: A string was expected',
   ]
@@ -239,11 +239,12 @@ t.test('relayConnect with arbitrary arguments: an error naming what is wrong, or
       mostly(fc.integer({ min: -1, max: 70000 })),
       fc.tuple(mostly(fc.integer({ min: -1, max: 100000 })), mostly(fc.integer({ min: -1, max: 100000 })), mostly(fc.integer({ min: -1, max: 7200 }))),
       mostly(fc.oneof(fc.constant(null), fc.uint8Array({ maxLength: 32 }).map(b => Buffer.from(b)))),
-      mostly(fc.oneof(fc.constant(null), fc.nat(4).map(n => new BigUint64Array(n)))),
-      (family, addr, port, [timeout, idle, keep], first, live) => {
+      mostly(fc.oneof(fc.constant(null), fc.nat(12).map(n => new BigUint64Array(n)))),
+      mostly(fc.integer({ min: -1, max: 4 })),
+      (family, addr, port, [timeout, idle, keep], first, live, slot) => {
         try {
           // Connection 0: the thread has none such (its numbers start at 2^40).
-          ;(lib.relayConnect as (...a: unknown[]) => void)(0, family, addr, port, timeout, idle, keep, first, live)
+          ;(lib.relayConnect as (...a: unknown[]) => void)(0, family, addr, port, timeout, idle, keep, first, live, slot)
           taken++
         } catch (e) {
           assert.ok(e instanceof Error && messages.includes(e.message), `${String(e)}`)
