@@ -174,6 +174,9 @@ void front_connecting(struct conn *c, uint32_t events) {
   socklen_t len = sizeof err;
   if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
   if (getsockopt(c->fd[SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  /* The server may have sent bytes or its FIN already: this edge was the one to say so. */
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->h[SERVER].readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP)) c->h[SERVER].fin_seen = true;
   connect_done(c, err, false);
 }
 

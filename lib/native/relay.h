@@ -66,9 +66,8 @@ struct half {
   /* The source may have bytes (or its FIN) to read: cleared when a read
    * found it drained, set by its next epoll edge (relay_thread.c, pump). */
   bool readable;
-  /* A FIN may wait that no edge will announce again (at the start, and
-   * after an EPOLLRDHUP edge): read until EAGAIN or the end, not just
-   * until a short read. */
+  /* A FIN may wait that no edge will announce again (after an EPOLLRDHUP
+   * edge): read until EAGAIN or the end, not just until a short read. */
   bool fin_seen;
   bool big;      /* a read has filled SMALL_READ: reads are sized to the destination's room */
 };

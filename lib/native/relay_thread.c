@@ -385,7 +385,10 @@ void relay_start(struct conn *c) {
   struct epoll_event ev;
   c->state = S_RELAYING;
   c->last = R.now;
-  for (int s = 0; s < 2; s++) c->h[s].readable = c->h[s].fin_seen = true;
+  /* Nothing is read or sent here: adding a descriptor to the epoll set
+   * queues its event at once when it is ready (and it is: writable), and
+   * that event says what there is to read (front.c notes what the connect's
+   * event said of the server). So no read is made only to meet EAGAIN. */
   for (int s = 0; s < 2; s++) {
     if (c->polled[s]) continue;
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -397,7 +400,6 @@ void relay_start(struct conn *c) {
     c->polled[s] = true;
   }
   if (c->idle_ms > 0 && R.now + c->idle_ms < R.next_check) R.next_check = R.now + c->idle_ms;
-  run(c);
 }
 
 /* A connection JavaScript handed over (relayAdd). */

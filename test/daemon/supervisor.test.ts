@@ -69,7 +69,11 @@ async function until(cond: () => boolean, ms = 30_000): Promise<boolean> {
   return cond()
 }
 
-function supervisor(count: number, hooks: Pick<SupervisorOptions, 'onMessage' | 'onWorkerExit' | 'onWorkerStart'> = {}): { sup: Supervisor; lines: string[] } {
+function supervisor(
+  count: number,
+  hooks: Pick<SupervisorOptions, 'onMessage' | 'onWorkerExit' | 'onWorkerStart'> = {},
+  start: SupervisorOptions['init']['start'] = { disabled: [], marks: [] },
+): { sup: Supervisor; lines: string[] } {
   const lines: string[] = []
   const logger: Logger = { debug: false, log: e => lines.push(formatText(e)) }
   const sup = new Supervisor({
@@ -79,7 +83,7 @@ function supervisor(count: number, hooks: Pick<SupervisorOptions, 'onMessage' | 
       programs: { baseEnv: {}, envPrefix: 'PROXY_', pid: process.pid, proxyName: 'tcpproxy', logName: 'tcpproxy', resolveNames: false, runAs: {} },
       maxConnections: null,
       netAdmin: false,
-      start: { disabled: [], marks: [] },
+      start,
     },
     logger,
     workerPath: WORKER,
@@ -215,4 +219,22 @@ t.test('statistics across workers: counters shipped, sessions gathered, a sessio
   t.equal(await stats.backend.enable(`127.0.0.1:${a.port}`), true)
   t.equal(await stats.backend.enable(`127.0.0.1:${a.port}`), false)
   t.ok(await until(() => stats.backend.total().services[`127.0.0.1:${port}`]?.connections === 3, 5000), 'the counters arrived')
+})
+
+t.test('a worker starts with the servers disabled by command and the marks in force (a replacement knows them before it accepts)', async t => {
+  const dead = await freePort()
+  const named = await Promise.all(['X', 'A'].map(n => backend(s => s.on('error', () => {}).end(n))))
+  t.teardown(() => named.forEach(b => b.close()))
+  const [x, a] = named as [Awaited<ReturnType<typeof backend>>, Awaited<ReturnType<typeof backend>>]
+  const dir = t.testdir({})
+  const port = await freePort()
+  const said: string[] = []
+  const down = { server: `127.0.0.1:${dead}`, state: 'down', reason: 'connection refused', failures: 1, maxFails: 1 } as const
+  const { sup } = supervisor(1, { onMessage: (_slot, m) => void said.push(m.type) }, { disabled: [`127.0.0.1:${x.port}`], marks: [{ service: `127.0.0.1:${port}`, transition: down }] })
+  await sup.start(await services(dir, `port ${port}\ninterface 127.0.0.1\nserver 127.0.0.1:${dead}, 127.0.0.1:${x.port}, 127.0.0.1:${a.port}\n`))
+  t.teardown(() => sup.stop(2000))
+  // Without the mark the dead server is tried first (and marked, a message); without the disable, X answers.
+  t.equal((await exchange(port, null)).data.toString(), 'A', 'neither the marked nor the disabled server was tried')
+  await sleep(200)
+  t.notOk(said.includes('server-mark'), 'no connect failed, so no mark was made')
 })
