@@ -343,7 +343,7 @@ static bool started(napi_env env) {
 
 static napi_value relay_listen(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+  struct epoll_event e = {.events = EPOLLIN};
   struct listener *l;
   double id;
   int32_t fd;
@@ -366,7 +366,9 @@ static napi_value relay_listen(napi_env env, napi_callback_info info) {
    * would take the waiting connections off the (level-triggered) queue.
    * With no listener polled the relay thread does not touch it. */
   if (listening == NULL && spare < 0) spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  /* Level-triggered, and with several workers on one socket only one of them woken. */
+  /* Level-triggered. Not EPOLLEXCLUSIVE: with several workers on one
+   * socket, that wakes the same one each time, and it takes every
+   * connection waiting; all woken, they share the load as Node's did. */
   e.data.ptr = &l->end;
   if (epoll_ctl(R.ep, EPOLL_CTL_ADD, l->fd, &e) != 0) {
     int err = errno;
