@@ -14,8 +14,13 @@ import { renderPrometheus } from './prometheus.js'
 import { processFigures, sumFigures, type ProcessFigures } from './process.js'
 import { answer, type Served } from './reporter.js'
 
-/** How long the supervisor waits for its workers' answers: a hung worker must not hang `show sessions`. */
-const ASK_WAIT_MS = 1000
+/**
+ * How long the supervisor waits for its workers' answers: a hung worker must
+ * not hang `show sessions`, but a busy one must not make `kill session` say
+ * "no such session" (1 s was too short on a loaded 2-core machine: the test
+ * suite saw it).
+ */
+const ASK_WAIT_MS = 3000
 
 /** What the control socket and the metrics read. */
 export interface Stats {
