@@ -157,9 +157,8 @@ void kept_more(size_t len);
 void unkeep(struct half *h);               /* drop what is kept for a direction */                /* bytes now kept for a destination (relayKept) */
 void active_more(napi_env env);            /* JS thread: one more connection or listener to hear of */
 void active_less(napi_env env);
-/* JS thread: a copy of a Buffer argument (null: none); the live-counts array (null: none). */
+/* JS thread: a copy of a Buffer argument (null: none). */
 bool get_bytes(napi_env env, napi_value value, char **out, size_t *len);
-bool get_live(napi_env env, napi_value value, napi_ref *ref, uint64_t **live);
 
 /* front.c, for relay_thread.c. */
 void front_ready(struct end *e);                        /* a listener is readable */

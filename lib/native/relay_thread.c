@@ -713,10 +713,9 @@ bool get_bytes(napi_env env, napi_value value, char **out, size_t *len) {
   return true;
 }
 
-/* relayAdd's and relayConnect's optional live-counts array: a
- * BigUint64Array of 3, kept alive (a reference) until the connection's
- * report reaches the JS thread. */
-bool get_live(napi_env env, napi_value value, napi_ref *ref, uint64_t **live) {
+/* relayAdd's optional live-counts array: a BigUint64Array of 3, kept alive
+ * (a reference) until the connection's report reaches the JS thread. */
+static bool get_live(napi_env env, napi_value value, napi_ref *ref, uint64_t **live) {
   napi_valuetype type;
   bool is_typed;
   napi_typedarray_type kind;

@@ -7,6 +7,8 @@ import type { Endpoint } from '../config/address.js'
 import type { AttemptOutcome } from '../server/upstream.js'
 import type { ResolvedService } from '../config/resolve.js'
 import type { ClientNames } from './environment.js'
+import type { Logger } from '../log/logger.js'
+import type { SessionObserver } from './observer.js'
 import type { RunAs } from './programs.js'
 
 /** Program-wide facts a session needs for handler and ACP environments. */
@@ -66,3 +68,21 @@ export const OPEN_POLICY: SessionPolicy = Object.freeze({
   order: (servers: readonly Endpoint[]) => servers,
   attempted: () => {},
 })
+
+/** What every session is given, whoever serves it (session.ts with Node's sockets, direct.ts on the relay thread). */
+export interface SessionBasics {
+  /** The session's id in the log. */
+  id: number
+  service: ResolvedService
+  local: string
+  localPort: number
+  clientIp: string
+  clientPort: number
+  log: Logger
+  programs: ProgramContext
+  /** Reports running out of descriptors (rate-limited by the forwarder). */
+  onResourceError: (err: Error) => void
+  /** allow/deny and max-per-client for the real client, the servers' order and health (lib/server/policy.ts). */
+  policy: SessionPolicy
+  observer: SessionObserver
+}

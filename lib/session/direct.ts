@@ -11,14 +11,12 @@ import { isIP } from 'node:net'
 import { formatHostPort, type Endpoint } from '../config/address.js'
 import type { ResolvedService } from '../config/resolve.js'
 import { isOutOfDescriptors } from '../errors.js'
-import type { Logger } from '../log/logger.js'
 import type { AttemptEnd, ThreadFront } from '../relay/front.js'
 import type { RelayResult } from '../relay/event-loop.js'
 import { connectFailedLine, connectionErrorLine, connectLine } from './connect-lines.js'
-import type { ProgramContext, SessionPolicy } from './context.js'
+import type { SessionBasics } from './context.js'
 import { endLines, type EndLine } from './end-lines.js'
 import { connectionFacts, connectionLine } from './log-fields.js'
-import type { SessionObserver } from './observer.js'
 import { outgoingHeader } from './outgoing-header.js'
 
 /**
@@ -61,22 +59,10 @@ export function isPlain(service: ResolvedService): boolean {
   return service.trustsProxy === null && isDirect(service, '')
 }
 
-export interface DirectInit {
-  /** The session's id in the log. */
-  id: number
+export interface DirectInit extends SessionBasics {
   /** The thread's number for the connection. */
   conn: number
   front: ThreadFront
-  service: ResolvedService
-  local: string
-  localPort: number
-  clientIp: string
-  clientPort: number
-  log: Logger
-  programs: ProgramContext
-  onResourceError: (err: Error) => void
-  policy: SessionPolicy
-  observer: SessionObserver
 }
 
 export class DirectSession {

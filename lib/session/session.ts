@@ -9,20 +9,18 @@ import { canonicalIp, formatHostPort, type Endpoint, type ListenSpec } from '../
 import { startDump, type SessionDump } from './dump.js'
 import { ClientNames, connectionEnv } from './environment.js'
 import { errorText, isOutOfDescriptors } from '../errors.js'
-import type { Logger, LogEntry } from '../log/logger.js'
+import type { LogEntry } from '../log/logger.js'
 import { runAcp, runHandler } from './programs.js'
-import type { ProgramContext, ProgramSlots, SessionPolicy } from './context.js'
+import type { ProgramSlots, SessionBasics } from './context.js'
 import { readProxyHeader } from '../protocol/header-reader.js'
 import type { ProxyHeader } from '../protocol/header.js'
 import { outgoingHeader } from './outgoing-header.js'
 import type { RelayHandle, RelayResult } from '../relay/event-loop.js'
 import { startRelay } from '../relay/thread.js'
-import type { ResolvedService } from '../config/resolve.js'
 import type { Redirects } from '../transparent/redirect.js'
 import type { Destination } from '../native/addon.js'
 import { connectAttempts, sourceFor, type Connected, type FailedAttempt } from '../server/upstream.js'
 import { isOwnLogLine } from '../log/nested.js'
-import type { SessionObserver } from './observer.js'
 import { setKeepalive } from './keepalive.js'
 import { connectionFields, type ConnectionFacts, type Fields } from '../log/fields.js'
 import { connectionFacts, connectionLine } from './log-fields.js'
@@ -35,26 +33,13 @@ const NAME_TIMEOUT_MS = 2000
 /** The process's lookups (the thread pool they bound is the process's). */
 const SYSTEM_NAMES = new ClientNames()
 
-export interface SessionInit {
-  id: number
+export interface SessionInit extends SessionBasics {
   client: Socket
-  service: ResolvedService
-  local: string
-  localPort: number
-  clientIp: string
-  clientPort: number
-  log: Logger
-  programs: ProgramContext
-  /** Reports running out of descriptors (rate-limited by the forwarder). */
-  onResourceError: (err: Error) => void
   /** The bound on programs running at once. */
   slots: ProgramSlots
   /** The listener that accepted the connection; null for inetd's. */
   listener: ListenSpec | null
   redirects: Redirects
-  /** allow/deny and max-per-client for the real client, the servers' order and health (lib/server/policy.ts). */
-  policy: SessionPolicy
-  observer: SessionObserver
 }
 
 export class Session {
