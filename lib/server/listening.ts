@@ -58,7 +58,8 @@ export class Listening {
     const entry: Entry = { spec: parseKey(key), server, thread: null }
     this.#entries.set(key, entry)
     this.#node(entry, server)
-    if (threaded) void this.#toThread(entry)
+    // Out of descriptors for the thread's copies: Node goes on accepting.
+    if (threaded) this.#toThread(entry).catch(err => this.#sink.error(err as Error))
   }
 
   /** The server adopted as `key` (closed while the thread accepts on it). */
@@ -93,7 +94,12 @@ export class Listening {
   async #toThread(entry: Entry): Promise<void> {
     const front = this.#front as ThreadFront
     const held = this.#lib().dupFd(fdOf(entry.server))
-    entry.thread = { id: front.listen(held, a => this.#sink.thread(a, entry.spec)), held }
+    try {
+      entry.thread = { id: front.listen(held, a => this.#sink.thread(a, entry.spec)), held }
+    } catch (err) {
+      closeSync(held)
+      throw err
+    }
     // Connections Node accepted meanwhile are served by Node.
     await closeListener(entry.server)
   }

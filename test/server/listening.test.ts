@@ -5,6 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { ListenSpec } from '../../lib/config/address.js'
 import { nativeAvailable } from '../../lib/native/addon.js'
@@ -145,4 +146,23 @@ t.test('a reload moves a listener from the thread to Node and back; the socket s
   await l.retune(() => false)
   await l.close(a.key)
   t.ok(await refused(a.port), 'closed from Node too')
+})
+
+t.test('the thread cannot take a listener (out of descriptors for its copy): Node goes on accepting, the error is told', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const broken = { listen: () => { throw Object.assign(new Error('fcntl(F_DUPFD_CLOEXEC): Too many open files'), { code: 'EMFILE' }) } } as unknown as ThreadFront
+  const { got, sink, until } = recordingSink()
+  const l = new Listening(broken, sink)
+  const a = await listening(t)
+  const before = readdirSync('/proc/self/fd').length
+  l.adopt(a.key, a.server, true)
+  t.teardown(() => l.closeAll())
+  await new Promise(r => setImmediate(r))
+  t.match(got.errors, [{ code: 'EMFILE' }], 'the error went to the sink')
+  t.notOk(l.threaded(a.key))
+  t.equal(readdirSync('/proc/self/fd').length, before, 'the duplicate made for the thread was closed')
+  const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
+  await until(1)
+  t.equal(got.node.length, 1, 'Node accepted it')
+  c.destroy()
+  got.node[0]?.[0].destroy()
 })
