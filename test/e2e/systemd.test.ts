@@ -80,6 +80,9 @@ for (const [model, args] of models) {
     t.equal(first.data.toString(), 'hello from upstream\n')
     t.match(await run.waitFor(/activation|unused|matches no/), new RegExp(`-INFO: socket spare \\(fd 4, 127\\.0\\.0\\.1 port ${spare}\\) passed by systemd matches no listen address: closed`))
     t.equal(run.lines.filter(l => /cannot bind|EADDRINUSE/.test(l)).length, 0)
+    // A HUP before "ready" is ignored (nothing to reload yet), and the worker may serve the
+    // first connection before the supervisor says ready.
+    await run.waitFor(/ready$/)
     run.proc.kill('SIGHUP')
     await run.waitFor(/reloaded/)
     t.equal((await exchange(port, null)).data.toString(), 'hello from upstream\n', 'served after the reload')
