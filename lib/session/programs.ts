@@ -235,9 +235,12 @@ function closeClient(client: Socket): Promise<void> {
 
 /** Client <-> handler pipes, half-close both ways; `preread` goes first. */
 function relayPipes(client: Socket, toChild: Writable, fromChild: Readable, preread: Buffer): void {
+  // Both pipes go: a handler blocked writing to a client that is gone must
+  // see EPIPE (its output has nowhere to go), not wait on a full pipe.
   const cut = (): void => {
     client.destroy()
     toChild.destroy()
+    fromChild.destroy()
   }
   client.on('error', cut)
   // A handler that closes its stdin (EPIPE) may still be answering: stop

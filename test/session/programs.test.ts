@@ -354,6 +354,20 @@ t.test('with pre-read bytes, a client reset cuts the pipes: the handler sees EOF
   t.ok(await until(() => client.destroyed), 'the client socket is closed')
 })
 
+t.test('with pre-read bytes, a client reset while the handler\'s output is blocked ends the handler', async t => {
+  const [peer, client] = await socketPair()
+  // The client never reads: the handler's output fills the socket and then its pipe.
+  peer.pause()
+  peer.on('error', () => {})
+  const h = runHandler(['/bin/sh', '-c', 'head -c 30000000 /dev/zero; exec cat'], PATH, client, Buffer.from('x'), () => {})
+  t.teardown(() => h.kill())
+  await new Promise(r => setTimeout(r, 300))
+  peer.resetAndDestroy()
+  // Its stdout pipe is closed: `head` dies of SIGPIPE (the shell reports 141), `cat` never runs.
+  t.match(await within(h.exited), { rc: /^(141|SIGPIPE)$/, started: true }, 'the handler ended without a kill')
+  t.ok(client.destroyed, 'the client socket is closed')
+})
+
 t.test('with pre-read bytes, a handler that closes its stdin unread still gets its output to the client', async t => {
   const [peer, client] = await socketPair()
   t.teardown(() => peer.destroy())
