@@ -90,7 +90,8 @@ export function formatIPv6(groups: readonly number[]): string {
  * `::ffff:127.0.0.2` matches an `interface 127.0.0.2` line).
  */
 export function canonicalIp(ip: string): string {
-  if (isIP(ip) !== 6) return ip
+  // Every IPv6 address has a colon: the common IPv4 case without isIP's regular expression.
+  if (!ip.includes(':') || isIP(ip) !== 6) return ip
   const pct = ip.indexOf('%')
   const zone = pct < 0 ? '' : ip.slice(pct)
   const groups = ipv6Groups(pct < 0 ? ip : ip.slice(0, pct))
@@ -100,7 +101,7 @@ export function canonicalIp(ip: string): string {
 
 /** `host` for log lines and URLs: IPv6 addresses in brackets. */
 export function formatHostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+  return host.includes(':') && isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 /** True for the interface words that mean "any local address". */

@@ -169,7 +169,11 @@ export class ServicePolicy {
   }
 
   /** `servers` in the order to try them for `client`; disabled servers left out unless all are. */
-  order(servers: readonly Endpoint[], localPort: number, client: string): Endpoint[] {
+  order(servers: readonly Endpoint[], localPort: number, client: string): readonly Endpoint[] {
+    // One server is tried whatever its marks, disables and the mode say
+    // (neither ever refuses a client on its own); no rotation to advance
+    // that a list of one could notice. The common case, without the arrays.
+    if (servers.length === 1) return servers
     const now = performance.now()
     const keys = servers.map(ep => serverKey(ep.host, ep.port ?? localPort))
     const enabled = servers.map((_, i) => i).filter(i => !this.hooks.disabled.has(keys[i] as string))
@@ -239,7 +243,7 @@ export class Ticket implements SessionPolicy {
     return true
   }
 
-  order(servers: readonly Endpoint[]): Endpoint[] {
+  order(servers: readonly Endpoint[]): readonly Endpoint[] {
     return this.policy.order(servers, this.localPort, this.#client as string)
   }
 

@@ -18,16 +18,28 @@ export function connectionFacts(where: Pick<ResolvedService, 'iface' | 'port'> |
  * A connection's log line whose JSON fields are built only when read: a
  * JSON logger reads them, the text format never does (building them for
  * every line was a tenth of the event loop's work per connection,
- * bench/RESULTS.md "Profile").
+ * bench/RESULTS.md "Profile"). A class, so the getter is the prototype's:
+ * an object literal with a getter is a new accessor and a slow-mode object
+ * for every line.
  */
-export function connectionLine(tag: LogEntry['tag'], event: string, id: number, text: string, fields: () => Fields): LogEntry {
-  return {
-    tag,
-    event,
-    id,
-    text,
-    get fields() {
-      return fields()
-    },
+class ConnectionLine implements LogEntry {
+  constructor(
+    readonly tag: LogEntry['tag'],
+    readonly event: string,
+    readonly id: number,
+    readonly text: string,
+    build: () => Fields,
+  ) {
+    this.#build = build
   }
+
+  readonly #build: () => Fields
+
+  get fields(): Fields {
+    return this.#build()
+  }
+}
+
+export function connectionLine(tag: LogEntry['tag'], event: string, id: number, text: string, fields: () => Fields): LogEntry {
+  return new ConnectionLine(tag, event, id, text, fields)
 }
