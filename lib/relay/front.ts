@@ -48,11 +48,6 @@ export interface ConnectRequest {
 /** How an attempt ended: connected, with the relay's handle, or the error as Node would have given it. */
 export type AttemptEnd = { ok: true; relay: RelayHandle } | { ok: false; error: Error }
 
-interface Attempt {
-  req: ConnectRequest
-  ended: (a: AttemptEnd) => void
-}
-
 /** Live-count slots per array: 4,096 connections in 96 KiB. */
 const SLOTS = 4096
 
@@ -92,23 +87,64 @@ class LiveSlots {
   }
 }
 
+/** The bytes Node moved before the thread took a connection it accepted itself: none. */
+const NOTHING_BEFORE = Object.freeze({ sent: 0, received: 0 })
+
 /** Node's error for a failed connect (`connect ECONNREFUSED 127.0.0.1:25`), from the thread's errno. */
 function connectError(errno: number, address: string, port: number): Error {
   const code = getSystemErrorName(-errno)
   return Object.assign(new Error(`connect ${code} ${address}:${port}`), { code, errno: -errno, syscall: 'connect', address, port })
 }
 
+/**
+ * One accepted connection the front serves: its attempt under way, its
+ * live-count slot, its relay, and who hears of its end. One record per
+ * connection (and the thread's entry in lib/relay/thread.ts), where four
+ * maps and their closures were (their allocation and collection were a
+ * fifth of the event loop's work, bench/RESULTS.md "Profile").
+ */
+class FrontConn {
+  /** Its live-count slot while an attempt or a relay holds one; -1: none. */
+  slot = -1
+  /** The attempt under way, and who hears how it ended. */
+  req: ConnectRequest | null = null
+  attempted: ((a: AttemptEnd) => void) | null = null
+  relay: ThreadRelay | null = null
+  /** Who hears of the connection's end (onEnd). */
+  ended: ((r: RelayResult) => void) | null = null
+  /** Bytes Node moved before the thread (lib/relay/thread.ts Running): none, the thread accepted it. */
+  readonly sent = 0
+  readonly received = 0
+
+  constructor(
+    readonly id: number,
+    readonly slots: LiveSlots,
+    readonly conns: Map<number, FrontConn>,
+  ) {}
+
+  /** The thread is done with its live counts (an attempt failed, or the connection ended). */
+  release(): void {
+    if (this.slot < 0) return
+    this.slots.give(this.slot)
+    this.slot = -1
+  }
+
+  /** The thread's end report (lib/relay/thread.ts): the relay's counts are frozen, the record goes. */
+  done(r: RelayResult): void {
+    this.relay?.end(r)
+    this.release()
+    this.conns.delete(this.id)
+    this.ended?.(r)
+  }
+}
+
 export class ThreadFront {
   readonly #lib: NativeAddon
   /** Listeners' handlers, by the front's listener number. */
   readonly #listeners = new Map<number, (a: Accepted) => void>()
-  /** Connections with an attempt under way. */
-  readonly #attempts = new Map<number, Attempt>()
   readonly #slots = new LiveSlots()
-  /** The live-count slot of each connection with an attempt or a relay, until the thread is done with it. */
-  readonly #slotOf = new Map<number, number>()
-  /** The relays running, whose counts are frozen at their end (their slot is given back). */
-  readonly #relays = new Map<number, ThreadRelay>()
+  /** Connections with an attempt under way, a relay, or someone to hear of their end. */
+  readonly #conns = new Map<number, FrontConn>()
   #lastListener = 0
 
   constructor(lib: NativeAddon) {
@@ -120,18 +156,19 @@ export class ThreadFront {
         ;(this.#listeners.get(listener) as (a: Accepted) => void)({ id, local, localPort, peer, peerPort, fd })
       },
       (id, errno, timedOut) => {
-        const a = this.#attempts.get(id)
+        const c = this.#conns.get(id)
+        const req = c?.req
         // Aborted while its report was on the way: the end follows, and tells.
-        if (a === undefined) return
-        this.#attempts.delete(id)
-        const slot = this.#slotOf.get(id) as number
+        if (c === undefined || req === undefined || req === null) return
+        const attempted = c.attempted as (a: AttemptEnd) => void
+        c.req = null
+        c.attempted = null
         if (errno === 0) {
-          const relay = new ThreadRelay(lib, id, { sent: 0, received: 0 }, this.#slots.array(slot), this.#slots.at(slot))
-          this.#relays.set(id, relay)
-          return a.ended({ ok: true, relay })
+          c.relay = new ThreadRelay(lib, id, NOTHING_BEFORE, this.#slots.array(c.slot), this.#slots.at(c.slot))
+          return attempted({ ok: true, relay: c.relay })
         }
-        this.#release(id)
-        a.ended({ ok: false, error: timedOut ? connectTimedOut(a.req.timeoutMs) : connectError(errno, a.req.address, a.req.port) })
+        c.release()
+        attempted({ ok: false, error: timedOut ? connectTimedOut(req.timeoutMs) : connectError(errno, req.address, req.port) })
       },
     )
   }
@@ -159,33 +196,36 @@ export class ThreadFront {
    * end, whenever it comes: after the relay, or after abort() at any time.
    */
   connect(id: number, req: ConnectRequest, ended: (a: AttemptEnd) => void): void {
-    const slot = this.#slots.take()
-    this.#slotOf.set(id, slot)
-    this.#lib.relayConnect(id, req.family, req.address, req.port, req.timeoutMs, req.idleMs, req.keepalive, req.first, this.#slots.array(slot), this.#slots.at(slot) / 3)
-    this.#attempts.set(id, { req, ended })
+    const c = this.#conn(id)
+    c.slot = this.#slots.take()
+    this.#lib.relayConnect(id, req.family, req.address, req.port, req.timeoutMs, req.idleMs, req.keepalive, req.first, this.#slots.array(c.slot), this.#slots.at(c.slot) / 3)
+    c.req = req
+    c.attempted = ended
   }
 
-  /** The thread is done with connection `id`'s live counts. */
-  #release(id: number): void {
-    const slot = this.#slotOf.get(id)
-    if (slot === undefined) return
-    this.#slotOf.delete(id)
-    this.#slots.give(slot)
+  /** The record of accepted connection `id`, made on first use. */
+  #conn(id: number): FrontConn {
+    let c = this.#conns.get(id)
+    if (c === undefined) {
+      this.#conns.set(id, (c = new FrontConn(id, this.#slots, this.#conns)))
+      // The thread's end report lets go of the record, whoever waits for it.
+      onThreadEnd(id, c)
+    }
+    return c
   }
 
   /** `done` hears of the end of accepted connection `id` (relayed, cut or aborted). */
   onEnd(id: number, done: (r: RelayResult) => void): void {
-    onThreadEnd(id, r => {
-      this.#relays.get(id)?.end(r)
-      this.#relays.delete(id)
-      this.#release(id)
-      done(r)
-    })
+    this.#conn(id).ended = done
   }
 
   /** End accepted connection `id` (a refusal, a session's abort): its end is reported to onEnd's `done`, if any. */
   abort(id: number): void {
-    this.#attempts.delete(id)
+    const c = this.#conns.get(id)
+    if (c !== undefined) {
+      c.req = null
+      c.attempted = null
+    }
     this.#lib.relayAbort(id)
   }
 

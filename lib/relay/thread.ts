@@ -38,8 +38,8 @@ export interface RelayRequest {
   thread: boolean
 }
 
-interface Running {
-  done: (r: RelayResult) => void
+export interface Running {
+  done(r: RelayResult): void
   /** Node's counts before the hand-over (an ACP's greeting went to the client through Node). */
   sent: number
   received: number
@@ -79,9 +79,9 @@ export function relayThread(): NativeAddon | undefined {
   return lib
 }
 
-/** `done` hears of the end of connection `id`, one the thread accepted (lib/relay/front.ts). */
-export function onThreadEnd(id: number, done: (r: RelayResult) => void): void {
-  running.set(id, { done, sent: 0, received: 0 })
+/** `r` hears of the end of connection `id`, one the thread accepted (lib/relay/front.ts). */
+export function onThreadEnd(id: number, r: Running): void {
+  running.set(id, r)
 }
 
 /** Whether the thread can take the sockets as they are: open, with nothing queued in Node to write. */
