@@ -16,9 +16,9 @@ import type { Logger } from '../log/logger.js'
 import { serviceKey, type ResolvedService } from '../config/resolve.js'
 import { buildSelector, planListeners } from './selector.js'
 import { Episodes } from './episodes.js'
-import { Policies, type ServerState } from './policy.js'
+import { Policies, type ServerState, type Ticket } from './policy.js'
 import { transitionLog, type Transition } from './health.js'
-import type { ProgramContext } from '../session/context.js'
+import type { ProgramContext, SessionBasics } from '../session/context.js'
 import { limitText, ProgramLimit, workerShare } from './program-slots.js'
 import { Session } from '../session/session.js'
 import { Counters } from '../stats/counters.js'
@@ -56,8 +56,6 @@ function plainPorts(services: readonly ResolvedService[]): Set<number> {
 }
 
 /** A session of either kind, as the forwarder ends it. */
-type Served = Pick<Session, 'abort'>
-
 /** What handle() returns for a connection closed at once. */
 const DONE = Promise.resolve()
 
@@ -66,8 +64,8 @@ export class Forwarder {
   readonly #programs: ProgramContext
   #select: (address: string, port: number) => ResolvedService | undefined
   #specs: ListenSpec[]
-  /** Open sessions, each with the promise that settles when it ends. */
-  readonly #sessions = new Map<Served, Promise<void>>()
+  /** Settles close()'s wait once the last session has ended. */
+  #drained: (() => void) | null = null
   /** Open sessions per service, for the services' max-connections. */
   readonly #perService = new Map<ResolvedService, number>()
   readonly #maxConnections: number | null
@@ -118,7 +116,7 @@ export class Forwarder {
 
   /** Number of sessions open now. */
   get sessions(): number {
-    return this.#sessions.size
+    return this.#live.size
   }
 
   /** Keys (specKey) of the listeners in use. */
@@ -236,8 +234,7 @@ export class Forwarder {
       client.destroy()
       return DONE
     }
-    const addresses = { local: client.localAddress, localPort: client.localPort as number, peer: client.remoteAddress, peerPort: client.remotePort as number }
-    return this.#serve(addresses, listener, () => client.destroy(), () => client, null)
+    return this.#serve(client.localAddress, client.localPort as number, client.remoteAddress, client.remotePort as number, listener, client, null)
   }
 
   /** A connection the relay thread accepted on `listener` (lib/relay/front.ts). */
@@ -247,21 +244,20 @@ export class Forwarder {
       this.#nextId += this.#workers
       return front.abort(a.id)
     }
-    void this.#serve(a, listener, () => front.refuse(a.id), () => front.take(a), a.id)
+    void this.#serve(a.local, a.localPort, a.peer, a.peerPort, listener, null, a)
   }
 
   /**
-   * Serve a connection: its service, the limits, its session. `refuse`
-   * closes it; `socket` gives Node's socket for a Session; `conn`: the
-   * relay thread's number for a connection it accepted (null: Node did),
-   * which a plain service's DirectSession serves without Node's sockets.
+   * Serve a connection: its service, the limits, its session. Either Node
+   * accepted it (`client`) or the relay thread did (`accepted`); a plain
+   * service's DirectSession serves the thread's without Node's sockets.
+   * No closures or promises per connection where a field does: their
+   * allocation was the event loop's largest cost (bench/RESULTS.md "Profile").
    */
-  #serve(a: Omit<Accepted, 'id' | 'fd'>, listener: ListenSpec | null, refuse: () => void, socket: () => Socket, conn: number | null): Promise<void> {
+  #serve(localIp: string, localPort: number, peer: string, clientPort: number, listener: ListenSpec | null, client: Socket | null, accepted: Accepted | null): Promise<void> {
     const id = (this.#nextId += this.#workers)
-    const local = canonicalIp(a.local)
-    const localPort = a.localPort
-    const clientIp = canonicalIp(a.peer)
-    const clientPort = a.peerPort
+    const local = canonicalIp(localIp)
+    const clientIp = canonicalIp(peer)
     // A TPROXY'd connection's local address is where the client meant to
     // go, not ours: the listener it came through picks the service.
     const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
@@ -269,74 +265,60 @@ export class Forwarder {
     this.#log.log(connectionLine('+INFO', 'connected', id, `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`, fields))
     if (service === undefined) {
       this.#log.log(connectionLine('-ERR', 'no-service', id, `no configuration found for interface ${formatHostPort(local, localPort)}, client= ${clientIp}`, fields))
-      return this.#refused(refuse, formatHostPort(local, localPort), 'no-service')
+      return this.#refused(client, accepted, formatHostPort(local, localPort), 'no-service')
     }
     const key = serviceKey(service)
     const inService = this.#perService.get(service) ?? 0
     const all = workerShare(this.#maxConnections, this.#workers)
     const per = workerShare(service.maxConnections, this.#workers)
     const limit =
-      all !== null && this.#sessions.size >= all
+      all !== null && this.#live.size >= all
         ? limitText(`${this.#maxConnections} in all`, all, this.#workers)
         : per !== null && inService >= per
           ? limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per, this.#workers)
           : null
     if (limit !== null) {
       this.#log.log(connectionLine('-ERR', 'limit', id, `too many connections (max-connections ${limit}), client= ${clientIp}`, fields))
-      return this.#refused(refuse, key, 'max-connections')
+      return this.#refused(client, accepted, key, 'max-connections')
     }
-    const client = conn !== null && isDirect(service, clientIp) ? null : socket()
+    const direct = accepted !== null && isDirect(service, clientIp)
+    const sock = direct ? null : (client ?? (this.#front as ThreadFront).take(accepted as Accepted))
     const ticket = this.#policies.of(service).ticket(id, localPort)
     this.counters.accepted(key)
     const state = service.acp !== null ? 'acp' : service.exec !== null ? 'handler' : 'relaying'
     const live = new LiveSession(this.counters, { id, service: key, client: clientIp, clientPort, startedMs: performance.now(), state })
-    const common = {
-      id,
-      service,
-      local,
-      localPort,
-      clientIp,
-      clientPort,
-      log: this.#log,
-      programs: this.#programs,
-      onResourceError: (err: Error) => {
-        this.counters.denied(key, 'resources')
-        this.#onResourceError(err)
-      },
-      policy: ticket,
-      observer: live,
-    }
-    const session =
-      client === null
-        ? new DirectSession({ ...common, conn: conn as number, front: this.#front as ThreadFront })
-        : new Session({ ...common, client, slots: this.#slots, listener, redirects: this.#redirects })
-    live.abort = () => session.abort()
+    const basics: SessionBasics = { id, service, local, localPort, clientIp, clientPort, log: this.#log, programs: this.#programs, onResourceError: this.#onResourceError, policy: ticket, observer: live }
     this.#live.set(id, live)
     this.#perService.set(service, inService + 1)
-    const ended = session.run().finally(() => {
-      ticket.release()
-      this.#ended(session, service, live)
-    })
-    this.#sessions.set(session, ended)
-    return ended
+    if (direct) {
+      const session = new DirectSession(basics, accepted.id, this.#front as ThreadFront)
+      live.session = session
+      session.start(() => this.#ended(ticket, service, live))
+      return DONE
+    }
+    const session = new Session({ ...basics, client: sock as Socket, slots: this.#slots, listener, redirects: this.#redirects })
+    live.session = session
+    return session.run().finally(() => this.#ended(ticket, service, live))
   }
 
   /** A connection refused before any session: counted as accepted, denied and closed. */
-  #refused(refuse: () => void, key: string, reason: string): Promise<void> {
-    refuse()
+  #refused(client: Socket | null, accepted: Accepted | null, key: string, reason: string): Promise<void> {
+    if (accepted !== null) (this.#front as ThreadFront).refuse(accepted.id)
+    else (client as Socket).destroy()
     this.counters.accepted(key)
     this.counters.denied(key, reason)
     this.counters.closed(key, 0)
     return DONE
   }
 
-  #ended(session: Served, service: ResolvedService, live: LiveSession): void {
+  #ended(ticket: Ticket, service: ResolvedService, live: LiveSession): void {
+    ticket.release()
     this.#live.delete(live.start.id)
     this.counters.closed(live.start.service, (performance.now() - live.start.startedMs) / 1000)
-    this.#sessions.delete(session)
     const left = (this.#perService.get(service) as number) - 1
     if (left === 0) this.#perService.delete(service)
     else this.#perService.set(service, left)
+    if (this.#live.size === 0) this.#drained?.()
   }
 
   /**
@@ -373,12 +355,12 @@ export class Forwarder {
     this.#policies.stop()
     const listeners = this.#listeners.closeAll()
     // No session starts any more (handle() refuses): these are all there will be.
-    const allEnded = Promise.allSettled(this.#sessions.values())
+    const allEnded = this.#live.size === 0 ? DONE : new Promise<void>(resolve => (this.#drained = resolve))
     let timer: NodeJS.Timeout | undefined
     const graceOver = new Promise<void>(resolve => (timer = setTimeout(resolve, graceMs)))
     await Promise.race([allEnded, graceOver])
     clearTimeout(timer)
-    for (const s of this.#sessions.keys()) s.abort()
+    for (const live of this.#live.values()) live.abort()
     await allEnded
     await listeners
   }

@@ -80,7 +80,7 @@ export interface SessionBasics {
   clientPort: number
   log: Logger
   programs: ProgramContext
-  /** Reports running out of descriptors (rate-limited by the forwarder). */
+  /** Reports running out of descriptors (rate-limited by the forwarder); the session tells its observer the denial. */
   onResourceError: (err: Error) => void
   /** allow/deny and max-per-client for the real client, the servers' order and health (lib/server/policy.ts). */
   policy: SessionPolicy

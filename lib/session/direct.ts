@@ -59,14 +59,11 @@ export function isPlain(service: ResolvedService): boolean {
   return service.trustsProxy === null && isDirect(service, '')
 }
 
-export interface DirectInit extends SessionBasics {
-  /** The thread's number for the connection. */
-  conn: number
-  front: ThreadFront
-}
-
 export class DirectSession {
-  readonly #s: DirectInit
+  readonly #s: SessionBasics
+  /** The thread's number for the connection. */
+  readonly #conn: number
+  readonly #front: ThreadFront
   readonly #started = performance.now()
   #servers: readonly Endpoint[] = []
   #next = 0
@@ -74,16 +71,18 @@ export class DirectSession {
   #server: string | null = null
   #aborted = false
   #header: Buffer | null = null
-  #resolve!: () => void
+  #done!: () => void
 
-  constructor(init: DirectInit) {
-    this.#s = init
+  constructor(basics: SessionBasics, conn: number, front: ThreadFront) {
+    this.#s = basics
+    this.#conn = conn
+    this.#front = front
   }
 
   /** End the session now (shutdown after the grace period, `kill session`). */
   abort(): void {
     this.#aborted = true
-    this.#s.front.abort(this.#s.conn)
+    this.#front.abort(this.#conn)
   }
 
   #line(l: EndLine): void {
@@ -91,20 +90,18 @@ export class DirectSession {
     s.log.log(connectionLine(l.tag, l.event, s.id, l.text, () => l.fields(connectionFacts(s.service, s.programs.pid, s.clientIp, s.clientPort))))
   }
 
-  /** Serve the connection; resolves when it is over. */
-  run(): Promise<void> {
+  /** Serve the connection; `done` is called once, when it is over. */
+  start(done: () => void): void {
     const s = this.#s
     if (!s.policy.admit(s.clientIp, s.clientPort)) {
-      s.front.refuse(s.conn)
-      return Promise.resolve()
+      this.#front.refuse(this.#conn)
+      return done()
     }
     this.#servers = s.policy.order(s.service.servers as Endpoint[])
     this.#header = outgoingHeader(s.service.sendProxy, { address: s.clientIp, port: s.clientPort }, { address: s.local, port: s.localPort })
-    return new Promise<void>(resolve => {
-      this.#resolve = resolve
-      s.front.onEnd(s.conn, r => this.#ended(r))
-      this.#attempt()
-    })
+    this.#done = done
+    this.#front.onEnd(this.#conn, r => this.#ended(r))
+    this.#attempt()
   }
 
   #attempt(): void {
@@ -113,14 +110,15 @@ export class DirectSession {
     const port = ep.port ?? s.localPort
     const request = {
       address: ep.host,
-      family: isIP(ep.host) as 4 | 6,
+      // An address (isDirect): IPv6 has colons, IPv4 never.
+      family: ep.host.includes(':') ? (6 as const) : (4 as const),
       port,
       timeoutMs: s.service.timeouts.connectMs,
       idleMs: s.service.timeouts.idleMs,
       keepalive: s.service.keepalive,
       first: this.#header,
     }
-    s.front.connect(s.conn, request, a => this.#attempted(ep.host, port, a))
+    this.#front.connect(this.#conn, request, a => this.#attempted(ep.host, port, a))
   }
 
   #attempted(host: string, port: number, a: AttemptEnd): void {
@@ -142,10 +140,13 @@ export class DirectSession {
     if (this.#next < this.#servers.length) return this.#attempt()
     // Every attempt failed: the session is over; the thread's end report is not waited for.
     this.#aborted = true
-    s.front.refuse(s.conn)
-    if (outOfDescriptors) s.onResourceError(a.error)
+    this.#front.refuse(this.#conn)
+    if (outOfDescriptors) {
+      s.observer.denied('resources')
+      s.onResourceError(a.error)
+    }
     else this.#line(connectionErrorLine(s.clientIp, server, a.error))
-    this.#resolve()
+    this.#done()
   }
 
   #ended(r: RelayResult): void {
@@ -154,6 +155,6 @@ export class DirectSession {
       const ended = s.observer.ended({ ...r, sent: r.sent - (this.#header?.length ?? 0) })
       for (const l of endLines(ended, s.clientIp, this.#server, (performance.now() - this.#started) / 1000)) this.#line(l)
     }
-    this.#resolve()
+    this.#done()
   }
 }

@@ -8,7 +8,7 @@ import type { CloseReason } from '../relay/close-reasons.js'
 import type { RelayHandle, RelayResult } from '../relay/event-loop.js'
 
 /** Why the session itself refused a connection (the forwarder's refusals are its own). */
-export type SessionDenial = 'acp' | 'proxy-header' | 'redirect'
+export type SessionDenial = 'acp' | 'proxy-header' | 'redirect' | 'resources'
 
 /** A relay's end as the disconnect line names it: the relay's reason, or `killed` by `kill session`. */
 export type EndResult = Omit<RelayResult, 'closedBy'> & { closedBy: CloseReason | 'killed' }

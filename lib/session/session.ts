@@ -145,6 +145,7 @@ export class Session {
     const err = Object.assign(new Error(`can't start a program: ${rc}`), { code: rc })
     if (!isOutOfDescriptors(err)) return false
     this.#socket.destroy()
+    this.#s.observer.denied('resources')
     this.#s.onResourceError(err)
     return true
   }
@@ -302,7 +303,10 @@ export class Session {
       // Every attempt failed (a service that proxies has at least one server).
       const f = failed as FailedAttempt
       this.#socket.destroy()
-      if (isOutOfDescriptors(f.error)) return s.onResourceError(f.error)
+      if (isOutOfDescriptors(f.error)) {
+        s.observer.denied('resources')
+        return s.onResourceError(f.error)
+      }
       return this.#line(connectionErrorLine(this.#clientIp, formatHostPort(f.host, f.port), f.error))
     }
     const serverText = formatHostPort(up.host, up.port)

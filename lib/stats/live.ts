@@ -28,8 +28,8 @@ export class LiveSession implements SessionObserver {
   #server: string | null = null
   #relay: RelayHandle | null = null
   #killed = false
-  /** Ends the session (set by the forwarder, which holds the Session). */
-  abort: () => void = () => {}
+  /** The session it watches, which abort() ends (set by the forwarder, which makes both). */
+  session: { abort(): void } | null = null
 
   constructor(
     readonly counters: Counters,
@@ -72,6 +72,11 @@ export class LiveSession implements SessionObserver {
   kill(): void {
     this.#killed = true
     this.abort()
+  }
+
+  /** End the session (shutdown after the grace period, `kill session`). */
+  abort(): void {
+    this.session?.abort()
   }
 
   /** Its row of `show sessions` at `nowMs` (performance.now()). */

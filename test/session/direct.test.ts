@@ -63,7 +63,7 @@ function recordingObserver(): SessionObserver & { calls: unknown[][]; relay: Rel
   const o = {
     calls: [] as unknown[][],
     relay: null as RelayHandle | null,
-    denied: () => {},
+    denied: (reason: string) => void o.calls.push(['denied', reason]),
     handler: () => {},
     connectFailed: (server: string) => void o.calls.push(['connectFailed', server]),
     relaying: (server: string, relay: RelayHandle, client: string, clientPort: number) => {
@@ -100,8 +100,6 @@ async function direct(l: { port: number; next: () => Promise<Accepted> }, front:
   const resourceErrors: Error[] = []
   const s = new DirectSession({
     id: 7,
-    conn: a.id,
-    front,
     service: svc,
     local: a.local,
     localPort: localPort ?? a.localPort,
@@ -112,9 +110,12 @@ async function direct(l: { port: number; next: () => Promise<Accepted> }, front:
     onResourceError: e => void resourceErrors.push(e),
     policy,
     observer,
-  })
+  }, a.id, front)
   return { s, a, client, log, observer, policy, resourceErrors, received: collect(client) }
 }
+
+/** Start `s`; resolves when it is done. */
+const run = (s: DirectSession): Promise<void> => new Promise(resolve => s.start(resolve))
 
 /** `p`, or a rejection after `ms`. */
 function within<T>(p: Promise<T>, ms = 5000): Promise<T> {
@@ -145,7 +146,7 @@ t.test('admitted and relayed: the connect and disconnect lines, their fields, th
   const up = await recorder(t)
   const l = await threadListener(t, front)
   const d = await direct(l, front, service({ servers: [{ host: '127.0.0.1', port: up.port }] }))
-  const done = d.s.run()
+  const done = run(d.s)
   d.client.end('hello')
   await within(done)
   t.equal((await within(d.received)).toString(), 'ok')
@@ -177,7 +178,7 @@ t.test('refused by the policy: the client is closed, nothing tried, nothing logg
   const up = await recorder(t)
   const l = await threadListener(t, front)
   const d = await direct(l, front, service({ servers: [{ host: '127.0.0.1', port: up.port }] }), recordingPolicy(false))
-  await within(d.s.run())
+  await within(run(d.s))
   t.equal((await within(d.received)).toString(), '')
   t.same(d.log.entries, [])
   t.same(d.policy.attempts, [])
@@ -197,7 +198,7 @@ t.test('failover: a line per failed server, then connect (a server without a por
   ]
   // A server without a port gets the one the client connected to: here, the recorder's.
   const d = await direct(l, front, service({ servers }), recordingPolicy(), up.port)
-  const done = d.s.run()
+  const done = run(d.s)
   d.client.end('over')
   await within(done)
   t.equal((await within(d.received)).toString(), 'ok')
@@ -226,7 +227,7 @@ t.test('every server failing: their lines, then connection-error; the client is 
   const [a, b] = [await freePort(), await freePort()]
   const l = await threadListener(t, front)
   const d = await direct(l, front, service({ servers: [{ host: '127.0.0.1', port: a }, { host: '127.0.0.1', port: b }] }))
-  await within(d.s.run())
+  await within(run(d.s))
   t.equal((await within(d.received)).toString(), '', 'closed')
   t.same(lines(d.log), [
     `-INFO connect-failed: can't connect to server 127.0.0.1:${a}, error= connect ECONNREFUSED 127.0.0.1:${a}`,
@@ -247,7 +248,7 @@ t.test('a connect timeout is a failed attempt with Node\'s timeout error', nativ
   const hole = await hangingPort(t, 3000)
   const l = await threadListener(t, front)
   const d = await direct(l, front, service({ servers: [{ host: '127.0.0.1', port: hole }], connectTimeout: 0.2 }))
-  await within(d.s.run())
+  await within(run(d.s))
   await within(d.received)
   t.same(
     d.log.entries.map(e => e.event),
@@ -290,8 +291,6 @@ function stubSession(front: ThreadFront, servers: Endpoint[]) {
   const resourceErrors: Error[] = []
   const s = new DirectSession({
     id: 3,
-    conn: 99,
-    front,
     service: service({ servers }),
     local: '127.0.0.1',
     localPort: 8025,
@@ -302,7 +301,7 @@ function stubSession(front: ThreadFront, servers: Endpoint[]) {
     onResourceError: e => void resourceErrors.push(e),
     policy,
     observer,
-  })
+  }, 99, front)
   return { s, log, observer, policy, resourceErrors }
 }
 
@@ -311,7 +310,7 @@ const emfile = (address: string): Error => Object.assign(new Error(`connect EMFI
 t.test('out of descriptors: no lines of its own; the next server is tried; at the end, onResourceError', async t => {
   const stub = stubFront([{ ok: false, error: emfile('10.0.0.1:25') }, { ok: false, error: emfile('10.0.0.2:25') }])
   const d = stubSession(stub.front, [{ host: '10.0.0.1', port: 25 }, { host: '10.0.0.2', port: 25 }])
-  await within(d.s.run())
+  await within(run(d.s))
   t.same(d.log.entries, [], 'the forwarder\'s rate-limited line tells it')
   t.same(
     d.resourceErrors.map(e => e.message),
@@ -322,17 +321,18 @@ t.test('out of descriptors: no lines of its own; the next server is tried; at th
   t.same(d.observer.calls, [
     ['connectFailed', '10.0.0.1:25'],
     ['connectFailed', '10.0.0.2:25'],
+    ['denied', 'resources'],
   ])
   // The thread's end report comes after: it changes nothing.
   stub.end({ sent: 0, received: 0, closedBy: 'shutdown', error: null })
   t.same(d.log.entries, [])
 })
 
-t.test('an attempt that ends after abort(): told to the policy, nothing logged; the end resolves run()', async t => {
+t.test('an attempt that ends after abort(): told to the policy, nothing logged; the end ends the session', async t => {
   for (const end of [{ ok: true, relay: { abort: () => {}, counts: () => ({ sent: 0, received: 0, halfClosed: false }) } }, { ok: false, error: new Error('connect ECONNREFUSED') }] as AttemptEnd[]) {
     const stub = stubFront([])
     const d = stubSession(stub.front, [{ host: '2001:db8::1', port: 25 }, { host: '10.0.0.2', port: 25 }])
-    const done = d.s.run()
+    const done = run(d.s)
     d.s.abort()
     stub.answer(end)
     t.same(d.log.entries, [], `${end.ok ? 'connected' : 'failed'}: no line`)
@@ -349,7 +349,7 @@ t.test('abort() before the connect completes: no line, no attempt told, run() re
   const hole = await hangingPort(t, 3000)
   const l = await threadListener(t, front)
   const d = await direct(l, front, service({ servers: [{ host: '127.0.0.1', port: hole }] }))
-  const done = d.s.run()
+  const done = run(d.s)
   d.client.write('early')
   await new Promise(r => setTimeout(r, 100))
   d.s.abort()
@@ -366,7 +366,7 @@ t.test('abort() while relaying: the disconnect line says closed-by= shutdown', n
   t.teardown(() => quiet.close())
   const l = await threadListener(t, front)
   const d = await direct(l, front, service({ servers: [{ host: '127.0.0.1', port: quiet.port }] }))
-  const done = d.s.run()
+  const done = run(d.s)
   const deadline = Date.now() + 5000
   while (!d.log.entries.some(e => e.event === 'connect') && Date.now() < deadline) await new Promise(r => setTimeout(r, 5))
   d.s.abort()
@@ -382,7 +382,7 @@ t.test('send-proxy v1 and v2: the header reaches the server first; send= leaves 
     const up = await recorder(t)
     const l = await threadListener(t, front)
     const d = await direct(l, front, service({ servers: [{ host: '127.0.0.1', port: up.port }], sendProxy: version }))
-    const done = d.s.run()
+    const done = run(d.s)
     d.client.end('payload')
     await within(done)
     t.equal((await within(d.received)).toString(), 'ok')
