@@ -55,7 +55,6 @@ function plainPorts(services: readonly ResolvedService[]): Set<number> {
   return ports
 }
 
-/** A session of either kind, as the forwarder ends it. */
 /** What handle() returns for a connection closed at once. */
 const DONE = Promise.resolve()
 
