@@ -65,7 +65,12 @@ function holdsListener(pid: number, port: number): boolean {
 
 /** Wait (bounded) until `cond` holds. */
 async function until(cond: () => boolean, ms = 30_000): Promise<boolean> {
-  for (let i = 0; i < ms / 25 && !cond(); i++) await sleep(25)
+  // What was seen holds: asking again after the loop could meet a process
+  // list in passing (a child between fork and exec) and report false.
+  for (let i = 0; i < ms / 25; i++) {
+    if (cond()) return true
+    await sleep(25)
+  }
   return cond()
 }
 
