@@ -71,7 +71,8 @@ export class DirectSession {
   #server: string | null = null
   #aborted = false
   #header: Buffer | null = null
-  #done!: () => void
+  /** Called once at the end; cleared then (after a failed last attempt the thread's end report still comes). */
+  #done: (() => void) | null = null
 
   constructor(basics: SessionBasics, conn: number, front: ThreadFront) {
     this.#s = basics
@@ -146,7 +147,13 @@ export class DirectSession {
       s.onResourceError(a.error)
     }
     else this.#line(connectionErrorLine(s.clientIp, server, a.error))
-    this.#done()
+    this.#finish()
+  }
+
+  #finish(): void {
+    const done = this.#done
+    this.#done = null
+    done?.()
   }
 
   #ended(r: RelayResult): void {
@@ -155,6 +162,6 @@ export class DirectSession {
       const ended = s.observer.ended({ ...r, sent: r.sent - (this.#header?.length ?? 0) })
       for (const l of endLines(ended, s.clientIp, this.#server, (performance.now() - this.#started) / 1000)) this.#line(l)
     }
-    this.#done()
+    this.#finish()
   }
 }

@@ -310,7 +310,8 @@ const emfile = (address: string): Error => Object.assign(new Error(`connect EMFI
 t.test('out of descriptors: no lines of its own; the next server is tried; at the end, onResourceError', async t => {
   const stub = stubFront([{ ok: false, error: emfile('10.0.0.1:25') }, { ok: false, error: emfile('10.0.0.2:25') }])
   const d = stubSession(stub.front, [{ host: '10.0.0.1', port: 25 }, { host: '10.0.0.2', port: 25 }])
-  await within(run(d.s))
+  let ends = 0
+  await within(new Promise<void>(resolve => d.s.start(() => (ends++, resolve()))))
   t.same(d.log.entries, [], 'the forwarder\'s rate-limited line tells it')
   t.same(
     d.resourceErrors.map(e => e.message),
@@ -323,9 +324,10 @@ t.test('out of descriptors: no lines of its own; the next server is tried; at th
     ['connectFailed', '10.0.0.2:25'],
     ['denied', 'resources'],
   ])
-  // The thread's end report comes after: it changes nothing.
+  // The thread's end report comes after: it changes nothing, and the session ended once.
   stub.end({ sent: 0, received: 0, closedBy: 'shutdown', error: null })
   t.same(d.log.entries, [])
+  t.equal(ends, 1, 'the forwarder hears of the end once (its counts and limits)')
 })
 
 t.test('an attempt that ends after abort(): told to the policy, nothing logged; the end ends the session', async t => {
