@@ -33,6 +33,8 @@ export interface NativeAddon {
   probeTransparent(family: 4 | 6): void
   /** A close-on-exec duplicate of `fd` (the supervisor's unpolled hold on a listener). */
   dupFd(fd: number): number
+  /** Whether TCP_NODELAY is set on socket `fd` (for the tests: Node cannot ask). */
+  noDelay(fd: number): boolean
   /** One sd_notify datagram to a socket path (or, `abstract`, an abstract name); the bytes sent. */
   notifySend(address: Buffer, abstract: boolean, message: Buffer): number
   keepCapabilities(): void

@@ -46,6 +46,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,12 @@ struct listener {
   struct end end; /* first: epoll's data points here (end.c == NULL) */
   double id;
   int fd;
+  /* Bound to one address (not a wildcard, not transparent): every
+   * connection's local address is this one, so accepting needs no
+   * getsockname() per connection. */
+  bool fixed;
+  char local[ADDR_TEXT];
+  int local_port;
   bool closing;          /* the relay thread's: relayUnlisten came */
   bool *done;            /* ...and this is set when the thread let go */
   struct listener *next; /* the JS thread's list, then the thread's closing list */
@@ -106,13 +113,14 @@ static void accepted(struct listener *l, int fd, const struct sockaddr_storage *
   socklen_t len = sizeof local;
   struct conn *c = NULL;
   struct result *ev = NULL;
-  if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 || (c = conn_new()) == NULL || (ev = calloc(1, sizeof *ev)) == NULL) {
+  if ((!l->fixed && getsockname(fd, (struct sockaddr *)&local, &len) != 0) || (c = conn_new()) == NULL || (ev = calloc(1, sizeof *ev)) == NULL) {
     if (c != NULL) conn_free(c);
     close(fd);
     return;
   }
-  /* As Node's accepted sockets were (lib/server/listeners.ts): no Nagle delay. */
-  set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  /* No Nagle delay, as Node's accepted sockets (lib/server/listeners.ts):
+   * set on the listener (relayListen), and Linux's accepted sockets
+   * inherit it (test/relay/front.test.ts checks it is so). */
   c->id = next_id++;
   c->state = S_ACCEPTED;
   c->own = true;
@@ -121,7 +129,12 @@ static void accepted(struct listener *l, int fd, const struct sockaddr_storage *
   ev->id = c->id;
   ev->listener = l->id;
   ev->fd = fd;
-  addr_text(&local, ev->local, &ev->local_port);
+  if (l->fixed) {
+    memcpy(ev->local, l->local, sizeof ev->local);
+    ev->local_port = l->local_port;
+  } else {
+    addr_text(&local, ev->local, &ev->local_port);
+  }
   addr_text(peer, ev->peer, &ev->peer_port);
   conn_link(c);
   post(ev);
@@ -173,7 +186,9 @@ void front_connecting(struct conn *c, uint32_t events) {
   int err = 0;
   socklen_t len = sizeof err;
   if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
-  if (getsockopt(c->fd[SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  /* Writable without an error or hang-up is connected (connect(2),
+   * EINPROGRESS): SO_ERROR is asked only when there is one to read. */
+  if ((events & (EPOLLERR | EPOLLHUP)) != 0 && getsockopt(c->fd[SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   /* The server may have sent bytes or its FIN already: this edge was the one to say so. */
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->h[SERVER].readable = true;
   if (events & (EPOLLRDHUP | EPOLLHUP)) c->h[SERVER].fin_seen = true;
@@ -341,6 +356,31 @@ static bool started(napi_env env) {
   return false;
 }
 
+/* Whether every connection on l has the listener's own address (and which):
+ * bound to one address, and not IP_TRANSPARENT (a TPROXY'd connection's
+ * local address is where its client meant to go). */
+static void fixed_local(struct listener *l) {
+  struct sockaddr_storage a;
+  socklen_t len = sizeof a;
+  int transparent = 0;
+  socklen_t tlen = sizeof transparent;
+  bool any;
+  l->fixed = false;
+  if (getsockname(l->fd, (struct sockaddr *)&a, &len) != 0) return;
+  if (a.ss_family == AF_INET6) {
+    any = IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&a)->sin6_addr);
+    if (getsockopt(l->fd, SOL_IPV6, IPV6_TRANSPARENT, &transparent, &tlen) != 0) transparent = 1;
+  } else if (a.ss_family == AF_INET) {
+    any = ((struct sockaddr_in *)&a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (getsockopt(l->fd, SOL_IP, IP_TRANSPARENT, &transparent, &tlen) != 0) transparent = 1;
+  } else {
+    return;
+  }
+  if (any || transparent) return;
+  addr_text(&a, l->local, &l->local_port);
+  l->fixed = true;
+}
+
 static napi_value relay_listen(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   struct epoll_event e = {.events = EPOLLIN};
@@ -361,6 +401,8 @@ static napi_value relay_listen(napi_env env, napi_callback_info info) {
     free(l);
     return throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
   }
+  fixed_local(l);
+  set_int(l->fd, IPPROTO_TCP, TCP_NODELAY, 1);
   /* The spare descriptor is opened now, while there are some: at the
    * first accept the table may be full already, and without it nothing
    * would take the waiting connections off the (level-triggered) queue.

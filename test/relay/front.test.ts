@@ -74,6 +74,22 @@ t.test('one front per process; none without the addon', { skip }, async t => {
   t.equal(run.stdout, 'null\n')
 })
 
+// A wildcard listener's connections each have their own local address (a
+// specific one's are the listener's, without asking the kernel each time).
+for (const [wildcard, host, local, peer] of [
+  ['0.0.0.0', '127.0.0.2', '127.0.0.2', '127.0.0.1'],
+  ['::', '::1', '::1', '::1'],
+  ['::', '127.0.0.2', '::ffff:127.0.0.2', '::ffff:127.0.0.1'],
+] as const) {
+  t.test(`a listener on ${wildcard}: each connection's local address is the one its client reached (${host})`, { skip }, async t => {
+    const l = await listener(t, wildcard)
+    const { c, a } = await connection(t, l, host)
+    t.same({ local: a.local, localPort: a.localPort, peer: a.peer, peerPort: a.peerPort }, { local, localPort: l.port, peer, peerPort: c.socket.localPort })
+    t.equal(lib().noDelay(a.fd), true, 'no Nagle delay')
+    front().abort(a.id)
+  })
+}
+
 for (const host of ['127.0.0.1', '::1']) {
   t.test(`an accepted connection (${host}): the handler hears of its addresses and the thread's descriptor`, { skip }, async t => {
     const l = await listener(t, host)
@@ -81,6 +97,7 @@ for (const host of ['127.0.0.1', '::1']) {
     t.match(a, { local: host, localPort: l.port, peer: host, peerPort: c.socket.localPort })
     t.ok(Number.isInteger(a.id) && a.id > 0, 'a number for it')
     t.match(readlinkSync(`/proc/self/fd/${a.fd}`), /^socket:\[\d+\]$/, 'fd: the thread holds the socket')
+    t.equal(lib().noDelay(a.fd), true, 'no Nagle delay: inherited from the listener, as on Node\'s accepted sockets')
     const end = ending(front(), a.id)
     front().abort(a.id)
     t.same(await end, { sent: 0, received: 0, closedBy: 'shutdown', error: null }, 'aborted before any attempt')
