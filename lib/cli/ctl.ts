@@ -1,27 +1,36 @@
 /**
- * `tcpproxy ctl [--control PATH] [--json] COMMAND...`: one command to the
- * control socket of a running tcpproxy (lib/control/server.ts), its answer
- * on standard output. The command is checked here first, so a typo gets
- * its usage error without a daemon. Exit status: 0 for an answer, 1 for an
- * error answer or an unreachable socket (one line naming the path), 2 for
- * a usage error.
+ * `tcpproxy ctl [--control PATH | -c FILE] [--json] COMMAND...`: one
+ * command to the control socket of a running tcpproxy
+ * (lib/control/server.ts), its answer on standard output. The command is
+ * checked here first, so a typo gets its usage error without a daemon.
+ * `-c FILE` finds the socket where the daemon started with that file
+ * serves it (its `control` line), so the path is written once. Exit
+ * status: 0 for an answer, 1 for an error answer, an unreachable socket
+ * (one line naming the path) or an unreadable file, 2 for a usage error or
+ * a file that is no valid configuration or names no socket.
  */
+import { readFileSync } from 'node:fs'
 import { Command, type CommanderError } from 'commander'
 import { DEFAULT_CONTROL } from '../config/config.js'
+import { parseConfig } from '../config/parse.js'
+import { loadServices } from '../config/port-names.js'
+import { errnoText, errorCode } from '../errors.js'
 import { TcpproxyError, errorText } from '../errors.js'
 import { request } from '../control/client.js'
 import { formatCommand, parseCommand, HELP_TEXT } from '../control/protocol.js'
 
-export type CtlArgs = { kind: 'run'; path: string; line: string; json: boolean } | { kind: 'exit'; code: number; output: string }
+/** `path`: the socket; `config`: the file whose `control` line names it (instead of `path`). */
+export type CtlArgs = { kind: 'run'; path: string; config: string | null; line: string; json: boolean } | { kind: 'exit'; code: number; output: string }
 
 /** Parse the words after `ctl`. Throws ERR_USAGE. */
 export function parseCtlArgs(argv: readonly string[]): CtlArgs {
   let output = ''
   const cmd = new Command('tcpproxy ctl')
     .description(`Ask a running tcpproxy through its control socket. Commands:\n${HELP_TEXT}`)
-    .usage('[--control PATH] [--json] COMMAND...')
+    .usage('[--control PATH | -c FILE] [--json] COMMAND...')
     .argument('<command...>')
     .option('--control <path>', `the control socket (default ${DEFAULT_CONTROL})`)
+    .option('-c, --config <file>', "the socket named by this configuration file's control line")
     .option('--json', 'the answer as one line of JSON')
     .helpOption('-h, --help', 'print this help and exit')
     .exitOverride()
@@ -33,11 +42,25 @@ export function parseCtlArgs(argv: readonly string[]): CtlArgs {
     if (e.code === 'commander.helpDisplayed') return { kind: 'exit', code: 0, output }
     throw new TcpproxyError('ERR_USAGE', `ctl: ${e.message.replace(/^error: /, '')}`)
   }
-  const o = cmd.opts<{ control?: string; json?: boolean }>()
+  const o = cmd.opts<{ control?: string; config?: string; json?: boolean }>()
+  if (o.control !== undefined && o.config !== undefined) throw new TcpproxyError('ERR_USAGE', 'ctl: --control and -c exclude each other')
   const json = o.json === true
   const parsed = parseCommand([...(cmd.processedArgs[0] as string[]), ...(json ? ['json'] : [])].join(' '))
   if (!parsed.ok) throw new TcpproxyError('ERR_USAGE', `ctl: ${parsed.error}`)
-  return { kind: 'run', path: o.control ?? DEFAULT_CONTROL, line: formatCommand(parsed.command), json: parsed.command.json }
+  return { kind: 'run', path: o.control ?? DEFAULT_CONTROL, config: o.config ?? null, line: formatCommand(parsed.command), json: parsed.command.json }
+}
+
+/** The control socket configuration file `file` serves, as the daemon would read it. Throws TcpproxyError. */
+export function controlOf(file: string): string {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errnoText(errorCode(err))}`)
+  }
+  const control = parseConfig(text, file, loadServices()).globals.control
+  if (control === null) throw new TcpproxyError('ERR_CONFIG', `${file} has no control line: a daemon started with it serves no control socket`)
+  return control
 }
 
 interface Out {
@@ -52,7 +75,7 @@ export async function runCtl(argv: readonly string[], stdout: Out, stderr: Out):
       stdout.write(a.output)
       return a.code
     }
-    const answer = await request(a.path, a.line)
+    const answer = await request(a.config === null ? a.path : controlOf(a.config), a.line)
     // The empty line that ends an answer is the protocol's, not the reader's.
     const text = answer.text.slice(0, -1)
     if (answer.error && !a.json) stderr.write(`tcpproxy: ${text.replace(/^error: /, '')}`)

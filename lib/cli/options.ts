@@ -204,7 +204,7 @@ function program(): Command {
     .option('--check', 'validate the configuration, print its services, and exit')
     .version('', '-V, --version', 'print the version and the native addon in use, and exit')
     .helpOption('-h, --help', 'print this help and exit')
-    .addHelpText('after', '\nAsk a running tcpproxy through its control socket: tcpproxy ctl [--control PATH] [--json] COMMAND (tcpproxy ctl --help).')
+    .addHelpText('after', '\nAsk a running tcpproxy through its control socket: tcpproxy ctl [--control PATH | -c FILE] [--json] COMMAND (tcpproxy ctl --help).')
 }
 
 /**

@@ -134,7 +134,7 @@ t.test('-h and --help print the usage with every option and exit 0', async t => 
       t.match(r.output, opt, `${flag} lists ${opt}`)
     }
     t.match(r.output, /-f <file> +the same as -c/, '-f is listed, as in the man page')
-    t.match(r.output, /control socket: tcpproxy ctl \[--control PATH\] \[--json\] COMMAND/, 'the ctl subcommand is named')
+    t.match(r.output, /control socket: tcpproxy ctl \[--control PATH \| -c FILE\] \[--json\] COMMAND/, 'the ctl subcommand is named')
   }
 })
 
