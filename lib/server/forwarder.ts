@@ -111,6 +111,12 @@ export class Forwarder {
       denied: (service, reason) => this.counters.denied(service, reason),
       episodes: () => new Episodes(),
     })
+    this.#configured(services)
+  }
+
+  /** The services' rows in the counters, zeros until their first connection. */
+  #configured(services: readonly ResolvedService[]): void {
+    this.counters.configured(services.map(serviceKey), this.#policies.states())
   }
 
   /** Number of sessions open now. */
@@ -158,6 +164,7 @@ export class Forwarder {
     this.#select = buildSelector(services)
     this.#specs = planListeners(services)
     this.#policies.set(services)
+    this.#configured(services)
     void this.#retune(services)
   }
 
@@ -172,6 +179,7 @@ export class Forwarder {
     this.#select = select
     this.#specs = specs
     this.#policies.set(services)
+    this.#configured(services)
     await this.#retune(services)
   }
 

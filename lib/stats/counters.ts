@@ -88,12 +88,12 @@ export function sortedEntries<T>(o: Record<string, T>): [string, T][] {
   return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1))
 }
 
-/** The bucket a duration (seconds) falls in: the first bound it does not exceed, else +Inf. */
 /** The sessions open in `s`, all services together (systemd's STATUS=). */
 export function openSessions(s: Snapshot): number {
   return Object.values(s.services).reduce((n, svc) => n + svc.active, 0)
 }
 
+/** The bucket a duration (seconds) falls in: the first bound it does not exceed, else +Inf. */
 export function bucketIndex(seconds: number): number {
   const i = DURATION_BUCKETS.findIndex(le => seconds <= le)
   return i < 0 ? DURATION_BUCKETS.length : i
@@ -112,6 +112,17 @@ export class Counters {
   #server(service: string, server: string): ServerStats {
     const servers = this.#service(service).servers
     return (servers[server] ??= emptyServer())
+  }
+
+  /**
+   * The configured services (`address:port`) and their servers
+   * (`host:port`): listed with zeros until their first connection, so that
+   * `show services`, `show servers` (state unknown) and the metrics show
+   * what is configured, not only what has had traffic.
+   */
+  configured(services: readonly string[], servers: readonly { service: string; server: string }[]): void {
+    for (const s of services) this.#service(s)
+    for (const u of servers) this.#server(u.service, u.server)
   }
 
   /** A connection was accepted on `service`. */

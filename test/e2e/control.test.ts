@@ -138,6 +138,24 @@ t.test('--workers 2: a disabled server stays disabled in a worker that replaces 
   t.same([...new Set(replies)], ['B'], `every connection went to the enabled server (${replies.join('')})`)
 })
 
+t.test('before any connection: show services and show servers list what the file configures; ctl -c FILE finds the socket', async t => {
+  const dir = socketDir(t)
+  const path = join(dir, 'ctl')
+  const conf = join(dir, 'c.conf')
+  // Root runs a supervisor and a worker: the worker's zeros reach it too.
+  const p = await startProxy(port => {
+    writeFileSync(conf, `control ${path}\nport ${port}\n  interface 127.0.0.1\n    server 127.0.0.1:9, 127.0.0.2:9\n  interface 127.0.0.3\n    exec /bin/true\n`)
+    return ['--foreground', '-c', conf]
+  })
+  t.teardown(p.stop)
+  const byFile = (...words: string[]) => spawnSync(process.execPath, [BIN, 'ctl', '-c', conf, ...words], { encoding: 'utf8', timeout: 15000 })
+  let services = ''
+  for (let i = 0; i < 100 && !/127\.0\.0\.3/.test((services = byFile('show', 'services').stdout)); i++) await new Promise(r => setTimeout(r, 50))
+  t.match(services, new RegExp(`^service .*\n127\\.0\\.0\\.1:${p.port} +0 +0 +0 +0 +0 +0\n127\\.0\\.0\\.3:${p.port} +0 +0 +0 +0 +0 +0\n$`), 'both services, zeros')
+  t.match(byFile('show', 'servers').stdout, new RegExp(`^service .*\n127\\.0\\.0\\.1:${p.port} +127\\.0\\.0\\.1:9 +unknown +- +0 +0 +0 +0 +0\n127\\.0\\.0\\.1:${p.port} +127\\.0\\.0\\.2:9 +unknown +- +0 +0 +0 +0 +0\n$`), 'both servers, state unknown')
+  t.match(byFile('show', 'stats').stdout, /\n +2 +2 +0 +0 +0 +0 +0 +0\n$/, 'show stats: 2 services, 2 servers')
+})
+
 t.test('ctl: a missing socket is one line naming the path, exit 1', async t => {
   const path = join(socketDir(t), 'none')
   t.match(ctl(path, 'show', 'sessions'), { status: 1, stdout: '', stderr: `tcpproxy: control socket ${path}: no such file\n` })

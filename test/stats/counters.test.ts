@@ -5,6 +5,20 @@ import { Aggregator, Counters, DURATION_BUCKETS, bucketIndex, continues, emptyHi
 const SVC = '127.0.0.1:8080'
 const SRV = 'db.example:5432'
 
+t.test('configured services and servers are listed with zeros, and configuring again keeps their counts', async t => {
+  const c = new Counters()
+  c.configured([SVC, '127.0.0.3:8080'], [{ service: SVC, server: SRV }])
+  const zero = { connections: 0, active: 0, denied: {}, duration: emptyHistogram(), servers: {} }
+  t.same(c.snapshot().services, {
+    [SVC]: { ...zero, servers: { [SRV]: { connections: 0, active: 0, received: 0, sent: 0, connectFailures: 0, up: null } } },
+    '127.0.0.3:8080': zero,
+  })
+  c.accepted(SVC)
+  c.connected(SVC, SRV, 5)
+  c.configured([SVC], [{ service: SVC, server: SRV }])
+  t.match(c.snapshot().services[SVC], { connections: 1, active: 1, servers: { [SRV]: { connections: 1, active: 1 } } }, 'a reload loses nothing')
+})
+
 t.test('a session counts on its service and its server', async t => {
   const c = new Counters()
   c.accepted(SVC)
