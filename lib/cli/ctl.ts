@@ -7,15 +7,13 @@
  * serves it (its `control` line), so the path is written once. Exit
  * status: 0 for an answer, 1 for an error answer, an unreachable socket
  * (one line naming the path) or an unreadable file, 2 for a usage error or
- * a file that is no valid configuration or names no socket.
+ * a file without a (valid) control line.
  */
 import { readFileSync } from 'node:fs'
 import { Command, type CommanderError } from 'commander'
 import { DEFAULT_CONTROL } from '../config/config.js'
-import { parseConfig } from '../config/parse.js'
-import { loadServices } from '../config/port-names.js'
-import { errnoText, errorCode } from '../errors.js'
-import { TcpproxyError, errorText } from '../errors.js'
+import { checkValue, directives } from '../config/grammar.js'
+import { TcpproxyError, errnoText, errorCode, errorText } from '../errors.js'
 import { request } from '../control/client.js'
 import { formatCommand, parseCommand, HELP_TEXT } from '../control/protocol.js'
 
@@ -50,7 +48,13 @@ export function parseCtlArgs(argv: readonly string[]): CtlArgs {
   return { kind: 'run', path: o.control ?? DEFAULT_CONTROL, config: o.config ?? null, line: formatCommand(parsed.command), json: parsed.command.json }
 }
 
-/** The control socket configuration file `file` serves, as the daemon would read it. Throws TcpproxyError. */
+/**
+ * The control socket that configuration file `file` names: its last
+ * `control` line (without a path, the default). Only that line is read, so
+ * ctl still finds the socket while another part of the file is being
+ * edited, or is valid only with the daemon's command-line options. Throws
+ * TcpproxyError.
+ */
 export function controlOf(file: string): string {
   let text: string
   try {
@@ -58,8 +62,13 @@ export function controlOf(file: string): string {
   } catch (err) {
     throw new TcpproxyError('ERR_IO', `cannot read configuration file ${file}: ${errnoText(errorCode(err))}`)
   }
-  const control = parseConfig(text, file, loadServices()).globals.control
-  if (control === null) throw new TcpproxyError('ERR_CONFIG', `${file} has no control line: a daemon started with it serves no control socket`)
+  let control: string | null = null
+  for (const d of directives(text, file)) {
+    if (d.keyword !== 'control') continue
+    if (d.value !== '') checkValue(d, file, true)
+    control = d.value === '' ? DEFAULT_CONTROL : d.value
+  }
+  if (control === null) throw new TcpproxyError('ERR_CONFIG', `${file} has no control line; name the socket with --control PATH`)
   return control
 }
 

@@ -65,6 +65,9 @@ struct listener {
   bool fixed;
   char local[ADDR_TEXT];
   int local_port;
+  /* Until its queue is first found empty: connections that completed
+   * before relayListen set TCP_NODELAY on the listener did not inherit it. */
+  bool fresh;
   bool closing;          /* the relay thread's: relayUnlisten came */
   bool *done;            /* ...and this is set when the thread let go */
   struct listener *next; /* the JS thread's list, then the thread's closing list */
@@ -120,7 +123,9 @@ static void accepted(struct listener *l, int fd, const struct sockaddr_storage *
   }
   /* No Nagle delay, as Node's accepted sockets (lib/server/listeners.ts):
    * set on the listener (relayListen), and Linux's accepted sockets
-   * inherit it (test/relay/front.test.ts checks it is so). */
+   * inherit it when their handshake completes (test/relay/front.test.ts
+   * checks it is so); the ones queued before are set here. */
+  if (l->fresh) set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
   c->id = next_id++;
   c->state = S_ACCEPTED;
   c->own = true;
@@ -151,6 +156,7 @@ void front_ready(struct end *e) {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EMFILE || errno == ENFILE) shed(l->fd);
+      if (errno == EAGAIN) l->fresh = false;
       /* EAGAIN: all taken. Anything else: the listener is polled
        * level-triggered, so it is tried again next round. */
       return;
@@ -403,6 +409,7 @@ static napi_value relay_listen(napi_env env, napi_callback_info info) {
   }
   fixed_local(l);
   set_int(l->fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  l->fresh = true;
   /* The spare descriptor is opened now, while there are some: at the
    * first accept the table may be full already, and without it nothing
    * would take the waiting connections off the (level-triggered) queue.

@@ -116,7 +116,7 @@ export class Forwarder {
 
   /** The services' rows in the counters, zeros until their first connection. */
   #configured(services: readonly ResolvedService[]): void {
-    this.counters.configured(services.map(serviceKey), this.#policies.states())
+    this.counters.configured(services.map(serviceKey), this.#policies.knownServers())
   }
 
   /** Number of sessions open now. */

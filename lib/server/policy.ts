@@ -211,6 +211,16 @@ export class ServicePolicy {
     this.#health.apply(t, performance.now())
   }
 
+  /**
+   * The servers its sessions count under (`host:port`), known before the
+   * first one: a server without a port on a transparent service goes to the
+   * port each client meant to reach, so it has none until then.
+   */
+  knownServers(): string[] {
+    const s = this.#service
+    return (s.servers ?? []).filter(ep => ep.port !== null || !s.transparent).map(ep => serverKey(ep.host, ep.port ?? s.port))
+  }
+
   /** Each server of the service, in list order. */
   states(localPort: number = this.#service.port): ServerState[] {
     const keys = (this.#service.servers ?? []).map(ep => serverKey(ep.host, ep.port ?? localPort))
@@ -316,5 +326,10 @@ export class Policies {
 
   states(): ServerState[] {
     return [...this.#byKey.values()].flatMap(p => p.states())
+  }
+
+  /** Each service's known servers (ServicePolicy.knownServers), for the counters' rows before any traffic. */
+  knownServers(): { service: string; server: string }[] {
+    return [...this.#byKey.values()].flatMap(p => p.knownServers().map(server => ({ service: p.key, server })))
   }
 }

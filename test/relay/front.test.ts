@@ -74,6 +74,20 @@ t.test('one front per process; none without the addon', { skip }, async t => {
   t.equal(run.stdout, 'null\n')
 })
 
+t.test('a connection queued before the thread took the listener has no Nagle delay either (it did not inherit the option)', { skip }, async t => {
+  // bash connects (the kernel completes the handshake and queues it) and
+  // exits while this thread is blocked, so Node cannot accept it first.
+  const queue = (port: number): void => void spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`], { timeout: 5000 })
+  const l = await threadListener(front(), '127.0.0.1', undefined, queue)
+  t.teardown(() => front().unlisten(l.id))
+  const queued = await l.next()
+  t.equal(lib().noDelay(queued.fd), true, 'queued before: set when accepted')
+  const { a } = await connection(t, l)
+  t.equal(lib().noDelay(a.fd), true, 'after: inherited')
+  front().abort(queued.id)
+  front().abort(a.id)
+})
+
 // A wildcard listener's connections each have their own local address (a
 // specific one's are the listener's, without asking the kernel each time).
 for (const [wildcard, host, local, peer] of [

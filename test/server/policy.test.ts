@@ -114,6 +114,14 @@ t.test('leastconn and roundrobin follow the sessions; the ports default to the l
   t.equal(p.states(8025)[0]?.active, 1, 'one of two sessions ended')
 })
 
+t.test('known servers: each with its port (the listening port when it has none), but a port-less one of a transparent service has no port until a client brings one', async t => {
+  const { h } = hooks()
+  const plain = service()
+  const tproxy = service({ port: 8080, transparent: true })
+  t.same(new Policies([plain], h).knownServers(), ['10.0.0.5:25', '10.0.0.6:25', '[::1]:2525'].map(server => ({ service: '*:25', server })))
+  t.same(new Policies([tproxy, service({ servers: null, exec: ['/bin/true'], port: 79 })], h).knownServers(), ['10.0.0.5:25', '[::1]:2525'].map(server => ({ service: '*:8080', server })))
+})
+
 t.test('disabled servers are skipped by new sessions, unless every one is', async t => {
   const { h } = hooks()
   const policies = new Policies([service()], h)
