@@ -50,7 +50,8 @@ export function parseCtlArgs(argv: readonly string[]): CtlArgs {
 
 /**
  * The control socket that configuration file `file` names: its last
- * `control` line (without a path, the default). Only that line is read, so
+ * `control` line, read as the daemon reads it (lib/config/parse.ts: one
+ * word, `-` for the default). Only that line is read, so
  * ctl still finds the socket while another part of the file is being
  * edited, or is valid only with the daemon's command-line options. Throws
  * TcpproxyError.
@@ -65,8 +66,8 @@ export function controlOf(file: string): string {
   let control: string | null = null
   for (const d of directives(text, file)) {
     if (d.keyword !== 'control') continue
-    if (d.value !== '') checkValue(d, file, true)
-    control = d.value === '' ? DEFAULT_CONTROL : d.value
+    checkValue(d, file, true)
+    control = d.value === '-' ? DEFAULT_CONTROL : d.value
   }
   if (control === null) throw new TcpproxyError('ERR_CONFIG', `${file} has no control line; name the socket with --control PATH`)
   return control
