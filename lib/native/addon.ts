@@ -49,10 +49,12 @@ export interface NativeAddon {
    * The thread's front (lib/relay/front.ts, front.c): once after relayInit,
    * the callbacks for connections the thread accepts (id 0: a listener
    * relayUnlisten closed, after all it accepted) and for each connect
-   * attempt's end (errno 0: connected, relaying).
+   * attempt's end (errno 0: connected, relaying). `plan` (not 0): the
+   * listener's plan was followed, the attempt is under way; id -1: plan
+   * command `plan` is in force (relayPlan).
    */
   relayFront(
-    onAccept: (id: number, listener: number, localIp: string, localPort: number, peerIp: string, peerPort: number, fd: number) => void,
+    onAccept: (id: number, listener: number, localIp: string, localPort: number, peerIp: string, peerPort: number, fd: number, plan: number) => void,
     onConnect: (id: number, errno: number, timedOut: boolean) => void,
   ): void
   /** The thread accepts on (a duplicate of) `fd` from now on. */
@@ -64,6 +66,16 @@ export interface NativeAddon {
   /** One connect attempt for accepted connection `id`; `first`: bytes for the server before the client's. */
   /** `live`: kept by JavaScript for the life of the process; the thread keeps the counts at 3 × `slot`. */
   relayConnect(id: number, family: 4 | 6, address: string, port: number, timeoutMs: number, idleMs: number, keepalive: number, first: Buffer | null, live: BigUint64Array, slot: number): void
+  /**
+   * Connect every connection listener `listener` accepts from now on at
+   * once, as relayConnect would (no bytes first), and name `plan` (above
+   * every number given before) in its onAccept; family 0: none (the rest
+   * may be left out). onAccept(-1, listener, ..., plan) says when the
+   * thread follows it. False: no such listener.
+   */
+  relayPlan(listener: number, plan: number, family: 0 | 4 | 6, address?: string, port?: number, timeoutMs?: number, idleMs?: number, keepalive?: number): boolean
+  /** Where a planned connection's live counts go (as relayConnect's `live` and `slot`). */
+  relayAdopt(id: number, live: BigUint64Array, slot: number): void
   /** The close reason names of relay_thread.c, in the order of its enum. */
   closeReasons(): CloseReason[]
 }

@@ -11,12 +11,16 @@
  * thread only does the mechanics and reports, in order, through the relay
  * thread's one queue:
  *
- *   onAccept(id, listener, localIp, localPort, peerIp, peerPort, fd)
+ *   onAccept(id, listener, localIp, localPort, peerIp, peerPort, fd, plan)
  *       a connection was accepted; it waits (unread) until JavaScript
  *       answers with relayConnect, or ends it with relayAbort (fd: the
  *       thread's descriptor, which relayRelease gives JavaScript for a
  *       service that needs Node's socket); id 0: relayUnlisten closed the
- *       listener, and this comes after every connection it accepted;
+ *       listener, and this comes after every connection it accepted.
+ *       plan != 0: the listener's plan (relayPlan) was followed, and the
+ *       connect attempt is under way already: its onConnect follows, as
+ *       for a relayConnect; id -1: relayPlan's `plan` is in force, no
+ *       connection reported after names an earlier one;
  *   onConnect(id, errno, timedOut)
  *       a connect attempt ended: errno 0, connected, and the relay has
  *       begun (relay_thread.c: its end is reported like any other);
@@ -34,6 +38,18 @@
  *   relayRelease(id)                     JavaScript takes the connection's
  *                                        descriptor (a Node socket); the
  *                                        thread forgets it
+ *   relayPlan(listener, plan, family, address, port, timeoutMs, idleMs,
+ *             keepalive)                 connect every connection accepted
+ *                                        there from now on at once, and
+ *                                        name `plan` in its onAccept
+ *                                        (family 0: no plan, the
+ *                                        connections wait)
+ *   relayAdopt(id, live, slot)           a planned connection's live counts
+ *
+ * A plan is JavaScript's decision made once for a listener whose every
+ * connection would get the same answer (lib/server/plan.ts): it spares
+ * each connection the wait for the event loop before its connect. What the
+ * answer was stays JavaScript's to log and count, as for any other.
  *
  * Accepting mirrors libuv's: up to ACCEPTS_PER_WAKE per wake-up; out of
  * descriptors, a spare one is given up to accept and close what waits
@@ -68,6 +84,10 @@ struct listener {
   /* Until its queue is first found empty: connections that completed
    * before relayListen set TCP_NODELAY on the listener did not inherit it. */
   bool fresh;
+  /* The relay thread's copy of relayPlan's: every connection accepted is
+   * connected there at once, without waiting for JavaScript (plan 0: none). */
+  struct target plan;
+  double plan_id;
   bool closing;          /* the relay thread's: relayUnlisten came */
   bool *done;            /* ...and this is set when the thread let go */
   struct listener *next; /* the JS thread's list, then the thread's closing list */
@@ -111,11 +131,13 @@ static void shed(int fd) {
   spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+static void connect_to(struct conn *c, struct result *ev, const struct target *t, char *first, size_t first_len, uint64_t *live);
+
 static void accepted(struct listener *l, int fd, const struct sockaddr_storage *peer) {
   struct sockaddr_storage local;
   socklen_t len = sizeof local;
   struct conn *c = NULL;
-  struct result *ev = NULL;
+  struct result *ev = NULL, *attempt = NULL;
   if ((!l->fixed && getsockname(fd, (struct sockaddr *)&local, &len) != 0) || (c = conn_new()) == NULL || (ev = calloc(1, sizeof *ev)) == NULL) {
     if (c != NULL) conn_free(c);
     close(fd);
@@ -142,7 +164,12 @@ static void accepted(struct listener *l, int fd, const struct sockaddr_storage *
   }
   addr_text(peer, ev->peer, &ev->peer_port);
   conn_link(c);
+  /* A planned listener's connection is connected now; JavaScript hears of
+   * the accept first, then of the attempt, as if it had asked for it (out
+   * of memory for the report, it asks: the connection waits as unplanned). */
+  if (l->plan_id != 0 && (attempt = calloc(1, sizeof *attempt)) != NULL) ev->plan = l->plan_id;
   post(ev);
+  if (attempt != NULL) connect_to(c, attempt, &l->plan, NULL, 0, NULL);
 }
 
 void front_ready(struct end *e) {
@@ -216,42 +243,72 @@ static void keepalive(int fd, int seconds) {
   set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, 10);
 }
 
-static void start_connect(struct cmd *q) {
-  struct conn *c = conn_find(q->id);
-  struct result *ev = q->ev;
+/* One attempt of accepted connection c (S_ACCEPTED) to t; ev is its report. */
+static void connect_to(struct conn *c, struct result *ev, const struct target *t, char *first, size_t first_len, uint64_t *live) {
   struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
   int fd;
   ev->kind = EV_CONNECT;
-  ev->id = q->id;
-  if (c == NULL || c->state != S_ACCEPTED) {
-    /* Ended meanwhile (relayAbort): its end is reported already. */
-    free(q->first);
-    ev->gone = true;
-    post(ev);
-    return;
-  }
-  c->idle_ms = q->idle_ms;
-  c->h[CLIENT].pending = q->first;
-  c->h[CLIENT].pending_len = q->first_len;
+  ev->id = c->id;
+  c->idle_ms = t->idle_ms;
+  c->h[CLIENT].pending = first;
+  c->h[CLIENT].pending_len = first_len;
   c->h[CLIENT].pending_off = 0;
-  kept_more(q->first_len);
-  c->live = q->live;
+  kept_more(first_len);
+  c->live = live;
   c->connect_ev = ev;
-  c->deadline = q->timeout_ms > 0 ? R.now + q->timeout_ms : INT64_MAX;
-  fd = socket(q->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c->deadline = t->timeout_ms > 0 ? R.now + t->timeout_ms : INT64_MAX;
+  fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return connect_done(c, errno, false);
   c->fd[SERVER] = fd;
   set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-  if (q->keepalive > 0) {
-    keepalive(c->fd[CLIENT], q->keepalive);
-    keepalive(fd, q->keepalive);
+  if (t->keepalive > 0) {
+    keepalive(c->fd[CLIENT], t->keepalive);
+    keepalive(fd, t->keepalive);
   }
-  if (connect(fd, (struct sockaddr *)&q->addr, q->addr_len) != 0 && errno != EINPROGRESS) return connect_done(c, errno, false);
+  if (connect(fd, (struct sockaddr *)&t->addr, t->addr_len) != 0 && errno != EINPROGRESS) return connect_done(c, errno, false);
   e.data.ptr = &c->ends[SERVER];
   if (epoll_ctl(R.ep, EPOLL_CTL_ADD, fd, &e) != 0) return connect_done(c, errno, false);
   c->polled[SERVER] = true;
   c->state = S_CONNECTING;
   if (c->deadline < R.next_check) R.next_check = c->deadline;
+}
+
+static void start_connect(struct cmd *q) {
+  struct conn *c = conn_find(q->id);
+  if (c == NULL || c->state != S_ACCEPTED) {
+    /* Ended meanwhile (relayAbort): its end is reported already. */
+    free(q->first);
+    q->ev->kind = EV_CONNECT;
+    q->ev->id = q->id;
+    q->ev->gone = true;
+    post(q->ev);
+    return;
+  }
+  connect_to(c, q->ev, &q->t, q->first, q->first_len, q->live);
+}
+
+/* relayAdopt: where a planned connection's live counts go. Not after its
+ * attempt failed (JavaScript lets go of them when it hears so) or it ended. */
+static void adopt(struct cmd *q) {
+  struct conn *c = conn_find(q->id);
+  if (c == NULL || c->state == S_ACCEPTED) return;
+  c->live = q->live;
+  publish(c);
+}
+
+/* relayPlan's, in force from now on; JavaScript hears when (onAccept -1):
+ * no connection reported after names a plan given before this one. */
+static void set_plan(struct cmd *q) {
+  struct result *ev = calloc(1, sizeof *ev);
+  q->l->plan = q->t;
+  q->l->plan_id = q->planned ? q->plan : 0;
+  /* Out of memory JavaScript keeps the earlier plans a while longer. */
+  if (ev == NULL) return;
+  ev->kind = EV_ACCEPT;
+  ev->id = -1;
+  ev->listener = q->l->id;
+  ev->plan = q->plan;
+  post(ev);
 }
 
 /* The connection is JavaScript's now (relayRelease): forget it, its descriptor left open. */
@@ -265,6 +322,8 @@ static void release(double id) {
 void front_command(struct cmd *q) {
   if (q->kind == CMD_CONNECT) return start_connect(q);
   if (q->kind == CMD_RELEASE) return release(q->id);
+  if (q->kind == CMD_ADOPT) return adopt(q);
+  if (q->kind == CMD_PLAN) return set_plan(q);
   /* CMD_UNLISTEN: its events of this round may still come; let go after it. */
   q->l->closing = true;
   q->l->done = q->done;
@@ -308,7 +367,7 @@ void front_stop(void) {
 }
 
 bool front_call_js(napi_env env, struct result *r) {
-  napi_value argv[7], cb, undefined;
+  napi_value argv[8], cb, undefined;
   size_t argc = 3;
   if (r->kind == EV_CONNECT && r->gone) {
     if (r->live_ref != NULL) napi_delete_reference(env, r->live_ref);
@@ -320,14 +379,15 @@ bool front_call_js(napi_env env, struct result *r) {
     return false;
   }
   if (r->kind == EV_ACCEPT) {
-    argc = 7;
+    argc = 8;
     if (napi_create_double(env, r->listener, &argv[1]) != napi_ok || napi_create_string_latin1(env, r->local, NAPI_AUTO_LENGTH, &argv[2]) != napi_ok ||
         napi_create_int32(env, r->local_port, &argv[3]) != napi_ok || napi_create_string_latin1(env, r->peer, NAPI_AUTO_LENGTH, &argv[4]) != napi_ok ||
-        napi_create_int32(env, r->peer_port, &argv[5]) != napi_ok || napi_create_int32(env, r->fd, &argv[6]) != napi_ok) {
+        napi_create_int32(env, r->peer_port, &argv[5]) != napi_ok || napi_create_int32(env, r->fd, &argv[6]) != napi_ok ||
+        napi_create_double(env, r->plan, &argv[7]) != napi_ok) {
       return false;
     }
     /* JavaScript now has a connection to end: it keeps the callbacks referenced. */
-    if (r->id != 0) active_more(env);
+    if (r->id > 0) active_more(env);
   } else if (napi_create_int32(env, r->err, &argv[1]) != napi_ok || napi_get_boolean(env, r->timed_out, &argv[2]) != napi_ok) {
     return false;
   }
@@ -459,20 +519,32 @@ static napi_value relay_unlisten(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* A `kind` command for connection argv[0], the first of `argc` arguments;
+ * NULL with an exception pending. */
+static struct cmd *conn_command(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, enum cmd_kind kind) {
+  struct cmd *q;
+  if (!get_args(env, info, argc, argv) || !started(env)) return NULL;
+  q = calloc(1, sizeof *q);
+  if (q == NULL) {
+    throw_errno(env, ENOMEM, "calloc");
+    return NULL;
+  }
+  if (napi_get_value_double(env, argv[0], &q->id) != napi_ok) {
+    free(q);
+    napi_failed(env);
+    return NULL;
+  }
+  q->kind = kind;
+  return q;
+}
+
 /* relayRelease(id): JavaScript takes accepted connection `id`, its
  * descriptor and all (a service that needs Node's socket); the thread only
  * forgets it, and reports nothing more of it. */
 static napi_value relay_release(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  struct cmd *q;
-  if (!get_args(env, info, 1, argv) || !started(env)) return NULL;
-  q = calloc(1, sizeof *q);
-  if (q == NULL) return throw_errno(env, ENOMEM, "calloc");
-  if (napi_get_value_double(env, argv[0], &q->id) != napi_ok) {
-    free(q);
-    return napi_failed(env);
-  }
-  q->kind = CMD_RELEASE;
+  struct cmd *q = conn_command(env, info, 1, argv, CMD_RELEASE);
+  if (q == NULL) return NULL;
   enqueue(q);
   active_less(env);
   return NULL;
@@ -497,48 +569,62 @@ static bool get_slot(napi_env env, napi_value value, int32_t slot, uint64_t **li
   return true;
 }
 
+/* A target from (family, address, port, timeoutMs, idleMs, keepalive) at argv. */
+static bool get_target(napi_env env, napi_value *argv, struct target *t) {
+  int32_t family, port, keep;
+  double timeout, idle;
+  char address[ADDR_TEXT];
+  size_t len;
+  int ok;
+  if (!get_int(env, argv[0], &family) || !get_int(env, argv[2], &port) || !get_int(env, argv[5], &keep)) return false;
+  if (napi_get_value_double(env, argv[3], &timeout) != napi_ok || napi_get_value_double(env, argv[4], &idle) != napi_ok ||
+      napi_get_value_string_latin1(env, argv[1], address, sizeof address, &len) != napi_ok) {
+    return napi_failed(env), false;
+  }
+  memset(t, 0, sizeof *t);
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&t->addr;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    t->addr_len = sizeof *a;
+    ok = inet_pton(AF_INET6, address, &a->sin6_addr);
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&t->addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    t->addr_len = sizeof *a;
+    ok = family == 4 ? inet_pton(AF_INET, address, &a->sin_addr) : 0;
+  }
+  if (ok != 1 || port < 1 || port > 65535) {
+    napi_throw_type_error(env, NULL, "expected an IPv4 or IPv6 address and a port");
+    return false;
+  }
+  t->timeout_ms = (int64_t)timeout;
+  t->idle_ms = (int64_t)idle;
+  t->keepalive = keep;
+  return true;
+}
+
 /* relayConnect(id, family, address, port, timeoutMs, idleMs, keepalive, first, live, slot) */
 static napi_value relay_connect(napi_env env, napi_callback_info info) {
   napi_value argv[10];
-  int32_t family, port, keep, slot;
-  double id, timeout, idle;
-  char address[ADDR_TEXT];
-  size_t len;
+  int32_t slot;
   struct cmd *q = NULL;
   struct result *ev = NULL;
   if (!get_args(env, info, 10, argv) || !started(env)) return NULL;
-  NAPI_CALL(napi_get_value_double(env, argv[0], &id));
-  if (!get_int(env, argv[1], &family) || !get_int(env, argv[3], &port) || !get_int(env, argv[6], &keep) || !get_int(env, argv[9], &slot)) return NULL;
-  NAPI_CALL(napi_get_value_double(env, argv[4], &timeout));
-  NAPI_CALL(napi_get_value_double(env, argv[5], &idle));
-  NAPI_CALL(napi_get_value_string_latin1(env, argv[2], address, sizeof address, &len));
   if ((q = calloc(1, sizeof *q)) == NULL || (ev = calloc(1, sizeof *ev)) == NULL) {
     free(q);
     return throw_errno(env, ENOMEM, "calloc");
   }
-  if (family == 6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&q->addr;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    q->addr_len = sizeof *a;
-    family = inet_pton(AF_INET6, address, &a->sin6_addr);
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&q->addr;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    q->addr_len = sizeof *a;
-    family = family == 4 ? inet_pton(AF_INET, address, &a->sin_addr) : 0;
-  }
-  if (family != 1 || port < 1 || port > 65535) {
-    napi_throw_type_error(env, NULL, "expected an IPv4 or IPv6 address and a port");
+  if (napi_get_value_double(env, argv[0], &q->id) != napi_ok) {
+    napi_failed(env);
     goto failed;
   }
-  if (!get_bytes(env, argv[7], &q->first, &q->first_len) || !get_slot(env, argv[8], slot, &q->live)) goto failed;
+  if (!get_target(env, argv + 1, &q->t) || !get_int(env, argv[9], &slot) || !get_bytes(env, argv[7], &q->first, &q->first_len) ||
+      !get_slot(env, argv[8], slot, &q->live)) {
+    goto failed;
+  }
   q->kind = CMD_CONNECT;
-  q->id = id;
-  q->timeout_ms = (int64_t)timeout;
-  q->idle_ms = (int64_t)idle;
-  q->keepalive = keep;
   q->ev = ev;
   enqueue(q);
   return NULL;
@@ -549,6 +635,57 @@ failed:
   return NULL;
 }
 
+/* relayPlan(listener, plan, family, address, port, timeoutMs, idleMs,
+ * keepalive): from now on, every connection listener `listener` accepts is
+ * connected there at once, and its accept report names `plan` (a number
+ * JavaScript keeps the decision under, above those it gave before);
+ * family 0: none from now on (the rest may be left out). False when no
+ * such listener is polled. */
+static napi_value relay_plan(napi_env env, napi_callback_info info) {
+  napi_value argv[8], out;
+  struct listener *l = listening;
+  struct cmd *q;
+  double id, plan;
+  int32_t family;
+  if (!get_args(env, info, 3, argv) || !started(env)) return NULL;
+  NAPI_CALL(napi_get_value_double(env, argv[0], &id));
+  NAPI_CALL(napi_get_value_double(env, argv[1], &plan));
+  if (!get_int(env, argv[2], &family)) return NULL;
+  while (l != NULL && l->id != id) l = l->next;
+  if (l == NULL) {
+    NAPI_CALL(napi_get_boolean(env, false, &out));
+    return out;
+  }
+  q = calloc(1, sizeof *q);
+  if (q == NULL) return throw_errno(env, ENOMEM, "calloc");
+  if (family != 0 && (!get_args(env, info, 8, argv) || !get_target(env, argv + 2, &q->t))) {
+    free(q);
+    return NULL;
+  }
+  q->kind = CMD_PLAN;
+  q->l = l;
+  q->plan = plan;
+  q->planned = family != 0;
+  enqueue(q);
+  NAPI_CALL(napi_get_boolean(env, true, &out));
+  return out;
+}
+
+/* relayAdopt(id, live, slot): a planned connection's live counts go to
+ * live[3 * slot..] (as relayConnect's). */
+static napi_value relay_adopt(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t slot;
+  struct cmd *q = conn_command(env, info, 3, argv, CMD_ADOPT);
+  if (q == NULL) return NULL;
+  if (!get_int(env, argv[2], &slot) || !get_slot(env, argv[1], slot, &q->live)) {
+    free(q);
+    return NULL;
+  }
+  enqueue(q);
+  return NULL;
+}
+
 bool front_init(napi_env env, napi_value exports) {
   static const struct exported list[] = {
     {"relayFront", relay_front},
@@ -556,6 +693,8 @@ bool front_init(napi_env env, napi_value exports) {
     {"relayUnlisten", relay_unlisten},
     {"relayConnect", relay_connect},
     {"relayRelease", relay_release},
+    {"relayPlan", relay_plan},
+    {"relayAdopt", relay_adopt},
   };
   return EXPORT_FUNCTIONS(env, exports, list);
 }

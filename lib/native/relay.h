@@ -50,6 +50,7 @@ struct result {
   bool timed_out, gone;
   /* EV_ACCEPT */
   double listener;
+  double plan; /* the listener's plan it is connecting by (relayPlan), 0: none */
   char local[ADDR_TEXT], peer[ADDR_TEXT];
   int local_port, peer_port;
   int fd; /* the client's socket, the thread's descriptor (for a duplicate) */
@@ -110,21 +111,29 @@ struct conn {
 
 struct listener;
 
-enum cmd_kind { CMD_ADD, CMD_ABORT, CMD_STOP, CMD_UNLISTEN, CMD_CONNECT, CMD_RELEASE };
+enum cmd_kind { CMD_ADD, CMD_ABORT, CMD_STOP, CMD_UNLISTEN, CMD_CONNECT, CMD_RELEASE, CMD_PLAN, CMD_ADOPT };
+
+/* Where and how to connect upstream: one attempt (relayConnect) or a
+ * listener's plan for every connection it accepts (relayPlan). */
+struct target {
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+  int64_t timeout_ms, idle_ms;
+  int keepalive; /* seconds, 0: off */
+};
 
 struct cmd {
   enum cmd_kind kind;
   struct conn *c;         /* CMD_ADD */
-  double id;              /* CMD_ABORT, CMD_CONNECT, CMD_RELEASE */
-  struct listener *l;     /* CMD_UNLISTEN */
+  double id;              /* CMD_ABORT, CMD_CONNECT, CMD_RELEASE, CMD_ADOPT */
+  struct listener *l;     /* CMD_UNLISTEN, CMD_PLAN */
+  struct target t;        /* CMD_CONNECT, CMD_PLAN */
+  double plan;            /* CMD_PLAN: its number */
+  bool planned;           /* CMD_PLAN: t is the plan; false: none */
   /* CMD_CONNECT */
-  struct sockaddr_storage addr;
-  socklen_t addr_len;
-  int64_t timeout_ms, idle_ms;
-  int keepalive;          /* seconds, 0: off */
   char *first;            /* bytes to send the server first */
   size_t first_len;
-  uint64_t *live;
+  uint64_t *live;         /* CMD_CONNECT, CMD_ADOPT */
   struct result *ev;      /* the attempt's report, live_ref in it */
   /* CMD_UNLISTEN: the JS thread waits until the thread has let go */
   bool *done;
@@ -150,6 +159,7 @@ void conn_link(struct conn *c);            /* into the list and the id table */
 void conn_unlink(struct conn *c);
 struct conn *conn_find(double id);
 void relay_start(struct conn *c);          /* poll what is not polled yet, and relay */
+void publish(struct conn *c);              /* the live counts, where JS reads them */
 void finish(struct conn *c);
 void post(struct result *r);               /* to the JS thread, with the round's other reports */
 void enqueue(struct cmd *q);
@@ -163,7 +173,7 @@ bool get_bytes(napi_env env, napi_value value, char **out, size_t *len);
 /* front.c, for relay_thread.c. */
 void front_ready(struct end *e);                        /* a listener is readable */
 void front_connecting(struct conn *c, uint32_t events); /* an event while connecting */
-void front_command(struct cmd *q);                      /* CMD_UNLISTEN, CMD_CONNECT, CMD_RELEASE */
+void front_command(struct cmd *q);                      /* CMD_UNLISTEN, CMD_CONNECT, CMD_RELEASE, CMD_PLAN, CMD_ADOPT */
 int64_t front_deadline(struct conn *c);                 /* a connect timeout that ran out, or the next due */
 void front_round_end(void);                             /* let go of the listeners relayUnlisten named */
 void front_stop(void);                                  /* JS thread, the thread stopped: close the listeners */

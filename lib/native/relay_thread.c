@@ -349,7 +349,7 @@ void finish(struct conn *c) {
 }
 
 /* The connection's counts where JS reads them (relayAdd's live array). */
-static void publish(struct conn *c) {
+void publish(struct conn *c) {
   if (c->live == NULL) return;
   __atomic_store_n(&c->live[0], c->h[CLIENT].bytes, __ATOMIC_RELAXED);
   __atomic_store_n(&c->live[1], c->h[SERVER].bytes, __ATOMIC_RELAXED);
@@ -498,11 +498,13 @@ static void *relay_thread(void *arg) {
       c->again = false;
       run(c);
     }
+    /* Commands first: a connection accepted in this round is planned as
+     * JavaScript last said (relayPlan), whatever epoll's order. */
     for (int k = 0; k < n; k++) {
-      if (events[k].data.ptr == NULL) {
-        if (!commands()) goto stop;
-        continue;
-      }
+      if (events[k].data.ptr == NULL && !commands()) goto stop;
+    }
+    for (int k = 0; k < n; k++) {
+      if (events[k].data.ptr == NULL) continue;
       struct end *e = events[k].data.ptr;
       if (e->c == NULL) {
         front_ready(e);

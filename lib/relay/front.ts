@@ -29,6 +29,42 @@ export interface Accepted {
   peerPort: number
   /** The thread's descriptor (take() makes it Node's). */
   fd: number
+  /** The listener's plan the thread followed (its attempt is under way: adopt() it), or null. */
+  plan: Plan | null
+}
+
+/**
+ * A listener's plan (plan()): the connect attempt the thread starts for
+ * every connection it accepts there, without waiting for the event loop.
+ * The caller's object comes back with each connection accepted by it, so
+ * that a connection accepted before a reload is served as the plan it was
+ * connected by said.
+ */
+export interface Plan {
+  readonly request: ConnectRequest
+}
+
+/** A listener: who hears of its connections, and its plans. */
+class FrontListener {
+  /** The plan in force (0: none) and the earlier ones that connections already accepted may name. */
+  number = 0
+  plan: Plan | null = null
+  older: Map<number, Plan> | null = null
+
+  constructor(readonly handler: (a: Accepted) => void) {}
+
+  /** Plan `n` of this listener (0: none). */
+  named(n: number): Plan | null {
+    if (n === 0) return null
+    return n === this.number ? this.plan : ((this.older as Map<number, Plan>).get(n) as Plan)
+  }
+
+  /** The thread follows plan command `n` now: no connection reported after names one given before. */
+  applied(n: number): void {
+    if (this.older === null) return
+    for (const k of this.older.keys()) if (k < n) this.older.delete(k)
+    if (this.older.size === 0) this.older = null
+  }
 }
 
 /** One connect attempt. */
@@ -141,19 +177,23 @@ class FrontConn {
 export class ThreadFront {
   readonly #lib: NativeAddon
   /** Listeners' handlers, by the front's listener number. */
-  readonly #listeners = new Map<number, (a: Accepted) => void>()
+  readonly #listeners = new Map<number, FrontListener>()
   readonly #slots = new LiveSlots()
   /** Connections with an attempt under way, a relay, or someone to hear of their end. */
   readonly #conns = new Map<number, FrontConn>()
   #lastListener = 0
+  #lastPlan = 0
 
   constructor(lib: NativeAddon) {
     this.#lib = lib
     lib.relayFront(
-      (id, listener, local, localPort, peer, peerPort, fd) => {
+      (id, listener, local, localPort, peer, peerPort, fd, plan) => {
         // The listener's last word, after every connection it accepted.
         if (id === 0) return void this.#listeners.delete(listener)
-        ;(this.#listeners.get(listener) as (a: Accepted) => void)({ id, local, localPort, peer, peerPort, fd })
+        const l = this.#listeners.get(listener) as FrontListener
+        // A plan command in force (relayPlan).
+        if (id === -1) return l.applied(plan)
+        l.handler({ id, local, localPort, peer, peerPort, fd, plan: l.named(plan) })
       },
       (id, errno, timedOut) => {
         const c = this.#conns.get(id)
@@ -177,8 +217,29 @@ export class ThreadFront {
   listen(fd: number, handler: (a: Accepted) => void): number {
     const id = ++this.#lastListener
     this.#lib.relayListen(id, fd)
-    this.#listeners.set(id, handler)
+    this.#listeners.set(id, new FrontListener(handler))
     return id
+  }
+
+  /**
+   * From now on the thread connects every connection listener `id`
+   * accepts as `plan.request` says (no bytes first), at once; null: it
+   * waits for connect() again. Connections accepted by a plan name it
+   * (Accepted.plan), and adopt() takes their attempt.
+   */
+  plan(id: number, plan: Plan | null): void {
+    const l = this.#listeners.get(id) as FrontListener
+    if (plan === null && l.plan === null) return
+    // Kept until the thread says it follows the new one: connections accepted meanwhile name it.
+    if (l.plan !== null) (l.older ??= new Map()).set(l.number, l.plan)
+    const n = ++this.#lastPlan
+    l.number = plan === null ? 0 : n
+    l.plan = plan
+    if (plan === null) this.#lib.relayPlan(id, n, 0)
+    else {
+      const r = plan.request
+      this.#lib.relayPlan(id, n, r.family, r.address, r.port, r.timeoutMs, r.idleMs, r.keepalive)
+    }
   }
 
   /**
@@ -200,6 +261,20 @@ export class ThreadFront {
     c.slot = this.#slots.take()
     this.#lib.relayConnect(id, req.family, req.address, req.port, req.timeoutMs, req.idleMs, req.keepalive, req.first, this.#slots.array(c.slot), this.#slots.at(c.slot) / 3)
     c.req = req
+    c.attempted = ended
+  }
+
+  /**
+   * The attempt a plan started for accepted connection `id` (Accepted.plan):
+   * `ended` hears how it ended, as connect()'s. Called from the handler that
+   * heard of the connection, as onEnd(): the thread's report of the attempt
+   * (and of the end) may follow the accept's in the same batch.
+   */
+  adopt(id: number, plan: Plan, ended: (a: AttemptEnd) => void): void {
+    const c = this.#conn(id)
+    c.slot = this.#slots.take()
+    this.#lib.relayAdopt(id, this.#slots.array(c.slot), this.#slots.at(c.slot) / 3)
+    c.req = plan.request
     c.attempted = ended
   }
 

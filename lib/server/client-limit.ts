@@ -25,12 +25,13 @@ export class ClientLimit {
 
   /**
    * Count a new session of `client`; false (and nothing counted) when the
-   * client already has `limit` sessions. Each true needs one release.
+   * client already has `limit` sessions, unless `always` (a session that
+   * may not be refused any more). Each true needs one release.
    */
-  acquire(client: string): boolean {
+  acquire(client: string, always = false): boolean {
     const ip = canonicalIp(client)
     const n = this.#open.get(ip) ?? 0
-    if (this.#limit > 0 && n >= this.#limit) return false
+    if (!always && this.#limit > 0 && n >= this.#limit) return false
     this.#open.set(ip, n + 1)
     return true
   }

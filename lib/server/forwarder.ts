@@ -16,6 +16,7 @@ import type { Logger } from '../log/logger.js'
 import { serviceKey, type ResolvedService } from '../config/resolve.js'
 import { buildSelector, planListeners } from './selector.js'
 import { Episodes } from './episodes.js'
+import { planFor, type ServicePlan } from './plan.js'
 import { Policies, type ServerState, type Ticket } from './policy.js'
 import { transitionLog, type Transition } from './health.js'
 import type { ProgramContext, SessionBasics } from '../session/context.js'
@@ -62,6 +63,7 @@ export class Forwarder {
   readonly #log: Logger
   readonly #programs: ProgramContext
   #select: (address: string, port: number) => ResolvedService | undefined
+  #services: readonly ResolvedService[]
   #specs: ListenSpec[]
   /** Settles close()'s wait once the last session has ended. */
   #drained: (() => void) | null = null
@@ -95,6 +97,7 @@ export class Forwarder {
     this.#workers = options.workers ?? 1
     this.#nextId = (options.workerIndex ?? 0) + 1 - this.#workers
     this.#select = buildSelector(services)
+    this.#services = services
     this.#specs = planListeners(services)
     this.#plainPorts = plainPorts(services)
     this.#slots = new ProgramLimit(options.programs.maxPrograms, this.#workers, this.#log, key => this.counters.denied(key, 'max-programs'))
@@ -103,6 +106,7 @@ export class Forwarder {
       node: (client, listener) => void this.handle(client, listener),
       thread: (a, listener) => this.#accepted(a, listener),
       error: err => this.#onResourceError(err),
+      plan: (spec, bound) => this.#plan(spec, bound),
     })
     const logMark = (_service: string, t: Transition): void => this.#log.log(transitionLog(t))
     this.#policies = new Policies(services, {
@@ -112,6 +116,16 @@ export class Forwarder {
       episodes: () => new Episodes(),
     })
     this.#configured(services)
+  }
+
+  /**
+   * What the thread may do for each connection on `spec` at once
+   * (lib/server/plan.ts). A listener update() binds is planned by the
+   * services in force until the reload's retune plans every listener anew.
+   */
+  #plan(spec: ListenSpec, bound: string | null): ServicePlan | null {
+    const p = planFor(this.#services, spec.port, bound, this.#maxConnections)
+    return p === null ? null : { ...p, policy: this.#policies.of(p.service) }
   }
 
   /** The services' rows in the counters, zeros until their first connection. */
@@ -195,6 +209,7 @@ export class Forwarder {
   /** New services: each listener goes to the thread or to Node as they say (a failure to move one is a resource error; it stays as it was). */
   #retune(services: readonly ResolvedService[]): Promise<void> {
     this.#plainPorts = plainPorts(services)
+    this.#services = services
     return this.#listeners.retune(spec => this.#threaded(spec)).catch(this.#onResourceError)
   }
 
@@ -265,9 +280,11 @@ export class Forwarder {
     const id = (this.#nextId += this.#workers)
     const local = canonicalIp(localIp)
     const clientIp = canonicalIp(peer)
-    // A TPROXY'd connection's local address is where the client meant to
-    // go, not ours: the listener it came through picks the service.
-    const service = listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
+    // The plan the thread connected it by names its service (a reload since
+    // changes nothing for it). A TPROXY'd connection's local address is where
+    // the client meant to go, not ours: the listener it came through picks.
+    const plan = accepted?.plan as ServicePlan | null | undefined
+    const service = plan != null ? plan.service : listener?.transparent === true ? this.#select(listener.address ?? local, listener.port) : this.#select(local, localPort)
     const fields = (): Fields => connectionFields(connectionFacts(service ?? formatHostPort(local, localPort), this.#programs.pid, clientIp, clientPort))
     this.#log.log(connectionLine('+INFO', 'connected', id, `connected on ${formatHostPort(local, localPort)}, client= ${formatHostPort(clientIp, clientPort)}`, fields))
     if (service === undefined) {
@@ -276,21 +293,15 @@ export class Forwarder {
     }
     const key = serviceKey(service)
     const inService = this.#perService.get(service) ?? 0
-    const all = workerShare(this.#maxConnections, this.#workers)
-    const per = workerShare(service.maxConnections, this.#workers)
-    const limit =
-      all !== null && this.#live.size >= all
-        ? limitText(`${this.#maxConnections} in all`, all, this.#workers)
-        : per !== null && inService >= per
-          ? limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per, this.#workers)
-          : null
+    // A planned connection was accepted when no limit applied (lib/server/plan.ts).
+    const limit = plan != null ? null : this.#overLimit(service, inService)
     if (limit !== null) {
       this.#log.log(connectionLine('-ERR', 'limit', id, `too many connections (max-connections ${limit}), client= ${clientIp}`, fields))
       return this.#refused(client, accepted, key, 'max-connections')
     }
-    const direct = accepted !== null && isDirect(service, clientIp)
+    const direct = plan != null || (accepted !== null && isDirect(service, clientIp))
     const sock = direct ? null : (client ?? (this.#front as ThreadFront).take(accepted as Accepted))
-    const ticket = this.#policies.of(service).ticket(id, localPort)
+    const ticket = (plan?.policy ?? this.#policies.of(service)).ticket(id, localPort)
     this.counters.accepted(key)
     const state = service.acp !== null ? 'acp' : service.exec !== null ? 'handler' : 'relaying'
     const live = new LiveSession(this.counters, { id, service: key, client: clientIp, clientPort, startedMs: performance.now(), state })
@@ -298,7 +309,7 @@ export class Forwarder {
     this.#live.set(id, live)
     this.#perService.set(service, inService + 1)
     if (direct) {
-      const session = new DirectSession(basics, accepted.id, this.#front as ThreadFront)
+      const session = new DirectSession(basics, (accepted as Accepted).id, this.#front as ThreadFront, plan)
       live.session = session
       session.start(() => this.#ended(ticket, service, live))
       return DONE
@@ -306,6 +317,15 @@ export class Forwarder {
     const session = new Session({ ...basics, client: sock as Socket, slots: this.#slots, listener, redirects: this.#redirects })
     live.session = session
     return session.run().finally(() => this.#ended(ticket, service, live))
+  }
+
+  /** The max-connections a new session of `service` (`inService` open) would exceed, as the log line says it; null: none. */
+  #overLimit(service: ResolvedService, inService: number): string | null {
+    const all = workerShare(this.#maxConnections, this.#workers)
+    const per = workerShare(service.maxConnections, this.#workers)
+    if (all !== null && this.#live.size >= all) return limitText(`${this.#maxConnections} in all`, all, this.#workers)
+    if (per !== null && inService >= per) return limitText(`${service.maxConnections} for ${service.ifaceText}:${service.port}`, per, this.#workers)
+    return null
   }
 
   /** A connection refused before any session: counted as accepted, denied and closed. */

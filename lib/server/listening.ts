@@ -8,10 +8,11 @@
  * Connections go to `sink` either way.
  */
 import { closeSync } from 'node:fs'
-import type { Server, Socket } from 'node:net'
+import type { AddressInfo, Server, Socket } from 'node:net'
+import { canonicalIp } from '../config/address.js'
 import type { ListenSpec } from '../config/address.js'
 import { fdOf, nativeAddon, type NativeAddon } from '../native/addon.js'
-import type { Accepted, ThreadFront } from '../relay/front.js'
+import type { Accepted, Plan, ThreadFront } from '../relay/front.js'
 import { closeListener, configureServer, listenerOnFd, parseKey } from './listeners.js'
 
 export interface ListenerSink {
@@ -21,14 +22,25 @@ export interface ListenerSink {
   thread(a: Accepted, listener: ListenSpec): void
   /** A listener's error (out of descriptors in accept()). */
   error(err: Error): void
+  /** What the thread may do for every connection on `listener`, its socket bound to `bound` (null: a wildcard), without asking (lib/server/plan.ts), or null. */
+  plan(listener: ListenSpec, bound: string | null): Plan | null
 }
 
 interface Entry {
   spec: ListenSpec
+  /** The address the socket is bound to (canonical), null for a wildcard. */
+  bound: string | null
   /** Node's listener; closed while the thread accepts. */
   server: Server
   /** The thread accepts: the front's listener number, and our never-polled duplicate of the socket. */
   thread: { id: number; held: number } | null
+}
+
+/** The one address `server` listens on, canonical; null for a wildcard (0.0.0.0, ::). */
+function boundTo(server: Server): string | null {
+  const a = server.address() as AddressInfo
+  const ip = canonicalIp(a.address)
+  return ip === '0.0.0.0' || ip === '::' ? null : ip
 }
 
 export class Listening {
@@ -55,7 +67,7 @@ export class Listening {
    * thread accepts on it.
    */
   adopt(key: string, server: Server, threaded: boolean): void {
-    const entry: Entry = { spec: parseKey(key), server, thread: null }
+    const entry: Entry = { spec: parseKey(key), bound: boundTo(server), server, thread: null }
     this.#entries.set(key, entry)
     this.#node(entry, server)
     // Out of descriptors for the thread's copies: Node goes on accepting.
@@ -72,13 +84,26 @@ export class Listening {
     return this.#entries.get(key)?.thread != null
   }
 
-  /** Move each listener to the thread or to Node as `threaded` now says (a reload; true only with a front). */
+  /**
+   * Move each listener to the thread or to Node as `threaded` now says (a
+   * reload; true only with a front). The thread's plans are replaced
+   * before this returns its promise, so that every connection it accepts
+   * from then on is planned by the new services (or waits to be asked).
+   */
   async retune(threaded: (spec: ListenSpec) => boolean): Promise<void> {
+    const moves: Array<[Entry, boolean]> = []
     for (const entry of this.#entries.values()) {
       const want = threaded(entry.spec)
-      if (want && entry.thread === null) await this.#toThread(entry)
-      else if (!want && entry.thread !== null) await this.#toNode(entry)
+      if (entry.thread !== null) this.#plan(entry, want)
+      if (want !== (entry.thread !== null)) moves.push([entry, want])
     }
+    for (const [entry, want] of moves) await (want ? this.#toThread(entry) : this.#toNode(entry))
+  }
+
+  /** The thread's plan for `entry` (it accepts there): the sink's, or none if it is to go to Node. */
+  #plan(entry: Entry, threaded = true): void {
+    const { id } = entry.thread as { id: number }
+    ;(this.#front as ThreadFront).plan(id, threaded ? this.#sink.plan(entry.spec, entry.bound) : null)
   }
 
   #node(entry: Entry, server: Server): void {
@@ -100,6 +125,7 @@ export class Listening {
       closeSync(held)
       throw err
     }
+    this.#plan(entry)
     // Connections Node accepted meanwhile are served by Node.
     await closeListener(entry.server)
   }

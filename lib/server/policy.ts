@@ -146,8 +146,14 @@ export class ServicePolicy {
     return new Ticket(this, id, localPort)
   }
 
-  /** Check `client` (the real one); a refusal is logged (rate-limited) and counted. */
-  admit(id: number, client: string, port: number): boolean {
+  /**
+   * Check `client` (the real one); a refusal is logged (rate-limited) and
+   * counted. `planned`: the relay thread connected it by a plan made when
+   * no list or limit applied (lib/server/plan.ts), before a reload brought
+   * one: it is counted, and never refused.
+   */
+  admit(id: number, client: string, port: number, planned = false): boolean {
+    if (planned) return this.#limit.acquire(client, true)
     const verdict = this.#admits(client)
     if (!verdict.allowed) {
       this.#refuse(this.#acl, id, 'acl', more => `${accessDeniedText(formatHostPort(client, port), verdict)}${more}`)
@@ -247,8 +253,8 @@ export class Ticket implements SessionPolicy {
     readonly localPort: number,
   ) {}
 
-  admit(client: string, port: number): boolean {
-    if (!this.policy.admit(this.id, client, port)) return false
+  admit(client: string, port: number, planned = false): boolean {
+    if (!this.policy.admit(this.id, client, port, planned)) return false
     this.#client = client
     return true
   }

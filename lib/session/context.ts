@@ -56,8 +56,12 @@ export interface ProgramSlots {
  * the order to try the servers in, and each connect attempt as it ends.
  */
 export interface SessionPolicy {
-  /** False: refused (logged and counted already); the session closes the client. */
-  admit(client: string, port: number): boolean
+  /**
+   * False: refused (logged and counted already); the session closes the
+   * client. `planned`: connected by a listener's plan already, counted and
+   * never refused (lib/server/policy.ts).
+   */
+  admit(client: string, port: number, planned?: boolean): boolean
   order(servers: readonly Endpoint[]): readonly Endpoint[]
   attempted(a: AttemptOutcome): void
 }

@@ -11,7 +11,7 @@ import { isIP } from 'node:net'
 import { formatHostPort, type Endpoint } from '../config/address.js'
 import type { ResolvedService } from '../config/resolve.js'
 import { isOutOfDescriptors } from '../errors.js'
-import type { AttemptEnd, ThreadFront } from '../relay/front.js'
+import type { AttemptEnd, ConnectRequest, Plan, ThreadFront } from '../relay/front.js'
 import type { RelayResult } from '../relay/event-loop.js'
 import { connectFailedLine, connectionErrorLine, connectLine } from './connect-lines.js'
 import type { SessionBasics } from './context.js'
@@ -59,6 +59,24 @@ export function isPlain(service: ResolvedService): boolean {
   return service.trustsProxy === null && isDirect(service, '')
 }
 
+/**
+ * The attempt to `ep` for a connection of `service` on `localPort` (a
+ * server without a port: the same port), `first` sent before the client's
+ * bytes. The server's host is an address (isDirect).
+ */
+export function connectRequest(service: ResolvedService, ep: Endpoint, localPort: number, first: Buffer | null): ConnectRequest {
+  return {
+    address: ep.host,
+    // An address (isDirect): IPv6 has colons, IPv4 never.
+    family: ep.host.includes(':') ? 6 : 4,
+    port: ep.port ?? localPort,
+    timeoutMs: service.timeouts.connectMs,
+    idleMs: service.timeouts.idleMs,
+    keepalive: service.keepalive,
+    first,
+  }
+}
+
 export class DirectSession {
   readonly #s: SessionBasics
   /** The thread's number for the connection. */
@@ -73,11 +91,14 @@ export class DirectSession {
   #header: Buffer | null = null
   /** Called once at the end; cleared then (after a failed last attempt the thread's end report still comes). */
   #done: (() => void) | null = null
+  /** The plan the thread connected by (lib/server/plan.ts): the first attempt is under way. */
+  #planned: Plan | null
 
-  constructor(basics: SessionBasics, conn: number, front: ThreadFront) {
+  constructor(basics: SessionBasics, conn: number, front: ThreadFront, planned: Plan | null = null) {
     this.#s = basics
     this.#conn = conn
     this.#front = front
+    this.#planned = planned
   }
 
   /** End the session now (shutdown after the grace period, `kill session`). */
@@ -94,7 +115,7 @@ export class DirectSession {
   /** Serve the connection; `done` is called once, when it is over. */
   start(done: () => void): void {
     const s = this.#s
-    if (!s.policy.admit(s.clientIp, s.clientPort)) {
+    if (!s.policy.admit(s.clientIp, s.clientPort, this.#planned !== null)) {
       this.#front.refuse(this.#conn)
       return done()
     }
@@ -108,18 +129,12 @@ export class DirectSession {
   #attempt(): void {
     const s = this.#s
     const ep = this.#servers[this.#next++] as Endpoint
-    const port = ep.port ?? s.localPort
-    const request = {
-      address: ep.host,
-      // An address (isDirect): IPv6 has colons, IPv4 never.
-      family: ep.host.includes(':') ? (6 as const) : (4 as const),
-      port,
-      timeoutMs: s.service.timeouts.connectMs,
-      idleMs: s.service.timeouts.idleMs,
-      keepalive: s.service.keepalive,
-      first: this.#header,
-    }
-    this.#front.connect(this.#conn, request, a => this.#attempted(ep.host, port, a))
+    const planned = this.#planned
+    this.#planned = null
+    // The plan's attempt is this one (one server, no header: lib/server/plan.ts).
+    if (planned !== null) return this.#front.adopt(this.#conn, planned, a => this.#attempted(planned.request.address, planned.request.port, a))
+    const request = connectRequest(s.service, ep, s.localPort, this.#header)
+    this.#front.connect(this.#conn, request, a => this.#attempted(ep.host, request.port, a))
   }
 
   #attempted(host: string, port: number, a: AttemptEnd): void {

@@ -2,7 +2,8 @@
  * lib/relay/front.ts and lib/native/front.c at their boundary, fuzzed:
  * random sequences of what a session may ask of the front (connect to a
  * server that echoes, refuses or hangs, failover, abort at any moment,
- * take, unlisten while connections arrive, listen again) against real
+ * take, unlisten while connections arrive, listen again, a listener's plan
+ * connecting each connection before it is heard of) against real
  * loopback sockets. Invariants: every connection a session waits for ends
  * exactly once, with counts that match what moved; no attempt is reported
  * after its abort; every client is settled; and the process's descriptors
@@ -14,7 +15,7 @@ import fc from 'fast-check'
 import { connect, type Socket } from 'node:net'
 import { nativeAddon, nativeAvailable, type NativeAddon } from '../../lib/native/addon.js'
 import type { RelayResult } from '../../lib/relay/event-loop.js'
-import { threadFront, type Accepted, type AttemptEnd, type ThreadFront } from '../../lib/relay/front.js'
+import { threadFront, type Accepted, type AttemptEnd, type Plan, type ThreadFront } from '../../lib/relay/front.js'
 import { block, echoServer, hangingListener, openFds, refusedPort, request, sleep, threadListener, until, within } from '../fixtures/front.js'
 
 const skip = nativeAvailable() ? false : 'the native addon is not built'
@@ -39,6 +40,8 @@ interface Batch {
   conns: ConnPlan[]
   /** Unlisten in the handler of this accepted connection (1-based), while the rest arrive. */
   unlistenAt: number | null
+  /** The listener's plan (its first attempt, adopted; nothing is taken), or none. */
+  plan: Target | null
 }
 
 const connPlan: fc.Arbitrary<ConnPlan> = fc.record({
@@ -52,7 +55,11 @@ const connPlan: fc.Arbitrary<ConnPlan> = fc.record({
 })
 
 const batches: fc.Arbitrary<Batch[]> = fc.array(
-  fc.record({ conns: fc.array(connPlan, { minLength: 1, maxLength: 6 }), unlistenAt: fc.option(fc.integer({ min: 1, max: 6 }), { nil: null }) }),
+  fc.record({
+    conns: fc.array(connPlan, { minLength: 1, maxLength: 6 }),
+    unlistenAt: fc.option(fc.integer({ min: 1, max: 6 }), { nil: null }),
+    plan: fc.option(fc.constantFrom<Target>('ok', 'refused', 'hang'), { nil: null }),
+  }),
   { minLength: 1, maxLength: 3 },
 )
 
@@ -97,8 +104,8 @@ function serveInNode(front: ThreadFront, a: Accepted): Promise<void> {
 }
 
 /** One session: the plan's attempts, aborts and checks; resolves once its end was heard (exactly once). */
-async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: Servers, c: Client): Promise<void> {
-  if (plan.take) return serveInNode(front, a)
+async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: Servers, c: Client, planned: Target | null): Promise<void> {
+  if (plan.take && a.plan === null) return serveInNode(front, a)
   let ends = 0
   let aborted = false
   let reportsAfterAbort = 0
@@ -113,16 +120,23 @@ async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: S
     front.abort(a.id)
   }
   const timer = plan.abortAfter !== null && plan.abortAfter >= 0 ? setTimeout(abort, plan.abortAfter) : undefined
-  const first = plan.first === null ? null : Buffer.from(plan.first)
+  const given = plan.first === null ? null : Buffer.from(plan.first)
+  // A planned connection's first attempt is the plan's (no bytes first), under way already.
+  const attempts = a.plan === null ? plan.attempts : [planned as Target, ...plan.attempts]
   let relayed = false
-  for (const [i, target] of plan.attempts.entries()) {
+  let first: Buffer | null = null
+  for (const [i, target] of attempts.entries()) {
     if (aborted) break
-    const attempt = new Promise<AttemptEnd>(r =>
-      front.connect(a.id, request(servers[target], { timeoutMs: plan.timeoutMs, first }), e => {
-        if (aborted) reportsAfterAbort++
-        r(e)
-      }),
-    )
+    const byPlan = i === 0 && a.plan !== null
+    first = byPlan ? null : given
+    const heard = (e: AttemptEnd): void => {
+      if (aborted) reportsAfterAbort++
+      resolveAttempt(e)
+    }
+    let resolveAttempt: (e: AttemptEnd) => void = () => {}
+    const attempt = new Promise<AttemptEnd>(r => (resolveAttempt = r))
+    if (byPlan) front.adopt(a.id, a.plan as Plan, heard)
+    else front.connect(a.id, request(servers[target], { timeoutMs: plan.timeoutMs, first }), heard)
     if (i === 0 && plan.abortAfter === -1) {
       block(10)
       abort()
@@ -149,7 +163,7 @@ async function serve(front: ThreadFront, a: Accepted, plan: ConnPlan, servers: S
   }
   assert.deepEqual([result.closedBy, result.error], ['shutdown', null], 'cut')
   // Cut before or while relaying (connected maybe, the report dropped): no more than that moved.
-  const most = plan.attempts.includes('ok') ? whole : { sent: 0, received: 0 }
+  const most = attempts.includes('ok') ? { sent: (given?.length ?? 0) + plan.payload.length, received: (given?.length ?? 0) + plan.payload.length + 3 } : { sent: 0, received: 0 }
   assert.ok(result.sent <= most.sent && result.received <= most.received, `moved ${result.sent} and ${result.received} of ${most.sent} and ${most.received}`)
 }
 
@@ -162,12 +176,13 @@ async function runBatch(front: ThreadFront, batch: Batch, servers: Servers): Pro
     heard++
     everyAccepted.add(a.id)
     const i = clients.findIndex(c => c.socket.localPort === a.peerPort)
-    sessions.push(serve(front, a, batch.conns[i] as ConnPlan, servers, clients[i] as Client))
+    sessions.push(serve(front, a, batch.conns[i] as ConnPlan, servers, clients[i] as Client, batch.plan))
     if (heard === batch.unlistenAt) {
       front.unlisten(l.id)
       listening = false
     }
   })
+  if (batch.plan !== null) front.plan(l.id, { request: request(servers[batch.plan], { timeoutMs: 100 }) })
   clients.push(...batch.conns.map(plan => client(l.port, plan)))
   try {
     // Every client is heard of, or (after an unlisten) refused or ended unheard.
@@ -191,7 +206,7 @@ t.test('random sessions against the front: one end each, no attempt after an abo
   })
   const servers: Servers = { ok: up.port, refused: await refusedPort(), hang: hang.port }
   // Warm up: the thread's spare descriptor is opened at its first accept.
-  await runBatch(front, { conns: [{ take: false, attempts: ['ok'], timeoutMs: 100, abortAfter: null, first: null, payload: new Uint8Array(1), endAfter: 0 }], unlistenAt: null }, servers)
+  await runBatch(front, { conns: [{ take: false, attempts: ['ok'], timeoutMs: 100, abortAfter: null, first: null, payload: new Uint8Array(1), endAfter: 0 }], unlistenAt: null, plan: null }, servers)
   await sleep(50)
   const before = openFds()
   const started = Date.now()

@@ -6,12 +6,13 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { readlinkSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { fdOf, nativeAddon, nativeAvailable, type NativeAddon } from '../../lib/native/addon.js'
-import { threadFront, type Accepted, type AttemptEnd, type ThreadFront } from '../../lib/relay/front.js'
+import type { RelayResult } from '../../lib/relay/event-loop.js'
+import { threadFront, type Accepted, type AttemptEnd, type Plan, type ThreadFront } from '../../lib/relay/front.js'
 import { ROOT } from '../fixtures/harness.js'
 import {
   attempt,
@@ -146,8 +147,8 @@ for (const host of ['127.0.0.1', '::1']) {
   })
 
   t.test(`refused (${host}): Node's error, then a second attempt on the same connection connects`, { skip }, async t => {
-    const port = await refusedPort(host)
     const up = await upstream(t, host)
+    const port = await refusedPort(host)
     const l = await listener(t, host)
     const { c, a } = await connection(t, l, host)
     const end = ending(front(), a.id)
@@ -277,6 +278,123 @@ t.test('unlisten: a connection accepted just before still reaches the handler; a
   const [err] = (await within(once(late, 'error'), 5000, 'a connect after unlisten')) as [NodeJS.ErrnoException]
   t.equal(err.code, 'ECONNREFUSED', 'nothing listens any more')
   t.equal(lib().relayUnlisten(l.id), false, 'unlisten again: no such listener')
+})
+
+/**
+ * A listener whose handler adopts each planned connection's attempt and
+ * asks for its end at once, as the forwarder does (the thread's reports of
+ * both may follow the accept's in the same batch).
+ */
+async function plannedListener(t: Teardown): Promise<ThreadListener & { attempts: Map<number, Promise<AttemptEnd>>; ends: Map<number, Promise<RelayResult>> }> {
+  const attempts = new Map<number, Promise<AttemptEnd>>()
+  const ends = new Map<number, Promise<RelayResult>>()
+  const l = await threadListener(front(), '127.0.0.1', a => {
+    if (a.plan === null) return
+    ends.set(a.id, ending(front(), a.id))
+    attempts.set(a.id, within(new Promise<AttemptEnd>(r => front().adopt(a.id, a.plan as Plan, r)), 10000, `planned attempt for ${a.id}`))
+  })
+  t.teardown(() => front().unlisten(l.id))
+  return Object.assign(l, { attempts, ends })
+}
+
+/** Established connections to loopback port `port` (/proc/net/tcp: the server's side, accepted or not). */
+function establishedTo(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').filter(line => {
+    const f = line.trim().split(/\s+/)
+    return f[1] === local && f[3] === '01'
+  }).length
+}
+
+t.test('plan: the thread connects each connection at once, before the event loop hears of it; adopt() reports the attempt, the relay and its live counts', { skip }, async t => {
+  const up = await upstream(t)
+  const l = await plannedListener(t)
+  const plan: Plan = { request: request(up.port, { idleMs: 0 }) }
+  front().plan(l.id, plan)
+  const socket = connect({ port: l.port, host: '127.0.0.1', allowHalfOpen: true }).on('error', () => {})
+  t.teardown(() => socket.destroy())
+  // Node connects on the next tick; then the event loop sleeps, and only
+  // the thread can connect upstream meanwhile.
+  await new Promise(r => process.nextTick(r))
+  block(200)
+  t.equal(establishedTo(up.port), 1, 'the upstream connection is there while the event loop slept')
+  t.equal(l.accepted.length, 0, 'before the event loop heard of the connection')
+  let got = ''
+  socket.on('data', d => (got += d))
+  socket.write('early ')
+  const a = await l.next()
+  t.equal(a.plan, plan, 'the connection names the plan it was connected by')
+  const r = await (l.attempts.get(a.id) as Promise<AttemptEnd>)
+  if (!r.ok) throw r.error
+  await until(() => got === 'early ', 'the echo of what the client sent first')
+  await until(() => r.relay.counts().received === 6, 'the live counts, published when adopted')
+  socket.end('late')
+  await within(once(socket, 'end'), 5000, 'client EOF')
+  t.equal(got, 'early latebye')
+  t.same(await l.ends.get(a.id), { sent: 10, received: 13, closedBy: 'client', error: null })
+})
+
+t.test('plan: a refused attempt is reported as connect()\'s, and the connection waits for the next one', { skip }, async t => {
+  // The upstream first: a port closed before it was bound could be given to it.
+  const up = await upstream(t)
+  const port = await refusedPort()
+  const l = await plannedListener(t)
+  front().plan(l.id, { request: request(port) })
+  const { c, a } = await connection(t, l)
+  const r = await (l.attempts.get(a.id) as Promise<AttemptEnd>)
+  t.match(r, { ok: false, error: { code: 'ECONNREFUSED', message: `connect ECONNREFUSED 127.0.0.1:${port}` } })
+  const second = await attempt(front(), a.id, request(up.port))
+  t.equal(second.ok, true, 'failover after a planned attempt')
+  c.socket.end('x')
+  await within(c.ended, 5000, 'client EOF')
+  t.same(await l.ends.get(a.id), { sent: 1, received: 4, closedBy: 'client', error: null })
+})
+
+t.test('plan: a connection accepted before a new plan names the old one; with none, connections wait to be asked', { skip }, async t => {
+  const [one, two, three] = [await upstream(t), await upstream(t), await upstream(t)]
+  const l = await listener(t)
+  const plans: Plan[] = [one, two, three].map(up => ({ request: request(up.port) }))
+  /** A client the thread accepts (by the plan in force) while the event loop sleeps: its report waits. */
+  const acceptedNow = async (): Promise<void> => {
+    const s = connect({ port: l.port, host: '127.0.0.1' }).on('error', () => {})
+    t.teardown(() => s.destroy())
+    await new Promise(r => process.nextTick(r))
+    block(200)
+  }
+  front().plan(l.id, plans[0] as Plan)
+  await acceptedNow()
+  front().plan(l.id, plans[1] as Plan)
+  await acceptedNow()
+  front().plan(l.id, plans[2] as Plan)
+  front().plan(l.id, plans[2] as Plan) // the same plan again: a new number
+  t.equal(l.accepted.length, 0, 'neither heard of yet')
+  const heard = async (n: number): Promise<void> => {
+    const c = await client(l.port)
+    t.teardown(() => c.socket.destroy())
+    await until(() => l.accepted.length === n, `connection ${n} heard of`)
+  }
+  await heard(3)
+  const [a1, a2, a3] = l.accepted
+  t.equal(a1?.plan, plans[0], 'accepted under the first plan: that one, though two came after')
+  t.equal(a2?.plan, plans[1], 'accepted under the second: that one')
+  t.equal(a3?.plan, plans[2], 'accepted after the last: the last')
+  front().plan(l.id, null)
+  front().plan(l.id, null) // none again: nothing to tell the thread
+  await heard(4)
+  const a4 = l.accepted[3]
+  t.equal(a4?.plan, null, 'no plan: the connection waits')
+  await sleep(100)
+  t.same([one.seen.length, two.seen.length, three.seen.length], [1, 1, 1], 'each planned connection connected once, by its plan; the unplanned one not at all')
+  for (const a of [a1, a2, a3, a4]) front().abort((a as Accepted).id)
+})
+
+t.test('relayPlan and relayAdopt refuse what they cannot use', { skip }, async t => {
+  const l = await listener(t)
+  t.equal(lib().relayPlan(1e9, 1, 0), false, 'no such listener')
+  t.throws(() => lib().relayPlan(l.id, 7, 4, 'localhost', 25, 0, 0, 0), { name: 'TypeError', message: 'expected an IPv4 or IPv6 address and a port' })
+  t.throws(() => lib().relayPlan(l.id, 7, 6, '::1', 0, 0, 0, 0), { name: 'TypeError' })
+  t.throws(() => lib().relayAdopt(1, new BigUint64Array(3), 1), { name: 'RangeError' })
+  t.equal(lib().relayPlan(l.id, 1e9, 0), true, 'none: the rest may be left out')
 })
 
 t.test('listen on something that is no descriptor: the error, no listener', { skip }, async t => {

@@ -13,6 +13,15 @@ t.test('max-per-client N: the N+1st concurrent session of a client is refused, o
   t.equal(limit.acquire('127.0.0.2'), true, 'a session that ended makes room')
 })
 
+t.test('acquire(client, true): counted even over the limit (a session that may not be refused)', async t => {
+  const limit = new ClientLimit(1)
+  t.equal(limit.acquire('127.0.0.2'), true)
+  t.equal(limit.acquire('127.0.0.2', true), true)
+  t.equal(limit.sessions('127.0.0.2'), 2)
+  limit.release('127.0.0.2')
+  t.equal(limit.acquire('127.0.0.2'), false, 'still one open: at the limit')
+})
+
 t.test('IPv4-mapped IPv6 counts as its IPv4 form', async t => {
   const limit = new ClientLimit(1)
   t.equal(limit.acquire('::ffff:127.0.0.2'), true)

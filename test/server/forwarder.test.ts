@@ -385,7 +385,7 @@ const threaded: ProgramContext = { ...programs, baseEnv: { PATH: '/usr/bin:/bin'
 function frontCalls(t: Test): string[] {
   const calls: string[] = []
   const front = threadFront() as unknown as Record<string, (...args: unknown[]) => unknown>
-  for (const m of ['connect', 'take']) {
+  for (const m of ['connect', 'adopt', 'take']) {
     const real = front[m] as (...args: unknown[]) => unknown
     front[m] = (...args) => (calls.push(m), real.apply(front, args))
     t.teardown(() => delete front[m])
@@ -428,7 +428,7 @@ t.test('thread: a plain service is served by the thread from accept to close, wi
   const r = await exchange(port, 'plain')
   t.equal(r.data.toString(), 'plain')
   await until(() => proxy.sessions === 0)
-  t.same(calls, ['connect'], 'connected by the thread; no Node socket taken')
+  t.same(calls, ['adopt'], 'connected by the thread, as the listener\'s plan said; no Node socket taken')
   t.same(log.entries.slice(1).map(e => [e.tag, e.event, e.id]), [['+INFO', 'connected', 1], ['+INFO', 'connect', 1], ['+OK', 'disconnect', 1]])
   t.match(log.entries.slice(1).map(e => e.text), [
     /^connected on 127\.0\.0\.1:\d+, client= 127\.0\.0\.1:\d+$/,
@@ -453,8 +453,9 @@ t.test('thread: a port whose services need Node\'s socket is Node\'s; a reload m
   t.equal((await exchange(proxied, 'PROXY TCP4 192.0.2.7 127.0.0.1 40000 8025\r\nEHLO')).data.toString(), 'EHLO')
   t.same(calls, [], 'neither went through the thread')
   t.match(log.entries.find(e => e.event === 'disconnect')?.text, /^disconnect: client= 192\.0\.2\.7, .*send= 4, /)
-  // The handler's port becomes plain: the thread accepts there from now on.
-  await proxy.update([service(handler, up.port), service(proxied, up.port, { acceptProxy: ['127.0.0.1/32'] })])
+  // The handler's port becomes plain: the thread accepts there from now on
+  // (an allow list: each connection waits to be asked, lib/server/plan.ts).
+  await proxy.update([service(handler, up.port, { allow: ['127.0.0.0/8'] }), service(proxied, up.port, { acceptProxy: ['127.0.0.1/32'] })])
   t.equal(proxy.listener(`127.0.0.1:${handler}`).listening, false, 'the thread accepts')
   t.equal((await exchange(handler, 'plain')).data.toString(), 'plain')
   t.same(calls, ['connect'])
@@ -476,6 +477,46 @@ t.test('thread: a port whose services need Node\'s socket is Node\'s; a reload m
   t.ok(proxy.listener(`127.0.0.1:${handler}`).listening, 'Node accepts again')
   await until(() => proxy.sessions === 0)
   t.equal(log.entries.filter(e => e.event === 'handler-end').length, 2)
+})
+
+t.test('thread: a connection the thread connected by its plan before a reload is served as that plan said, though the reload brings a deny list; the next is refused', native, async t => {
+  const calls = frontCalls(t)
+  const [one, two] = [await backend(s => s.on('error', () => {}).end('one')), await backend(s => s.on('error', () => {}).end('two'))]
+  t.teardown(() => (one.close(), two.close()))
+  const port = await freePort()
+  const log = memoryLogger()
+  const proxy = new Forwarder([service(port, one.port)], { logger: log, programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  const early = connect({ port, host: '127.0.0.1', allowHalfOpen: true }).on('error', () => {})
+  // Node connects on the next tick; the thread accepts and connects it while
+  // this thread sleeps, and the event loop hears of it only after the reload.
+  await new Promise(r => process.nextTick(r))
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
+  proxy.setServices([service(port, two.port, { deny: ['127.0.0.0/8'] })])
+  let got = ''
+  early.on('data', d => (got += d)).end()
+  await once(early, 'close')
+  t.equal(got, 'one', 'served by the server of the plan it was connected by, not refused')
+  t.equal((await exchange(port, 'x')).data.length, 0, 'the next connection: refused by the new deny list')
+  await until(() => proxy.sessions === 0)
+  t.same(calls, ['adopt'], 'the refused one was not planned (a deny list): nothing connected for it')
+  t.same(log.entries.filter(e => e.event === 'connect').map(e => /server= (\S+),/.exec(e.text)?.[1]), [`127.0.0.1:${one.port}`], 'the line says so')
+  t.equal(log.entries.filter(e => e.event === 'acl-denied').length, 1)
+})
+
+t.test('thread: a listener update() binds is planned by the new services once they are in force', native, async t => {
+  const calls = frontCalls(t)
+  const up = await backend(s => s.on('error', () => {}).end('up'))
+  t.teardown(() => up.close())
+  const [a, b] = [await freePort(), await freePort()]
+  const proxy = new Forwarder([service(a, up.port)], { logger: memoryLogger(), programs: threaded })
+  await proxy.listen()
+  t.teardown(() => proxy.close(0))
+  await proxy.update([service(a, up.port), service(b, up.port)])
+  t.equal((await exchange(b, 'x')).data.toString(), 'up')
+  await until(() => proxy.sessions === 0)
+  t.same(calls, ['adopt'], 'connected by its plan')
 })
 
 t.test('thread: no service, or max-connections: one line, the connection closed, nothing connected', native, async t => {

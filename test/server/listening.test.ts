@@ -30,6 +30,7 @@ function recordingSink() {
     node: (s, l) => (got.node.push([s, l]), wake()),
     thread: (a, l) => (got.thread.push([a, l]), wake()),
     error: e => void got.errors.push(e),
+    plan: () => null,
   }
   /** Until `n` connections have come, at most 5 s. */
   const until = async (n: number): Promise<void> => {

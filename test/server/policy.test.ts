@@ -68,6 +68,19 @@ t.test('allow/deny refuse with one rate-limited, counted line; max-per-client co
   t.notOk(p.ticket(8, 25).admit('127.0.0.3', 5))
 })
 
+t.test('planned (connected before a reload brought lists and limits): admitted whatever they say, and counted', async t => {
+  const { h, logged, denied } = hooks()
+  const p = new ServicePolicy(service({ deny: ['127.0.0.0/8'], maxPerClient: 1 }), h)
+  const planned = p.ticket(1, 25)
+  t.ok(planned.admit('127.0.0.3', 1, true), 'on the deny list, yet admitted')
+  t.ok(p.ticket(2, 25).admit('127.0.0.3', 2, true), 'over max-per-client, yet admitted')
+  t.same([logged, denied], [[], []], 'nothing logged or counted as refused')
+  p.update(service({ maxPerClient: 2 }))
+  t.notOk(p.ticket(3, 25).admit('127.0.0.3', 3), 'the planned sessions count toward the limit')
+  planned.release()
+  t.ok(p.ticket(4, 25).admit('127.0.0.3', 4), 'and make room when they end')
+})
+
 t.test('a failed connect marks its server down once; sessions skip it; a success brings it back', async t => {
   const { h, marks } = hooks()
   const p = new ServicePolicy(service(), h)
