@@ -206,6 +206,8 @@ static void connect_done(struct conn *c, int err, bool timed_out) {
     relay_start(c);
     return;
   }
+  /* Out of the epoll set before the close, as in finish(). */
+  if (c->polled[SERVER]) epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[SERVER], NULL);
   if (c->fd[SERVER] >= 0) close(c->fd[SERVER]);
   c->fd[SERVER] = -1;
   c->polled[SERVER] = false;

@@ -88,8 +88,8 @@ struct conn {
   enum conn_state state;
   int fd[2];
   bool polled[2]; /* fd[s] is in the epoll set */
-  /* The thread made both descriptors (front.c) and no other refers to
-   * them: closing one takes it out of the epoll set, and sends the FIN. */
+  /* The thread made both descriptors (front.c) and no other process
+   * keeps them past an exec: closing one sends the FIN. */
   bool own;
   struct half h[2]; /* h[CLIENT]: client to server; h[SERVER]: server to client */
   struct end ends[2];

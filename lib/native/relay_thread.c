@@ -330,7 +330,11 @@ void finish(struct conn *c) {
   c->dead = true;
   for (int s = 0; s < 2; s++) {
     if (c->fd[s] >= 0) {
-      if (c->polled[s] && !c->own) epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
+      /* Out of the epoll set first, even for a descriptor no one else
+       * has: a child process Node forks holds a copy until its exec, and
+       * while it does, close() leaves the registration (and events that
+       * would point at this freed connection). */
+      if (c->polled[s]) epoll_ctl(R.ep, EPOLL_CTL_DEL, c->fd[s], NULL);
       if (c->err != 0) setsockopt(c->fd[s], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
       close(c->fd[s]);
     }
