@@ -9,8 +9,7 @@
  */
 import { closeSync } from 'node:fs'
 import type { AddressInfo, Server, Socket } from 'node:net'
-import { canonicalIp } from '../config/address.js'
-import type { ListenSpec } from '../config/address.js'
+import { canonicalIp, type ListenSpec } from '../config/address.js'
 import { fdOf, nativeAddon, type NativeAddon } from '../native/addon.js'
 import type { Accepted, Plan, ThreadFront } from '../relay/front.js'
 import { closeListener, configureServer, listenerOnFd, parseKey } from './listeners.js'
