@@ -611,29 +611,20 @@ static bool get_target(napi_env env, napi_value *argv, struct target *t) {
 static napi_value relay_connect(napi_env env, napi_callback_info info) {
   napi_value argv[10];
   int32_t slot;
-  struct cmd *q = NULL;
-  struct result *ev = NULL;
-  if (!get_args(env, info, 10, argv) || !started(env)) return NULL;
-  if ((q = calloc(1, sizeof *q)) == NULL || (ev = calloc(1, sizeof *ev)) == NULL) {
+  struct cmd *q = conn_command(env, info, 10, argv, CMD_CONNECT);
+  if (q == NULL) return NULL;
+  if ((q->ev = calloc(1, sizeof *q->ev)) == NULL) {
     free(q);
     return throw_errno(env, ENOMEM, "calloc");
   }
-  if (napi_get_value_double(env, argv[0], &q->id) != napi_ok) {
-    napi_failed(env);
-    goto failed;
-  }
   if (!get_target(env, argv + 1, &q->t) || !get_int(env, argv[9], &slot) || !get_bytes(env, argv[7], &q->first, &q->first_len) ||
       !get_slot(env, argv[8], slot, &q->live)) {
-    goto failed;
+    free(q->first);
+    free(q->ev);
+    free(q);
+    return NULL;
   }
-  q->kind = CMD_CONNECT;
-  q->ev = ev;
   enqueue(q);
-  return NULL;
-failed:
-  free(q->first);
-  free(q);
-  free(ev);
   return NULL;
 }
 
