@@ -89,6 +89,9 @@ struct listener {
   struct target plan;
   double plan_id;
   bool closing;          /* the relay thread's: relayUnlisten came */
+  /* Its last word (onAccept id 0), allocated with it: relayUnlisten's
+   * promise in JavaScript waits for it, so it must not fail to come. */
+  struct result *last;
   bool *done;            /* ...and this is set when the thread let go */
   struct listener *next; /* the JS thread's list, then the thread's closing list */
 };
@@ -336,16 +339,12 @@ void front_command(struct cmd *q) {
 void front_round_end(void) {
   while (closing != NULL) {
     struct listener *l = closing;
-    struct result *ev = calloc(1, sizeof *ev);
     closing = l->next;
     close(l->fd);
-    /* After every connection it accepted: onAccept(0, listener). (Out of
-     * memory the handler is kept; a stale entry costs nothing.) */
-    if (ev != NULL) {
-      ev->kind = EV_ACCEPT;
-      ev->listener = l->id;
-      post(ev);
-    }
+    /* After every connection it accepted: onAccept(0, listener). */
+    l->last->kind = EV_ACCEPT;
+    l->last->listener = l->id;
+    post(l->last);
     pthread_mutex_lock(&R.lock);
     *l->done = true;
     pthread_cond_broadcast(&R.done);
@@ -362,6 +361,7 @@ void front_stop(void) {
     struct listener *l = listening;
     listening = l->next;
     close(l->fd);
+    free(l->last);
     free(l);
   }
   if (spare >= 0) close(spare);
@@ -388,8 +388,10 @@ bool front_call_js(napi_env env, struct result *r) {
         napi_create_double(env, r->plan, &argv[7]) != napi_ok) {
       return false;
     }
-    /* JavaScript now has a connection to end: it keeps the callbacks referenced. */
+    /* JavaScript now has a connection to end: it keeps the callbacks
+     * referenced; a listener's last word lets go of its reference. */
     if (r->id > 0) active_more(env);
+    else if (r->id == 0) active_less(env);
   } else if (napi_create_int32(env, r->err, &argv[1]) != napi_ok || napi_get_boolean(env, r->timed_out, &argv[2]) != napi_ok) {
     return false;
   }
@@ -459,6 +461,10 @@ static napi_value relay_listen(napi_env env, napi_callback_info info) {
   NAPI_CALL(napi_get_value_double(env, argv[0], &id));
   if (!get_int(env, argv[1], &fd)) return NULL;
   l = calloc(1, sizeof *l);
+  if (l != NULL && (l->last = calloc(1, sizeof *l->last)) == NULL) {
+    free(l);
+    l = NULL;
+  }
   if (l == NULL) return throw_errno(env, ENOMEM, "calloc");
   l->end.side = LISTENER;
   l->id = id;
@@ -466,6 +472,7 @@ static napi_value relay_listen(napi_env env, napi_callback_info info) {
    * programs started later do not hold the port. */
   l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (l->fd < 0) {
+    free(l->last);
     free(l);
     return throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
   }
@@ -484,6 +491,7 @@ static napi_value relay_listen(napi_env env, napi_callback_info info) {
   if (epoll_ctl(R.ep, EPOLL_CTL_ADD, l->fd, &e) != 0) {
     int err = errno;
     close(l->fd);
+    free(l->last);
     free(l);
     return throw_errno(env, err, "epoll_ctl");
   }
@@ -516,7 +524,7 @@ static napi_value relay_unlisten(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&R.lock);
   while (!done) pthread_cond_wait(&R.done, &R.lock);
   pthread_mutex_unlock(&R.lock);
-  active_less(env);
+  /* The callbacks stay referenced until JavaScript has its last word. */
   NAPI_CALL(napi_get_boolean(env, true, &out));
   return out;
 }

@@ -50,6 +50,9 @@ class FrontListener {
   number = 0
   plan: Plan | null = null
   older: Map<number, Plan> | null = null
+  /** Settles at the listener's last word, once unlisten() asked for it; `gone` settles it. */
+  last: Promise<void> | null = null
+  gone: (() => void) | null = null
 
   constructor(readonly handler: (a: Accepted) => void) {}
 
@@ -188,9 +191,12 @@ export class ThreadFront {
     this.#lib = lib
     lib.relayFront(
       (id, listener, local, localPort, peer, peerPort, fd, plan) => {
-        // The listener's last word, after every connection it accepted.
-        if (id === 0) return void this.#listeners.delete(listener)
         const l = this.#listeners.get(listener) as FrontListener
+        // The listener's last word, after every connection it accepted.
+        if (id === 0) {
+          this.#listeners.delete(listener)
+          return l.gone?.()
+        }
         // A plan command in force (relayPlan).
         if (id === -1) return l.applied(plan)
         l.handler({ id, local, localPort, peer, peerPort, fd, plan: l.named(plan) })
@@ -245,10 +251,18 @@ export class ThreadFront {
   /**
    * Stop accepting on listener `id`; the thread has closed its duplicate
    * when this returns. Connections it accepted before are still reported
-   * to its handler.
+   * to its handler: the promise settles after the last of them.
    */
-  unlisten(id: number): void {
-    this.#lib.relayUnlisten(id)
+  unlisten(id: number): Promise<void> {
+    const l = this.#listeners.get(id)
+    // Its last word came already.
+    if (l === undefined) return Promise.resolve()
+    if (l.last === null) {
+      // False: the thread could not take the command (out of memory) and still accepts there.
+      if (!this.#lib.relayUnlisten(id)) return Promise.resolve()
+      l.last = new Promise(resolve => (l.gone = resolve))
+    }
+    return l.last
   }
 
   /**

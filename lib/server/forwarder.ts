@@ -153,6 +153,8 @@ export class Forwarder {
    * the supervisor), under the name `key`.
    */
   adopt(key: string, server: Server): void {
+    // Lent once close() has begun: close() waits for no connection of it.
+    if (this.#closing) return void server.close()
     this.#log.log({ tag: '', event: 'bound', text: `bound to ${boundAddress(server)}` })
     this.#listeners.adopt(key, server, this.#threaded(parseKey(key)))
   }
@@ -259,13 +261,12 @@ export class Forwarder {
     return this.#serve(client.localAddress, client.localPort as number, client.remoteAddress, client.remotePort as number, listener, client, null)
   }
 
-  /** A connection the relay thread accepted on `listener` (lib/relay/front.ts). */
+  /**
+   * A connection the relay thread accepted on `listener` (lib/relay/front.ts),
+   * also while closing: accepted before the listener closed (a planned one
+   * connected upstream already), it is served and logged as any other.
+   */
   #accepted(a: Accepted, listener: ListenSpec): void {
-    const front = this.#front as ThreadFront
-    if (this.#closing) {
-      this.#nextId += this.#workers
-      return front.abort(a.id)
-    }
     void this.#serve(a.local, a.localPort, a.peer, a.peerPort, listener, null, a)
   }
 
@@ -381,6 +382,8 @@ export class Forwarder {
     this.#closing = true
     this.#policies.stop()
     const listeners = this.#listeners.closeAll()
+    // The relay thread's last reports: connections it accepted before it stopped.
+    await listeners.reported
     // No session starts any more (handle() refuses): these are all there will be.
     const allEnded = this.#live.size === 0 ? DONE : new Promise<void>(resolve => (this.#drained = resolve))
     let timer: NodeJS.Timeout | undefined
@@ -389,6 +392,6 @@ export class Forwarder {
     clearTimeout(timer)
     for (const live of this.#live.values()) live.abort()
     await allEnded
-    await listeners
+    await listeners.closed
   }
 }

@@ -133,20 +133,37 @@ export class Listening {
     const { id, held } = entry.thread as { id: number; held: number }
     this.#node(entry, await listenerOnFd(this.#lib().dupFd(held)))
     entry.thread = null
-    ;(this.#front as ThreadFront).unlisten(id)
+    // What it accepted before is still reported, and served.
+    void (this.#front as ThreadFront).unlisten(id)
     closeSync(held)
   }
 
-  /** Stop accepting on `key` (one in use). Open connections go on. */
-  async close(key: string): Promise<void> {
+  /**
+   * Stop accepting on `key` (one in use). Open connections go on. Settles
+   * when every connection accepted there has gone to the sink: for the
+   * thread's listener once it has said its last word, for Node's once the
+   * server has closed (after its connections ended).
+   */
+  close(key: string): Promise<void> {
     const entry = this.#entries.get(key) as Entry
     this.#entries.delete(key)
     if (entry.thread === null) return closeListener(entry.server)
-    ;(this.#front as ThreadFront).unlisten(entry.thread.id)
+    const last = (this.#front as ThreadFront).unlisten(entry.thread.id)
     closeSync(entry.thread.held)
+    return last
   }
 
-  async closeAll(): Promise<void> {
-    await Promise.all(this.keys.map(key => this.close(key)))
+  /**
+   * Stop accepting everywhere at once. `reported`: every connection
+   * accepted before has gone to the sink (Node's listeners hand theirs
+   * over as they accept; the thread's report theirs until their last
+   * word); `closed`: Node's servers have closed as well.
+   */
+  closeAll(): { reported: Promise<void>; closed: Promise<void> } {
+    const reported: Array<Promise<void>> = []
+    const closed: Array<Promise<void>> = []
+    for (const [key, entry] of this.#entries) (entry.thread === null ? closed : reported).push(this.close(key))
+    const all = (list: Array<Promise<void>>): Promise<void> => Promise.all(list).then(() => undefined)
+    return { reported: all(reported), closed: all([...reported, ...closed]) }
   }
 }

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { fdOf, nativeAddon, nativeAvailable, type NativeAddon } from '../../lib/native/addon.js'
 import type { RelayResult } from '../../lib/relay/event-loop.js'
-import { threadFront, type Accepted, type AttemptEnd, type Plan, type ThreadFront } from '../../lib/relay/front.js'
+import { threadFront, ThreadFront, type Accepted, type AttemptEnd, type Plan } from '../../lib/relay/front.js'
 import { ROOT } from '../fixtures/harness.js'
 import {
   attempt,
@@ -257,20 +257,25 @@ t.test("take: Node's socket for the connection, paused and half-open capable, on
   await within(c.ended, 5000, 'client EOF')
 })
 
-t.test('unlisten: a connection accepted just before still reaches the handler; afterwards nothing accepts', { skip }, async t => {
+t.test('unlisten: a connection accepted just before still reaches the handler, and then its promise settles; afterwards nothing accepts', { skip }, async t => {
   let heard = 0
+  let last: Promise<void> | undefined
   const l = await threadListener(front(), '127.0.0.1', () => {
     // Both clients are accepted by the thread meanwhile, the second's report queued behind this one.
     if (heard++ > 0) return
     block(300)
-    front().unlisten(l.id)
+    last = front().unlisten(l.id)
+    t.equal(front().unlisten(l.id), last, 'asked again before the last word: the same promise')
   })
   const first = connect({ port: l.port, host: '127.0.0.1' }).on('error', () => {})
   const second = connect({ port: l.port, host: '127.0.0.1' }).on('error', () => {})
   t.teardown(() => (first.destroy(), second.destroy()))
   const a = await l.next()
+  await until(() => last !== undefined, 'unlisten called')
+  await within(last as Promise<void>, 5000, 'the listener\'s last word')
+  t.equal(heard, 2, 'the handler heard of both before the promise settled, the second after unlisten returned')
   const b = await l.next()
-  t.equal(heard, 2, 'the handler heard of both, the second after unlisten returned')
+  await within(front().unlisten(l.id), 5000, 'unlisten after the last word: settled at once')
   front().abort(a.id)
   front().abort(b.id)
   await within(Promise.all([once(first, 'end'), once(second, 'end')]), 5000, 'both ended')
@@ -278,6 +283,27 @@ t.test('unlisten: a connection accepted just before still reaches the handler; a
   const [err] = (await within(once(late, 'error'), 5000, 'a connect after unlisten')) as [NodeJS.ErrnoException]
   t.equal(err.code, 'ECONNREFUSED', 'nothing listens any more')
   t.equal(lib().relayUnlisten(l.id), false, 'unlisten again: no such listener')
+})
+
+t.test('unlisten\'s promise settles in a process with nothing else to wait for: the thread stays referenced until the last word', { skip }, async t => {
+  const script = fileURLToPath(new URL('../fixtures/front-last-word.mjs', import.meta.url))
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 10000 })
+  t.same([r.status, r.stdout], [0, 'settled\n'], r.stderr)
+})
+
+t.test('unlisten when the thread cannot take the command (out of memory): it settles at once, the listener is still heard', async t => {
+  let onAccept: ((...args: unknown[]) => void) | undefined
+  const stub = {
+    relayFront: (accept: (...args: unknown[]) => void) => void (onAccept = accept),
+    relayListen: () => {},
+    relayUnlisten: () => false,
+  } as unknown as NativeAddon
+  const f = new ThreadFront(stub)
+  const heard: number[] = []
+  const id = f.listen(99, a => heard.push(a.id))
+  await within(f.unlisten(id), 1000, 'settled')
+  ;(onAccept as (...args: unknown[]) => void)(7, id, '127.0.0.1', 1, '127.0.0.1', 2, 99, 0)
+  t.same(heard, [7], 'the thread still accepts there, and is still heard')
 })
 
 /**

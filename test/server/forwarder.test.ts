@@ -11,6 +11,7 @@ import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/con
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { nativeAvailable } from '../../lib/native/addon.js'
 import { threadFront } from '../../lib/relay/front.js'
+import { block } from '../fixtures/front.js'
 import { backend, echoAfterEnd, exchange, freePort, hangingPort } from '../fixtures/harness.js'
 import { socketPair } from '../fixtures/pair.js'
 
@@ -560,20 +561,46 @@ t.test('thread: kill session ends a session the thread serves, closed-by= killed
   t.match(log.entries.find(e => e.event === 'disconnect')?.text, /send= 5, .*closed-by= killed$/)
 })
 
-t.test('thread: a connection the thread accepts once close() has begun is closed at once, unlogged', native, async t => {
+t.test('thread: a listener lent once close() has begun is closed, not served', native, async t => {
   const port = await freePort()
   const log = memoryLogger()
   const proxy = new Forwarder([service(port, 9)], { logger: log, programs: threaded })
   await proxy.close(0)
-  // A listener adopted after close() (as a supervisor lends one): the thread accepts on it.
+  // As a supervisor's listener can arrive after the worker began to stop.
   const server = createServer().listen(port, '127.0.0.1')
   await once(server, 'listening')
   proxy.adopt(`127.0.0.1:${port}`, server)
-  t.teardown(() => proxy.unlisten(`127.0.0.1:${port}`))
-  const r = await exchange(port, 'x')
-  t.equal(r.data.length, 0)
-  t.same(log.entries.map(e => e.event), ['bound'], 'no connected line')
+  await once(server, 'close')
+  const c = connect({ port, host: '127.0.0.1' })
+  const [err] = (await once(c, 'error')) as [NodeJS.ErrnoException]
+  t.equal(err.code, 'ECONNREFUSED', 'nothing accepts there')
+  t.same(log.entries, [], 'no bound line, no connection')
   t.equal(proxy.sessions, 0)
+})
+
+t.test('thread: connections the thread accepted just before close() are served to their end and logged; close() waits for them', native, async t => {
+  const { proxy, log, port } = await threadProxy(t, echoAfterEnd)
+  const clients = ['a', 'b', 'c'].map(text => {
+    const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true }).on('error', () => {})
+    t.teardown(() => c.destroy())
+    let got = ''
+    c.on('data', d => (got += d))
+    c.end(text)
+    return once(c, 'end').then(() => got)
+  })
+  // Node connects on the next tick; the event loop then sleeps while the
+  // thread accepts them and connects each upstream as the plan says, and
+  // close() begins before the event loop has heard of any.
+  await new Promise(r => process.nextTick(r))
+  block(200)
+  const closed = proxy.close(10000)
+  t.same(await Promise.all(clients), ['a', 'b', 'c'], 'each client got its echo')
+  await closed
+  t.equal(proxy.sessions, 0)
+  const ends = log.entries.filter(e => e.event === 'disconnect')
+  t.equal(log.entries.filter(e => e.event === 'connect').length, 3, 'three connect lines')
+  t.equal(ends.length, 3, 'three disconnect lines')
+  t.ok(ends.every(e => /received= 1, send= 1, .*closed-by= client$/.test(e.text)), 'ended by their clients, their bytes counted')
 })
 
 t.test('out of descriptors in a session\'s upstream connect: the forwarder\'s one line, counted as refused for resources', async t => {

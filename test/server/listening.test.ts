@@ -11,6 +11,7 @@ import type { ListenSpec } from '../../lib/config/address.js'
 import { nativeAvailable } from '../../lib/native/addon.js'
 import { threadFront, type Accepted, type ThreadFront } from '../../lib/relay/front.js'
 import { Listening, type ListenerSink } from '../../lib/server/listening.js'
+import { block } from '../fixtures/front.js'
 
 /** A Node server listening on a free loopback port, and its key. */
 async function listening(t: Test): Promise<{ server: Server; port: number; key: string }> {
@@ -77,7 +78,7 @@ t.test('without the thread: Node accepts, paused and half-open capable; errors g
   t.same(l.keys, [`${b.key} (transparent)`])
   t.equal(a.server.listening, false)
   t.ok(await refused(a.port), 'no longer accepting')
-  await l.closeAll()
+  await l.closeAll().closed
   t.same([l.keys, l.specs], [[], []])
   t.equal(b.server.listening, false)
   t.same(got.thread, [])
@@ -114,9 +115,30 @@ t.test('with the thread: it accepts, Node\'s listener is closed; close() and clo
   await until(2)
   front.abort((got.thread[1] as [Accepted, ListenSpec])[0].id)
   await once(d, 'close')
-  await l.closeAll()
+  await l.closeAll().closed
   t.same(l.keys, [])
   t.ok(await refused(b.port))
+})
+
+t.test('closeAll(): `reported` settles once every connection the thread accepted before has gone to the sink', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const front = threadFront() as ThreadFront
+  const { got, sink } = recordingSink()
+  const l = new Listening(front, sink)
+  const a = await listening(t)
+  l.adopt(a.key, a.server, true)
+  const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => c.destroy())
+  // Node connects on the next tick; the thread accepts while the event loop sleeps.
+  await new Promise(r => process.nextTick(r))
+  block(200)
+  const { reported, closed } = l.closeAll()
+  t.equal(got.thread.length, 0, 'not reported yet when the listeners closed')
+  await reported
+  t.equal(got.thread.length, 1, 'reported before `reported` settled')
+  front.abort((got.thread[0] as [Accepted, ListenSpec])[0].id)
+  await once(c, 'close')
+  await closed
+  t.ok(await refused(a.port))
 })
 
 t.test('a reload moves a listener from the thread to Node and back; the socket stays bound all along', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
