@@ -847,6 +847,7 @@ function summarize(run, defs) {
   const lp = run.target
   w(`# per sample (PORT = the proxy's listen port, PID = its pid):`)
   w(`tcpbench thr       --target ${lp} --connect PORT --streams 1|8 --seconds ${o.seconds} --warmup ${o.warmup} --proxy-pid PID`)
+  if (Object.keys(run.prewarmErrors).length) w(`tcpbench connrate  --target ${lp} --connect PORT --proxy-pid PID --seconds ${o.prewarm} --warmup 0 --concurrency 50   # once per proxy before the timed figures, untimed`)
   w(`tcpbench connrate  --target ${lp} --connect PORT --concurrency 50 --seconds ${o.seconds} --warmup ${o.warmup} --proxy-pid PID`)
   w(`${run.pinCpu ? `taskset -a -p -c ${run.pinCpu} PID; ` : ''}tcpbench latency --target ${lp} --connect PORT --count ${o.latencyCount} --warmup-count ${Math.min(1000, o.latencyCount)}${run.pinCpu ? ` --cpu ${run.pinCpu}` : ''}`)
   w(`tcpbench hold      --target ${lp} --connect PORT --conns ${o.memConns} --seconds 120 --conn-timeout 10   # fresh proxy; closed via stdin after measuring`)
