@@ -13,6 +13,7 @@ import { basename } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseArgs } from './cli/options.js'
 import type { Config } from './config/config.js'
+import { startupOnlyChanges } from './config/startup-only.js'
 import { STATUS_FD_ENV, statusChannel, type StatusChannel } from './daemon/background.js'
 import { describeService } from './cli/describe.js'
 import { TcpproxyError, errorText } from './errors.js'
@@ -31,7 +32,7 @@ import { buildSelector } from './server/selector.js'
 import { buildConfig, chooseMode, type SettingsDeps } from './cli/settings.js'
 import { ignoreSignals } from './daemon/signals.js'
 import { takeSystemdEnv } from './daemon/systemd.js'
-import { standalone } from './daemon/standalone.js'
+import { standalone, type Reread } from './daemon/standalone.js'
 import { checkSourceAddresses } from './server/upstream.js'
 import { checkTransparentSupport, dropKeepingNetAdmin, needsNetAdmin } from './transparent/sockets.js'
 import { FACILITIES } from './log/syslog.js'
@@ -162,10 +163,11 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
     // alone would leave it waiting, as libuv never closes descriptors 0-2;
     // a shutdown() sends it the FIN.
     inherited?.end(() => inherited.destroy())
-    const reread = async (): Promise<ResolvedService[]> => {
-      const next = await prepare(buildConfig(o, deps))
+    const reread = async (): Promise<Reread> => {
+      const file = buildConfig(o, deps)
+      const next = await prepare(file)
       checkServices(next, servingAccount(identity))
-      return next
+      return { services: next, startupOnly: startupOnlyChanges(config.globals, file.globals) }
     }
     await standalone({ cli: o, argv, config, services, programs, identity, logSettings, reread, status, systemd })
   } catch (err) {

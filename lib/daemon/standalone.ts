@@ -38,6 +38,12 @@ import { groupId, loadUserDb } from './privileges.js'
 /** Seconds open sessions get to finish after SIGTERM/SIGINT, unless --grace says otherwise. */
 const DEFAULT_GRACE_S = 10
 
+/** A re-read configuration: its services, and the global settings it changes that only a restart applies (by keyword). */
+export interface Reread {
+  services: readonly ResolvedService[]
+  startupOnly: readonly string[]
+}
+
 export interface StandaloneOptions {
   /** The command line: -d, --foreground, --grace, -c (named in the reload's log line). */
   cli: CliOptions
@@ -51,7 +57,7 @@ export interface StandaloneOptions {
   /** The log settings for logging to `target`. */
   logSettings: (target: LogSettings['target']) => LogSettings
   /** The configuration read and checked again, for a reload (SIGHUP); throws when it cannot be served. */
-  reread: () => Promise<readonly ResolvedService[]>
+  reread: () => Promise<Reread>
   /** The status pipe of the background daemon (lib/daemon/background.ts); null in the foreground or before detaching. */
   status: StatusChannel | null
   /** NOTIFY_SOCKET and socket activation's variables (lib/daemon/systemd.ts). */
@@ -236,9 +242,13 @@ export async function standalone(s: StandaloneOptions): Promise<void> {
       reloading = reloading.then(async () => {
         systemd.reloading()
         try {
-          const next = await s.reread()
+          const { services: next, startupOnly } = await s.reread()
           await running.reload(next)
-          logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${o.config ?? 'the configuration'}: ${next.length} service(s)` })
+          const file = o.config ?? 'the configuration'
+          logger.log({ tag: '+INFO', event: 'reload', text: `reloaded ${file}: ${next.length} service(s)` })
+          for (const word of startupOnly) {
+            logger.log({ tag: '-INFO', event: 'reload-restart-needed', text: `${word} changed in ${file}: it is read at start-up, the running daemon keeps its value until a restart` })
+          }
         } catch (err) {
           logger.log({ tag: '-ERR', event: 'reload-failed', text: `reload failed, keeping the old configuration: ${errorText(err)}` })
         }

@@ -136,6 +136,13 @@ for (const model of ['supervisor and worker', 'one process']) t.test(`SIGHUP (${
   p.proc.kill('SIGHUP')
   t.match(await p.waitFor(/reload failed/), `-ERR: reload failed, keeping the old configuration: ${conf}:3: unknown keyword "srever"`)
   t.equal((await exchange(p.port, null)).data.toString(), 'B\n', 'still served')
+  // Global settings are read at start-up: a reload that changes them says so, and serves on.
+  writeFileSync(conf, `max-connections 5\nlogname other\nport ${p.port}\ninterface 127.0.0.1\nserver 127.0.0.1:${b.port}\n`)
+  p.proc.kill('SIGHUP')
+  t.match(await p.waitFor(/logname changed/), `-INFO: logname changed in ${conf}: it is read at start-up, the running daemon keeps its value until a restart`)
+  t.match(p.lines.find(l => /max-connections changed/.test(l)), `-INFO: max-connections changed in ${conf}: it is read at start-up`)
+  t.match(p.lines.filter(l => /reloaded/.test(l)).at(-1), `tcpproxy[`, 'the log name is the running one')
+  t.equal((await exchange(p.port, null)).data.toString(), 'B\n', 'served by the new services')
   // A new port is bound, the old listener survives: no refused connection.
   const extra = await freePort()
   writeFileSync(conf, `port ${p.port}\ninterface 127.0.0.1\nserver 127.0.0.1:${b.port}\nport ${extra}\ninterface 127.0.0.1\nserver 127.0.0.1:${a.port}\n`)
@@ -149,6 +156,7 @@ for (const model of ['supervisor and worker', 'one process']) t.test(`SIGHUP (${
   await p.waitFor(/reloaded .*1 service.*\n?$/)
   await p.waitFor(new RegExp(`closed 127\\.0\\.0\\.1:${extra}`))
   t.match((await exchange(extra, 'x')).error, { code: 'ECONNREFUSED' })
+  t.equal(p.lines.filter(l => /changed in/.test(l)).length, 2, 'only the reload that changed them said so')
 })
 
 t.test('a worker that dies is replaced and the ports are served again', { skip: root ? false : 'needs root' }, async t => {
