@@ -136,7 +136,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       resolveNames: !o.noResolve,
       runAs: {},
       relayThread: !o.noRelayThread,
-      ...(o.maxPrograms === null ? {} : { maxPrograms: o.maxPrograms }),
+      ...(config.globals.maxPrograms === null ? {} : { maxPrograms: config.globals.maxPrograms }),
     }
 
     if (chooseMode(o, config, inherited !== null) === 'inetd') {

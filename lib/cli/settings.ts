@@ -64,6 +64,7 @@ function cliGlobals(o: CliOptions, lookup: PortLookup): GlobalSettings {
     ...(o.pidfile === null ? {} : { pidfile: o.pidfile }),
     ...(o.user === null ? {} : { user: o.user }),
     ...(o.maxConnections === null ? {} : { maxConnections: o.maxConnections }),
+    ...(o.maxPrograms === null ? {} : { maxPrograms: o.maxPrograms }),
     ...(o.workers === null ? {} : { workers: o.workers }),
     ...(o.metrics === null ? {} : { metrics: fromOption('option --metrics', () => parseListenSpec(o.metrics as string, lookup)) }),
     ...(o.control === null ? {} : { control: o.control }),

@@ -89,6 +89,8 @@ export interface GlobalSettings {
   user: string | null
   /** At most this many sessions at once, all services together; null = no limit. */
   maxConnections: number | null
+  /** At most this many ACP and handler processes at once (`max-programs`, `--max-programs`); null = DEFAULT_MAX_PROGRAMS. */
+  maxPrograms: number | null
   /** Worker processes sharing the listeners (`workers`, `--workers`); null = 1. Read at start-up. */
   workers: number | null
   /** Where to serve GET /metrics (`metrics`, `--metrics`); null = nowhere. Read at start-up. */
@@ -153,6 +155,7 @@ export const DEFAULT_GLOBALS: GlobalSettings = Object.freeze({
   pidfile: null,
   user: null,
   maxConnections: null,
+  maxPrograms: null,
   workers: null,
   metrics: null,
   control: null,

@@ -110,6 +110,7 @@ export const KEYWORDS: ReadonlyMap<string, Keyword> = new Map<string, Keyword>(O
   uid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${parseNumericId(v)}${groupPart(g.user)}`) },
   gid: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.user = `${userPart(g.user)}.${parseNumericId(v)}`) },
   workers: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.workers = v === '' ? null : parseCount(v)) },
+  'max-programs': { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.maxPrograms = v === '' ? null : parseCount(v)) },
   metrics: { value: 'word', scope: 'global', apply: (_s, g, v, lookup) => void (g.metrics = v === '' ? null : parseListenSpec(v, lookup)) },
   pidfile: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.pidfile = v === '' ? DEFAULT_PIDFILE : v) },
   control: { value: 'word', scope: 'global', apply: (_s, g, v) => void (g.control = v === '' ? DEFAULT_CONTROL : v) },

@@ -16,6 +16,7 @@ export const GLOBAL_KEYWORDS: Readonly<Record<keyof GlobalSettings, string>> = O
   pidfile: 'pidfile',
   user: 'user',
   maxConnections: 'max-connections',
+  maxPrograms: 'max-programs',
   workers: 'workers',
   metrics: 'metrics',
   control: 'control',

@@ -70,6 +70,27 @@ t.test('a handler reads what the client sent and answers', async t => {
   t.equal(r.data.toString(), 'you said: hello handler\n')
 })
 
+t.test('max-programs in the configuration file bounds the handlers running at once', async t => {
+  const conf = join(reachableDir(t), 'tcpproxy.conf')
+  const p = await startProxy(port => {
+    writeFileSync(conf, `max-programs 1\nport ${port}\ninterface 127.0.0.1\nexec ${fixture('echo-handler.sh')}\n`)
+    return ['-d', '-c', conf]
+  })
+  t.teardown(p.stop)
+  // The first handler waits for a line, holding the one place.
+  const first = connect({ port: p.port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => first.destroy())
+  await p.waitFor(/starting/)
+  const second = await exchange(p.port, 'x\n')
+  t.equal(second.data.length, 0, 'the second is closed without an answer')
+  t.match(await p.waitFor(/too many programs/), '-ERR: too many programs running (max-programs 1): connection refused, client= 127.0.0.1')
+  let got = ''
+  first.on('data', d => (got += d))
+  first.write('hello\n')
+  await once(first, 'end')
+  t.equal(got, 'you said: hello\n', 'the running handler answers')
+})
+
 /** A copy of fixture `name` that the test can remove once tcpproxy has started (start-up refuses a missing program). */
 function removable(t: Parameters<typeof reachableDir>[0], name: string): string {
   const path = join(reachableDir(t), name)
