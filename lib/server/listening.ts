@@ -46,6 +46,8 @@ export class Listening {
   readonly #front: ThreadFront | null
   readonly #sink: ListenerSink
   readonly #entries = new Map<string, Entry>()
+  /** unlisten() of the thread's listeners moved to Node, until their last word. */
+  readonly #releasing = new Set<Promise<void>>()
 
   constructor(front: ThreadFront | null, sink: ListenerSink) {
     this.#front = front
@@ -131,10 +133,15 @@ export class Listening {
 
   async #toNode(entry: Entry): Promise<void> {
     const { id, held } = entry.thread as { id: number; held: number }
-    this.#node(entry, await listenerOnFd(this.#lib().dupFd(held)))
+    const server = await listenerOnFd(this.#lib().dupFd(held))
+    // Closed meanwhile (a stop during the reload): close() let go of the thread's listener and `held`.
+    if (![...this.#entries.values()].includes(entry)) return closeListener(server)
+    this.#node(entry, server)
     entry.thread = null
-    // What it accepted before is still reported, and served.
-    void (this.#front as ThreadFront).unlisten(id)
+    // What it accepted before is still reported, and served: closeAll() waits for that too.
+    const last = (this.#front as ThreadFront).unlisten(id)
+    this.#releasing.add(last)
+    void last.then(() => this.#releasing.delete(last))
     closeSync(held)
   }
 
@@ -144,7 +151,7 @@ export class Listening {
    * thread's listener once it has said its last word, for Node's once the
    * server has closed (after its connections ended).
    */
-  close(key: string): Promise<void> {
+  async close(key: string): Promise<void> {
     const entry = this.#entries.get(key) as Entry
     this.#entries.delete(key)
     if (entry.thread === null) return closeListener(entry.server)
@@ -160,7 +167,8 @@ export class Listening {
    * word); `closed`: Node's servers have closed as well.
    */
   closeAll(): { reported: Promise<void>; closed: Promise<void> } {
-    const reported: Array<Promise<void>> = []
+    // The thread's listeners a reload gave back to Node, their last words still to come.
+    const reported: Array<Promise<void>> = [...this.#releasing]
     const closed: Array<Promise<void>> = []
     for (const [key, entry] of this.#entries) (entry.thread === null ? closed : reported).push(this.close(key))
     const all = (list: Array<Promise<void>>): Promise<void> => Promise.all(list).then(() => undefined)

@@ -17,6 +17,7 @@ import { ROOT } from '../fixtures/harness.js'
 import {
   attempt,
   block,
+  blockUntilAccepted,
   client,
   type Client,
   echoServer,
@@ -263,7 +264,7 @@ t.test('unlisten: a connection accepted just before still reaches the handler, a
   const l = await threadListener(front(), '127.0.0.1', () => {
     // Both clients are accepted by the thread meanwhile, the second's report queued behind this one.
     if (heard++ > 0) return
-    block(300)
+    blockUntilAccepted(l.port, 2)
     last = front().unlisten(l.id)
     t.equal(front().unlisten(l.id), last, 'asked again before the last word: the same promise')
   })

@@ -11,7 +11,7 @@ import { DEFAULT_MAX_PROGRAMS, type ProgramContext } from '../../lib/session/con
 import { DEFAULT_SETTINGS } from '../../lib/config/config.js'
 import { nativeAvailable } from '../../lib/native/addon.js'
 import { threadFront } from '../../lib/relay/front.js'
-import { block } from '../fixtures/front.js'
+import { blockUntilAccepted } from '../fixtures/front.js'
 import { backend, echoAfterEnd, exchange, freePort, hangingPort } from '../fixtures/harness.js'
 import { socketPair } from '../fixtures/pair.js'
 
@@ -592,7 +592,8 @@ t.test('thread: connections the thread accepted just before close() are served t
   // thread accepts them and connects each upstream as the plan says, and
   // close() begins before the event loop has heard of any.
   await new Promise(r => process.nextTick(r))
-  block(200)
+  blockUntilAccepted(port, 3)
+  t.equal(log.entries.filter(e => e.event === 'connected').length, 0, 'none heard of when close() begins')
   const closed = proxy.close(10000)
   t.same(await Promise.all(clients), ['a', 'b', 'c'], 'each client got its echo')
   await closed

@@ -11,7 +11,7 @@ import type { ListenSpec } from '../../lib/config/address.js'
 import { nativeAvailable } from '../../lib/native/addon.js'
 import { threadFront, type Accepted, type ThreadFront } from '../../lib/relay/front.js'
 import { Listening, type ListenerSink } from '../../lib/server/listening.js'
-import { block } from '../fixtures/front.js'
+import { blockUntilAccepted, openFds, until } from '../fixtures/front.js'
 
 /** A Node server listening on a free loopback port, and its key. */
 async function listening(t: Test): Promise<{ server: Server; port: number; key: string }> {
@@ -130,15 +130,50 @@ t.test('closeAll(): `reported` settles once every connection the thread accepted
   t.teardown(() => c.destroy())
   // Node connects on the next tick; the thread accepts while the event loop sleeps.
   await new Promise(r => process.nextTick(r))
-  block(200)
+  blockUntilAccepted(a.port, 1)
   const { reported, closed } = l.closeAll()
-  t.equal(got.thread.length, 0, 'not reported yet when the listeners closed')
   await reported
   t.equal(got.thread.length, 1, 'reported before `reported` settled')
   front.abort((got.thread[0] as [Accepted, ListenSpec])[0].id)
   await once(c, 'close')
   await closed
   t.ok(await refused(a.port))
+})
+
+t.test('a listener a reload gave back to Node: closeAll()\'s `reported` waits for what the thread accepted there before', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const front = threadFront() as ThreadFront
+  const { got, sink } = recordingSink()
+  const l = new Listening(front, sink)
+  const a = await listening(t)
+  l.adopt(a.key, a.server, true)
+  const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
+  t.teardown(() => c.destroy())
+  await new Promise(r => process.nextTick(r))
+  blockUntilAccepted(a.port, 1)
+  // Node's listener comes back within ticks: the thread's report still waits for the event loop.
+  await l.retune(() => false)
+  t.equal(got.thread.length, 0, 'the test\'s premise: not reported yet when the listeners close')
+  const { reported, closed } = l.closeAll()
+  await reported
+  t.equal(got.thread.length, 1, 'reported before `reported` settled')
+  front.abort((got.thread[0] as [Accepted, ListenSpec])[0].id)
+  await once(c, 'close')
+  await closed
+  t.ok(await refused(a.port))
+})
+
+t.test('closeAll() while a reload gives a listener back to Node: the new server is closed too, nothing is closed twice', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+  const { sink } = recordingSink()
+  const l = new Listening(threadFront() as ThreadFront, sink)
+  const before = openFds()
+  const a = await listening(t)
+  l.adopt(a.key, a.server, true)
+  const moving = l.retune(() => false)
+  const { closed } = l.closeAll()
+  await moving
+  await closed
+  t.ok(await refused(a.port), 'nothing listens')
+  await until(() => openFds() === before, 'every descriptor closed')
 })
 
 t.test('a reload moves a listener from the thread to Node and back; the socket stays bound all along', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
