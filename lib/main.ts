@@ -167,7 +167,7 @@ export async function run(argv: readonly string[] = process.argv.slice(2)): Prom
       const file = buildConfig(o, deps)
       const next = await prepare(file)
       checkServices(next, servingAccount(identity))
-      return { services: next, startupOnly: startupOnlyChanges(config.globals, file.globals) }
+      return { services: next, startupOnly: startupOnlyChanges(config.globals, file.globals, identity !== null) }
     }
     await standalone({ cli: o, argv, config, services, programs, identity, logSettings, reread, status, systemd })
   } catch (err) {

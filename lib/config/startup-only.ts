@@ -23,10 +23,15 @@ export const GLOBAL_KEYWORDS: Readonly<Record<keyof GlobalSettings, string>> = O
   controlGroup: 'control-group',
 })
 
-/** The keywords of the settings `file` has otherwise than `running`, in the order above. */
-export function startupOnlyChanges(running: GlobalSettings, file: GlobalSettings): string[] {
+/**
+ * The keywords of the settings `file` has otherwise than `running`, in the
+ * order above. `changesUser` false: a daemon not started as root serves as
+ * itself, and a restart would not apply a new `user` either.
+ */
+export function startupOnlyChanges(running: GlobalSettings, file: GlobalSettings, changesUser: boolean): string[] {
   const changed: string[] = []
   for (const [key, word] of Object.entries(GLOBAL_KEYWORDS) as Array<[keyof GlobalSettings, string]>) {
+    if (key === 'user' && !changesUser) continue
     if (JSON.stringify(running[key]) !== JSON.stringify(file[key])) changed.push(word)
   }
   return changed
