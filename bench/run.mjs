@@ -33,8 +33,8 @@ const DISTURBED_CPU = 0.3 // other work on the machine (CPUs) above which a samp
 const HELP = `usage: node bench/run.mjs [options]        (npm run bench -- [options])
 
   --quick                 short run for a before/after check (about a minute)
-  --reps N                repetitions of every timed figure (default 5, quick 1)
-  --connrate-reps N       repetitions of the connection rate (default: --reps; quick 3)
+  --reps N                repetitions of the timed figures (default 5, quick 1)
+  --connrate-reps N       repetitions of the connection rate (default: --reps; quick at least 3)
   --seconds S             timed part of a throughput/conn-rate sample (default 2, quick 1)
   --warmup S              warm-up before it (default 0.5, quick 0.3)
   --prewarm S             untimed connections through each proxy before the first
@@ -434,7 +434,7 @@ async function main() {
   for (const t of TESTS) run.samples[t] = {}
   const addConns = (p, n) => { run.conns[p] = (run.conns[p] ?? 0) + n }
 
-  log(`bench: proxies ${names.join(', ')}; backend port ${target}; reps ${o.reps}${o.connrateReps !== o.reps ? ` (connection rate ${o.connrateReps})` : ''}; ${o.seconds}s samples (+${o.warmup}s warm-up); budget ${o.budget}s`)
+  log(`bench: proxies ${names.join(', ')}; backend port ${target}; reps ${o.reps}${o.connrateReps !== o.reps && o.only.includes('connrate') ? ` (connection rate ${o.connrateReps})` : ''}; ${o.seconds}s samples (+${o.warmup}s warm-up); budget ${o.budget}s`)
 
   // ---- memory: fresh process per proxy, before anything else touched it
   if (o.only.includes('memory')) {
@@ -537,12 +537,14 @@ async function main() {
       addConns(px.name, res.backend_accepted ?? 0)
       prewarmErrors[px.name] = res.errors ?? 0
       if (res.verify !== 'ok') run.failures.push(`prewarm ${px.name}: verify ${res.verify}${res.errors ? ` (${res.errors} errors)` : ''}${res.missing ? ' (no RESULT line)' : ''}`)
-      log(`bench: prewarm ${px.name}: ${fmt(res.cps, 0)} conn/s untimed, ${res.errors} errors`)
+      log(`bench: prewarm ${px.name}: ${fmt(res.cps, 0)} conn/s untimed, ${res.errors ?? 0} errors${res.missing ? ' (no RESULT line)' : ''}`)
     }
   }
   run.prewarmErrors = prewarmErrors
   let repsDone = 0
   let repTime = 0
+  // The last repetition's time over its estimate: the estimate leaves out the waits and the load generator's start.
+  let overEstimate = 1
   const sampleCost = (t) => (t === 'latency' ? 0.5 + o.latencyCount * 60e-6 : o.seconds + o.warmup + 0.4) // rough, seconds
   const repsOf = (t) => (t === 'connrate' ? o.connrateReps : o.reps)
   const lastRep = Math.max(0, ...tests.map(repsOf))
@@ -553,7 +555,7 @@ async function main() {
   for (let rep = 1; rep <= lastRep; rep++) {
     // A repetition with fewer figures than the last one (the quick run's
     // extra connection-rate samples) is estimated, not timed by the last.
-    const next = rep > 1 && testsOf(rep).length === testsOf(rep - 1).length ? repTime : costOf(rep)
+    const next = rep > 1 && testsOf(rep).length === testsOf(rep - 1).length ? repTime : costOf(rep) * overEstimate
     if (rep > 1 && elapsed() + next > o.budget) {
       run.notes.push(`stopped after ${repsDone} of ${lastRep} repetitions: budget of ${o.budget}s would be exceeded`)
       log(`bench: ${run.notes.at(-1)}`)
@@ -584,8 +586,10 @@ async function main() {
     }
     repsDone = rep
     repTime = elapsed() - repStart
+    overEstimate = Math.max(1, repTime / costOf(rep))
   }
   run.repsDone = repsDone
+  run.mixedReps = o.connrateReps !== o.reps && tests.includes('connrate') && tests.some(t => t !== 'connrate')
   run.lastRep = lastRep
   for (const px of proxies) {
     if (!px.direct) run.logs[px.name] = px.logStats()
@@ -673,7 +677,7 @@ function summarize(run, defs) {
   w(`# tcpproxy benchmark — ${run.startedAt.toISOString().replace('T', ' ').replace(/\..*/, '')} UTC`)
   w()
   w(`Command: \`npm run bench --${run.cmdline.length ? ` ${run.cmdline.map(a => (/[\s"]/.test(a) ? `'${a}'` : a)).join(' ')}` : ''}\`  `)
-  w(`Wall time: ${run.wall.toFixed(0)} s. Repetitions: ${run.repsDone} of ${run.lastRep}${o.connrateReps !== o.reps ? ` (connection rate ${o.connrateReps}, the other figures ${o.reps})` : ''}; timed samples ${o.seconds} s after ${o.warmup} s warm-up${Object.keys(run.prewarmErrors).length ? `, each proxy first served ${o.prewarm} s of connections untimed` : ''}; latency ${o.latencyCount} round trips${run.pinCpu ? ` with proxy + load generator pinned to CPU ${run.pinCpu} (taskset)` : ' unpinned'}; memory with ${o.memConns} idle connections × ${o.memRounds} round(s) on a fresh process.  `)
+  w(`Wall time: ${run.wall.toFixed(0)} s. Repetitions: ${run.repsDone} of ${run.lastRep}${run.mixedReps ? ` (connection rate ${o.connrateReps}, the other figures ${o.reps})` : ''}; timed samples ${o.seconds} s after ${o.warmup} s warm-up${Object.keys(run.prewarmErrors).length ? `, each proxy first served ${o.prewarm} s of connections untimed` : ''}; latency ${o.latencyCount} round trips${run.pinCpu ? ` with proxy + load generator pinned to CPU ${run.pinCpu} (taskset)` : ' unpinned'}; memory with ${o.memConns} idle connections × ${o.memRounds} round(s) on a fresh process.  `)
   w(`Samples redone because other work on the machine used > ${DISTURBED_CPU} CPU: ${run.redone}; still disturbed after the redo: ${run.disturbed}.  `)
   w('Medians over repetitions; "× direct" / "× haproxy" are medians of per-repetition paired ratios (> 1 = better), so machine noise hits both sides of a ratio alike. Every absolute figure is "this machine, this run".')
   w()
