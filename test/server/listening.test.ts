@@ -120,47 +120,35 @@ t.test('with the thread: it accepts, Node\'s listener is closed; close() and clo
   t.ok(await refused(b.port))
 })
 
-t.test('closeAll(): `reported` settles once every connection the thread accepted before has gone to the sink', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
-  const front = threadFront() as ThreadFront
-  const { got, sink } = recordingSink()
-  const l = new Listening(front, sink)
-  const a = await listening(t)
-  l.adopt(a.key, a.server, true)
-  const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
-  t.teardown(() => c.destroy())
-  // Node connects on the next tick; the thread accepts while the event loop sleeps.
-  await new Promise(r => process.nextTick(r))
-  blockUntilAccepted(a.port, 1)
-  const { reported, closed } = l.closeAll()
-  await reported
-  t.equal(got.thread.length, 1, 'reported before `reported` settled')
-  front.abort((got.thread[0] as [Accepted, ListenSpec])[0].id)
-  await once(c, 'close')
-  await closed
-  t.ok(await refused(a.port))
-})
-
-t.test('a listener a reload gave back to Node: closeAll()\'s `reported` waits for what the thread accepted there before', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
-  const front = threadFront() as ThreadFront
-  const { got, sink } = recordingSink()
-  const l = new Listening(front, sink)
-  const a = await listening(t)
-  l.adopt(a.key, a.server, true)
-  const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
-  t.teardown(() => c.destroy())
-  await new Promise(r => process.nextTick(r))
-  blockUntilAccepted(a.port, 1)
-  // Node's listener comes back within ticks: the thread's report still waits for the event loop.
-  await l.retune(() => false)
-  t.equal(got.thread.length, 0, 'the test\'s premise: not reported yet when the listeners close')
-  const { reported, closed } = l.closeAll()
-  await reported
-  t.equal(got.thread.length, 1, 'reported before `reported` settled')
-  front.abort((got.thread[0] as [Accepted, ListenSpec])[0].id)
-  await once(c, 'close')
-  await closed
-  t.ok(await refused(a.port))
-})
+for (const moved of [false, true]) {
+  const name = moved
+    ? 'a listener a reload gave back to Node: closeAll()\'s `reported` waits for what the thread accepted there before'
+    : 'closeAll(): `reported` settles once every connection the thread accepted before has gone to the sink'
+  t.test(name, { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
+    const front = threadFront() as ThreadFront
+    const { got, sink } = recordingSink()
+    const l = new Listening(front, sink)
+    const a = await listening(t)
+    l.adopt(a.key, a.server, true)
+    const c = connect({ port: a.port, host: '127.0.0.1' }).on('error', () => {})
+    t.teardown(() => c.destroy())
+    // Node connects on the next tick; the thread accepts while the event loop sleeps.
+    await new Promise(r => process.nextTick(r))
+    blockUntilAccepted(a.port, 1)
+    if (moved) {
+      // Node's listener comes back within ticks: the thread's report still waits for the event loop.
+      await l.retune(() => false)
+      t.equal(got.thread.length, 0, 'the test\'s premise: not reported yet when the listeners close')
+    }
+    const { reported, closed } = l.closeAll()
+    await reported
+    t.equal(got.thread.length, 1, 'reported before `reported` settled')
+    front.abort((got.thread[0] as [Accepted, ListenSpec])[0].id)
+    await once(c, 'close')
+    await closed
+    t.ok(await refused(a.port))
+  })
+}
 
 t.test('closeAll() while a reload gives a listener back to Node: the new server is closed too, nothing is closed twice', { skip: nativeAvailable() ? false : 'the native addon is not built' }, async t => {
   const { sink } = recordingSink()
