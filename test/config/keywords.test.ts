@@ -249,6 +249,13 @@ t.test('"workers" is program-wide, a positive count, "-" for the default', async
   fails(t, ['workers 0'], 1, 'not a positive whole number: "0"')
 })
 
+t.test('"max-programs" is program-wide wherever it stands, a positive count, "-" for the default', async t => {
+  t.equal(parse(['max-programs 3', 'port 8025', 'interface *', 'server a.example']).globals.maxPrograms, 3)
+  t.equal(parse(['port 8025', 'interface *', 'server a.example', 'max-programs 4']).globals.maxPrograms, 4)
+  t.equal(parse(['max-programs 4', 'max-programs -', 'port 8025', 'interface *', 'server a.example']).globals.maxPrograms, null)
+  fails(t, ['max-programs 0'], 1, 'not a positive whole number: "0"')
+})
+
 t.test('balance, max-fails, fail-timeout and max-per-client: per service or as defaults, errors at their line', async t => {
   const c = parse(['balance leastconn', 'max-fails 3', 'port 25', 'interface 127.0.0.1', 'server h', 'interface *', 'server h', 'balance source', 'max-fails 0', 'fail-timeout 2.5', 'check-interval 0.5', 'max-per-client 4', 'balance -'])
   t.match(c.services[0], { balance: 'leastconn', maxFails: 3, failTimeout: 10, maxPerClient: 0 })
