@@ -39,13 +39,20 @@ export interface PolicyHooks {
   disabled: ReadonlySet<string>
 }
 
-/** The connect errors that say something of the server; the others (EMFILE, EADDRNOTAVAIL: ours) are not counted. */
+/**
+ * The connect errors that say something of the server; the others (EMFILE,
+ * EADDRNOTAVAIL: ours) are not counted. A name the resolver says does not
+ * exist (ENOTFOUND) is the server's, as HAProxy takes a server whose
+ * resolution fails out of the rotation; a resolver that does not answer
+ * (EAI_AGAIN) is ours.
+ */
 const FAILURE_REASONS = new Map([
   ['ECONNREFUSED', 'connection refused'],
   ['ETIMEDOUT', 'connect timed out'],
   ['EHOSTUNREACH', 'unreachable'],
   ['ENETUNREACH', 'unreachable'],
   ['EHOSTDOWN', 'unreachable'],
+  ['ENOTFOUND', 'name not found'],
 ])
 
 /** The reason a failed connect counts against its server, or null when the failure is not the server's. */

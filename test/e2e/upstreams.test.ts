@@ -191,6 +191,23 @@ t.test('a reload changes the lists, the limit and the balance; open sessions are
   t.equal((await ask(p.port, '127.0.0.3')).got, '', 'max-per-client 1 now')
 })
 
+// glibc's HOSTALIASES: the daemon's resolver asks for "upstream-gone" as "a..b",
+// a name it refuses to build a query for, so it fails (ENOTFOUND) without a packet sent.
+const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime !== undefined
+
+t.test('a server whose name does not resolve is marked down (name not found) and skipped', { skip: glibc ? false : 'needs glibc (HOSTALIASES)' }, async t => {
+  const up = await named(t, ['B'])
+  const aliases = join(t.testdir({}), 'aliases')
+  writeFileSync(aliases, 'upstream-gone a..b\n')
+  const env = { ...process.env, HOSTALIASES: aliases }
+  const p = await startProxy(port => ['-d', '-u', 'root', '--fail-timeout', '60', '-b', `127.0.0.1:${port}`, `upstream-gone:25,${up.list}`], '127.0.0.1', env)
+  t.teardown(p.stop)
+  t.equal((await ask(p.port)).got, 'B', 'failed over')
+  t.match(await p.waitFor(/server .* down/), '-INFO: server upstream-gone:25 down (name not found, 1 of 1 failures)')
+  t.equal((await ask(p.port)).got, 'B')
+  t.equal(p.lines.filter(l => l.includes("can't connect")).length, 1, 'tried once, then skipped while down')
+})
+
 t.test('check-interval: a server marked down that listens again is probed back up before its mark expires', async t => {
   const back = await freePort()
   const up = await named(t, ['B'])

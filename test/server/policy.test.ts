@@ -41,8 +41,8 @@ const hosts = (eps: ReadonlyArray<{ host: string }>): string[] => eps.map(e => e
 
 t.test('only the server\'s failures count', async t => {
   const reason = (code: string): string | null => failureReason(Object.assign(new Error(code), { code }))
-  t.same(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN'].map(reason), ['connection refused', 'connect timed out', 'unreachable', 'unreachable', 'unreachable'])
-  t.same(['EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'EACCES'].map(reason), [null, null, null, null], 'ours, not the server\'s')
+  t.same(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND'].map(reason), ['connection refused', 'connect timed out', 'unreachable', 'unreachable', 'unreachable', 'name not found'])
+  t.same(['EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'EACCES', 'EAI_AGAIN'].map(reason), [null, null, null, null, null], 'ours (and our resolver\'s), not the server\'s')
 })
 
 t.test('allow/deny refuse with one rate-limited, counted line; max-per-client counts until release', async t => {
