@@ -6,7 +6,7 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, readlinkSync } from 'node:fs'
+import { readlinkSync } from 'node:fs'
 import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +18,7 @@ import {
   attempt,
   block,
   blockUntilAccepted,
+  establishedTo,
   client,
   type Client,
   echoServer,
@@ -322,15 +323,6 @@ async function plannedListener(t: Teardown): Promise<ThreadListener & { attempts
   })
   t.teardown(() => front().unlisten(l.id))
   return Object.assign(l, { attempts, ends })
-}
-
-/** Established connections to loopback port `port` (/proc/net/tcp: the server's side, accepted or not). */
-function establishedTo(port: number): number {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
-  return readFileSync('/proc/net/tcp', 'utf8').split('\n').filter(line => {
-    const f = line.trim().split(/\s+/)
-    return f[1] === local && f[3] === '01'
-  }).length
 }
 
 t.test('plan: the thread connects each connection at once, before the event loop hears of it; adopt() reports the attempt, the relay and its live counts', { skip }, async t => {
